@@ -1,0 +1,36 @@
+# Two entry points: `make run` (the platform with a simulated factory) and `make test`.
+# Both install what they need on a fresh machine: a virtualenv with the package, and the
+# local servers (Mosquitto 2, PostgreSQL 15, TimescaleDB built from Debian's source).
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: run test lint typecheck unit bootstrap servers clean
+
+bootstrap: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+servers:
+	bash scripts/install-stack.sh
+
+run: bootstrap servers
+	$(BIN)/factory5g up
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: bootstrap
+	$(BIN)/mypy
+
+test: bootstrap servers lint typecheck
+	CI=$${CI:-true} $(BIN)/pytest -q
+
+clean:
+	-$(BIN)/factory5g stack down
+	rm -rf $(VENV)

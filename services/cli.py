@@ -1,0 +1,175 @@
+"""`factory5g` command line: every service and tool is a subcommand of one program."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from services.core.settings import (
+    ApiSettings,
+    ConfigError,
+    DatabaseSettings,
+    IngestSettings,
+    MqttSettings,
+    RulesSettings,
+    Settings,
+    SimulatorSettings,
+    describe,
+    load_settings,
+)
+
+app = typer.Typer(
+    name="factory5g",
+    help="Industrial 5G IoT data platform: MQTT device streams into TimescaleDB, rules, "
+    "alarms, KPIs and a dashboard. Settings come from F5G_* environment variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="Local stack: real Mosquitto and PostgreSQL + TimescaleDB.")
+db_app = typer.Typer(help="Database schema (Alembic migrations).")
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+
+_COMMON = describe(DatabaseSettings, "database") + "\n" + describe(MqttSettings, "mqtt")
+
+
+def _help(intro: str, *sections: tuple[type, str]) -> str:
+    body = "\n".join(describe(cls, prefix) for cls, prefix in sections)  # type: ignore[arg-type]
+    return f"{intro}\n\nSettings (environment, default, meaning):\n\n\b\n{body}\n{_COMMON}"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Install what is missing, then start Mosquitto and PostgreSQL + TimescaleDB."""
+    from services.devstack.stack import LocalStack
+
+    stack = LocalStack.default()
+    stack.up()
+    for name, state in stack.status().items():
+        typer.echo(f"{name:10} {state}")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the local servers; data stays under the stack directory."""
+    from services.devstack.stack import LocalStack
+
+    LocalStack.default().down()
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Say whether the local servers run, and where."""
+    from services.devstack.stack import LocalStack
+
+    for name, state in LocalStack.default().status().items():
+        typer.echo(f"{name:10} {state}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
+) -> None:
+    """Create or migrate the schema (idempotent)."""
+    from services.core import db
+
+    settings = _settings()
+    db.migrate(settings.database.url, revision)
+    info = db.timescale_info(settings.database.url)
+    typer.echo(
+        f"schema at {', '.join(sorted(db.current_revisions(settings.database.url)))}; "
+        f"TimescaleDB {info.version} ({info.license} license)"
+    )
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the current and the latest schema revision."""
+    from services.core import db
+
+    settings = _settings()
+    current = db.current_revisions(settings.database.url)
+    heads = db.head_revisions()
+    typer.echo(f"current: {', '.join(sorted(current)) or '(empty)'}")
+    typer.echo(f"latest:  {', '.join(sorted(heads))}")
+    if current != heads:
+        raise typer.Exit(1)
+
+
+@app.command(
+    help=_help("Ingest: MQTT device streams into TimescaleDB.", (IngestSettings, "ingest"))
+)
+def ingest() -> None:
+    from services.ingest.service import run
+
+    run(_settings())
+
+
+@app.command(help=_help("Rules: anomalies into alarms with a lifecycle.", (RulesSettings, "rules")))
+def rules() -> None:
+    from services.rules.service import run
+
+    run(_settings())
+
+
+@app.command(help=_help("API and dashboard for plant engineers.", (ApiSettings, "api")))
+def api() -> None:
+    from services.api.server import run
+
+    run(_settings())
+
+
+@app.command(
+    help=_help(
+        "Simulated factory: vision stations, AGVs, 5G modules and machines publishing over MQTT.",
+        (SimulatorSettings, "simulator"),
+    )
+)
+def simulate(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
+) -> None:
+    from services.simulator.factory import run
+
+    run(_settings(), duration=duration)
+
+
+@app.command()
+def up(
+    simulate: Annotated[bool, typer.Option(help="Also run the simulated factory.")] = True,
+) -> None:
+    """The whole platform: local stack, migrations, ingest, rules, api and a simulated factory."""
+    from services.devstack.platform import run_platform
+
+    run_platform(_settings(), with_simulator=simulate)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (secrets masked) as JSON."""
+    typer.echo(_settings().model_dump_json(indent=2))
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

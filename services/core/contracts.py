@@ -1,0 +1,250 @@
+"""The device contract: topic grammar and payload decoders for the native JSON streams.
+
+`schemas/*.schema.json` (JSON Schema 2020-12) is the published contract. The hot path
+cannot afford a generic JSON Schema validator (tens of microseconds per record), so each
+stream is mirrored here as a msgspec `Struct` that parses and validates in one pass in C.
+`tests/test_contracts.py` proves the two agree on every example and on generated records.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+from msgspec import Meta
+
+ID_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
+_ID_RE: Final = re.compile(ID_PATTERN)
+MAX_RECORDS_PER_MESSAGE: Final = 5000
+SCHEMA_DIR: Final = Path(__file__).resolve().parents[2] / "schemas"
+
+
+class Reason(StrEnum):
+    """Why a message was rejected; the dead-letter table and metrics use these codes."""
+
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_STREAM = "unknown_stream"
+    OVERSIZE = "oversize"
+    INVALID_JSON = "invalid_json"
+    SCHEMA = "schema"
+    TS_FUTURE = "ts_future"
+    TS_PAST = "ts_past"
+    UNSUPPORTED = "unsupported"
+    PROTOCOL = "protocol"
+
+
+class ContractError(Exception):
+    """A message that breaks the contract; `reason` is a stable code, `detail` says where."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def is_valid_id(value: str) -> bool:
+    return _ID_RE.match(value) is not None and "\n" not in value
+
+
+# --------------------------------------------------------------------------- topics
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    project: str
+    kind: str
+    device: str
+    stream: str
+
+
+def parse_topic(topic: str, root: str = "f5g/v1") -> Topic:
+    """Split `{root}/{project}/{kind}/{device_id}/{stream}`, checking every id."""
+    prefix = root + "/"
+    if not topic.startswith(prefix):
+        raise ContractError(Reason.BAD_TOPIC, f"topic does not start with {prefix!r}")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 4:
+        raise ContractError(
+            Reason.BAD_TOPIC,
+            f"expected {root}/{{project}}/{{kind}}/{{device_id}}/{{stream}}, got {len(parts)} "
+            "levels after the root",
+        )
+    names = ("project", "kind", "device_id", "stream")
+    for name, part in zip(names, parts, strict=True):
+        if not is_valid_id(part):
+            raise ContractError(
+                Reason.BAD_TOPIC, f"{name} {part[:80]!r} does not match {ID_PATTERN}"
+            )
+    project, kind, device, stream = parts
+    if stream not in STREAMS:
+        raise ContractError(
+            Reason.UNKNOWN_STREAM, f"stream {stream!r} is not one of {', '.join(sorted(STREAMS))}"
+        )
+    return Topic(project, kind, device, stream)
+
+
+# --------------------------------------------------------------------------- records
+
+Id = Annotated[str, Meta(pattern=ID_PATTERN)]
+Seq = Annotated[int, Meta(ge=0, le=9223372036854775807)]
+EpochMs = Annotated[int, Meta(ge=0, le=4102444800000)]
+Unit = Annotated[float, Meta(ge=0, le=1)]
+Ts = str | EpochMs
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[str, Meta(min_length=1, max_length=max_length)]
+
+
+def _num(lo: float, hi: float) -> Any:
+    return Annotated[float, Meta(ge=lo, le=hi)]
+
+
+class Defect(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    type: _text(64)  # type: ignore[valid-type]
+    confidence: Unit
+
+
+class Inspection(msgspec.Struct, forbid_unknown_fields=True):
+    ts: Ts
+    seq: Seq
+    station: Id
+    part_id: _text(128)  # type: ignore[valid-type]
+    result: Literal["pass", "fail"]
+    defects: Annotated[list[Defect], Meta(max_length=256)]
+    confidence: Unit
+    inference_ms: _num(0, 600000)  # type: ignore[valid-type]
+    model: _text(128) | None = None  # type: ignore[valid-type]
+
+
+class AgvStatus(msgspec.Struct, forbid_unknown_fields=True):
+    ts: Ts
+    seq: Seq
+    x: _num(-1e6, 1e6)  # type: ignore[valid-type]
+    y: _num(-1e6, 1e6)  # type: ignore[valid-type]
+    heading: _num(-360, 360)  # type: ignore[valid-type]
+    speed: _num(0, 50)  # type: ignore[valid-type]
+    battery: _num(0, 100)  # type: ignore[valid-type]
+    state: Literal["idle", "moving", "charging", "loading", "error", "estop"]
+    localization: Unit
+    task_id: _text(128) | None = None  # type: ignore[valid-type]
+    error_code: _text(64) | None = None  # type: ignore[valid-type]
+
+
+class LinkKpi(msgspec.Struct, forbid_unknown_fields=True):
+    ts: Ts
+    seq: Seq
+    rsrp: _num(-156, -31)  # type: ignore[valid-type]
+    sinr: _num(-23, 40)  # type: ignore[valid-type]
+    latency_ms: _num(0, 60000)  # type: ignore[valid-type]
+    rsrq: _num(-43, 20) | None = None  # type: ignore[valid-type]
+    jitter_ms: _num(0, 60000) | None = None  # type: ignore[valid-type]
+    loss_pct: _num(0, 100) | None = None  # type: ignore[valid-type]
+    ul_mbps: _num(0, 100000) | None = None  # type: ignore[valid-type]
+    dl_mbps: _num(0, 100000) | None = None  # type: ignore[valid-type]
+    cell_id: _text(64) | None = None  # type: ignore[valid-type]
+    slice: _text(64) | None = None  # type: ignore[valid-type]
+
+
+MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_./:-]{1,128}$")]
+
+
+class Telemetry(msgspec.Struct, forbid_unknown_fields=True):
+    ts: Ts
+    seq: Seq
+    metrics: Annotated[dict[MetricName, _num(-1e300, 1e300)], Meta(min_length=1, max_length=1000)]  # type: ignore[valid-type]
+
+
+Record = Inspection | AgvStatus | LinkKpi | Telemetry
+
+RECORD_TYPES: Final[dict[str, type[msgspec.Struct]]] = {
+    "inspection": Inspection,
+    "agv": AgvStatus,
+    "link": LinkKpi,
+    "telemetry": Telemetry,
+}
+STREAMS: Final = frozenset(RECORD_TYPES)
+
+
+def _payload_type(record: type[msgspec.Struct]) -> Any:
+    return record | Annotated[list[record], Meta(min_length=1, max_length=MAX_RECORDS_PER_MESSAGE)]  # type: ignore[valid-type]
+
+
+_DECODERS: Final = {
+    name: msgspec.json.Decoder(_payload_type(rec)) for name, rec in RECORD_TYPES.items()
+}
+
+_RFC3339_RE: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_ts(value: str | int) -> datetime:
+    """Normalise a contract timestamp (RFC 3339 or epoch ms) to an aware UTC datetime."""
+    if isinstance(value, int):
+        return _EPOCH + timedelta(milliseconds=value)
+    if _RFC3339_RE.match(value) is None:
+        raise ContractError(
+            Reason.SCHEMA, f"ts {value[:40]!r} is not RFC 3339 with an offset or epoch ms"
+        )
+    text = value
+    dot = text.find(".")
+    if dot != -1:  # Python keeps microseconds; devices may send nanoseconds.
+        end = dot + 1
+        while end < len(text) and text[end].isdigit():
+            end += 1
+        text = text[: dot + 1] + text[dot + 1 : end][:6].ljust(6, "0") + text[end:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ContractError(Reason.SCHEMA, f"ts {value[:40]!r}: {exc}") from None
+    return parsed.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class Decoded:
+    """A validated payload: its records and each record's timestamp as aware UTC datetime."""
+
+    records: list[Any]
+    times: list[datetime]
+
+
+def decode(stream: str, payload: bytes) -> Decoded:
+    """Parse and validate a native payload (one record or an array of them)."""
+    decoder = _DECODERS.get(stream)
+    if decoder is None:
+        raise ContractError(Reason.UNKNOWN_STREAM, f"stream {stream!r} is unknown")
+    try:
+        value = decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise ContractError(Reason.SCHEMA, str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ContractError(Reason.INVALID_JSON, str(exc)) from None
+    records = value if isinstance(value, list) else [value]
+    times: list[datetime] = []
+    for i, rec in enumerate(records):
+        try:
+            times.append(parse_ts(rec.ts))
+        except ContractError as exc:
+            where = f" - at `$[{i}].ts`" if isinstance(value, list) else " - at `$.ts`"
+            raise ContractError(exc.reason, exc.detail + where) from None
+        if stream == "telemetry":
+            for name, v in rec.metrics.items():
+                if not math.isfinite(v):
+                    raise ContractError(Reason.SCHEMA, f"metric {name!r} is not a finite number")
+    return Decoded(records, times)
+
+
+def load_schema(stream: str) -> dict[str, Any]:
+    """The published JSON Schema of a stream."""
+    result: dict[str, Any] = msgspec.json.decode(
+        (SCHEMA_DIR / f"{stream}.schema.json").read_bytes()
+    )
+    return result

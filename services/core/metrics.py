@@ -1,0 +1,95 @@
+"""Prometheus metrics and health over one small HTTP listener per service.
+
+Each service exposes `/metrics` (Prometheus text format) and `/healthz` (JSON; 200 when
+healthy, 503 otherwise) on its own port. The listener runs on the service's event loop, so
+a health check answers only while the loop itself is responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
+
+# Latency buckets in seconds, from sub-millisecond commits to minute-long outages.
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
+def metric_name(subsystem: str, name: str, unit: str = "") -> str:
+    """`factory5g_<subsystem>_<name>_<unit>`: the one naming rule for every metric."""
+    return "_".join(p for p in ("factory5g", subsystem, name, unit) if p)
+
+
+class MetricsServer:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        health: HealthCheck | None = None,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.health = health or (lambda: (True, {}))
+        self.registry = registry
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        if self.port == 0:
+            return
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            path = request.split(b" ", 2)[1].decode("latin-1") if b" " in request else "/"
+            path = path.split("?", 1)[0]
+            if path == "/metrics":
+                status, ctype, body = 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+            elif path in ("/healthz", "/readyz"):
+                ok, detail = self.health()
+                status, ctype = (200 if ok else 503), "application/json"
+                body = orjson.dumps({"ok": ok, **detail})
+            else:
+                status, ctype, body = 404, "text/plain", b"not found\n"
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+        ):
+            pass
+        finally:
+            writer.close()

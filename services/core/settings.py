@@ -1,0 +1,182 @@
+"""One `Settings` object for every service, read from `F5G_*` environment variables.
+
+Sections are nested models so that each service's `--help` can list only what it reads;
+the environment name of a nested key joins the parts with `__`, for example
+`F5G_MQTT__HOST` or `F5G_INGEST__BATCH_MAX_ROWS`. Defaults match the local stack that
+`factory5g stack up` starts, so nothing needs setting to try the platform.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "F5G_"
+ENV_DELIMITER = "__"
+
+
+class ConfigError(Exception):
+    """Raised at start when a setting is invalid; the message names the environment key."""
+
+
+class DatabaseSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    url: str = Field(
+        "postgresql://factory5g@127.0.0.1:55432/factory5g",
+        description="PostgreSQL + TimescaleDB connection URL (libpq form, no driver suffix).",
+    )
+    pool_min: int = Field(1, ge=1, le=100, description="Minimum connections kept open per pool.")
+    pool_max: int = Field(8, ge=1, le=200, description="Maximum connections per pool.")
+    connect_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="Seconds to wait for one connection attempt."
+    )
+
+
+class MqttSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    host: str = Field("127.0.0.1", description="MQTT v5 broker host.")
+    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port.")
+    username: str | None = Field(None, description="MQTT user name for the service.")
+    password: SecretStr | None = Field(None, description="MQTT password for the service.")
+    tls: bool = Field(False, description="Connect with TLS.")
+    ca_file: str | None = Field(None, description="CA bundle to verify the broker (TLS).")
+    cert_file: str | None = Field(None, description="Client certificate for mutual TLS.")
+    key_file: str | None = Field(None, description="Client key for mutual TLS.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive in seconds.")
+    topic_root: str = Field(
+        "f5g/v1", description="Root of the native topic tree: {root}/{project}/{kind}/{device}/..."
+    )
+
+
+class IngestSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    client_id: str = Field(
+        "factory5g-ingest-0",
+        description="Fixed MQTT client id; the persistent session is bound to it. "
+        "Give each replica its own.",
+    )
+    share_group: str = Field(
+        "f5g-ingest", description="Shared-subscription group that ingest replicas split load in."
+    )
+    session_expiry_s: int = Field(
+        3600, ge=1, description="How long the broker keeps the session (and queued messages)."
+    )
+    receive_maximum: int = Field(
+        8000,
+        ge=10,
+        le=65535,
+        description="MQTT v5 receive maximum: unacknowledged QoS 1 messages in flight.",
+    )
+    batch_max_rows: int = Field(5000, ge=1, le=200_000, description="Flush a batch at this size.")
+    batch_max_delay_ms: int = Field(
+        50, ge=1, le=10_000, description="Flush a batch at latest this long after its first row."
+    )
+    max_payload_bytes: int = Field(
+        256 * 1024, ge=128, description="Larger payloads are dead-lettered as oversize."
+    )
+    max_future_s: float = Field(
+        300.0, ge=0, description="Records timestamped further in the future are rejected."
+    )
+    max_past_s: float = Field(
+        7 * 86400.0, ge=0, description="Records timestamped further in the past are rejected."
+    )
+    metrics_port: int = Field(
+        9101, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+
+
+class RulesSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    client_id: str = Field("factory5g-rules-0", description="Fixed MQTT client id of the replica.")
+    share_group: str = Field("f5g-rules", description="Shared-subscription group of rules.")
+    rules_file: str | None = Field(
+        None, description="YAML rule file; the built-in defaults apply when unset."
+    )
+    shard_index: int = Field(0, ge=0, description="This replica's shard (0-based).")
+    shard_count: int = Field(1, ge=1, description="How many rules replicas share the devices.")
+    metrics_port: int = Field(
+        9102, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+
+
+class ApiSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="API port (docs at /docs).")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+
+
+class SimulatorSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    projects: int = Field(3, ge=1, le=1000, description="Demonstration projects to simulate.")
+    stations: int = Field(4, ge=0, description="Vision-inspection stations per project.")
+    agvs: int = Field(6, ge=0, description="AGVs per project.")
+    modules: int = Field(4, ge=0, description="5G modules / CPEs per project.")
+    machines: int = Field(2, ge=0, description="Machines publishing generic telemetry per project.")
+    rate_hz: float = Field(2.0, gt=0, le=1000, description="Messages per second per device.")
+    fault_probability: float = Field(
+        0.002, ge=0, le=1, description="Chance per message that a device enters a fault episode."
+    )
+    seed: int | None = Field(None, description="Random seed for reproducible runs.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    log_level: str = Field(
+        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
+    )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    rules: RulesSettings = Field(default_factory=RulesSettings)  # type: ignore[arg-type]
+    api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)  # type: ignore[arg-type]
+
+
+def env_name(loc: tuple[Any, ...]) -> str:
+    """Environment variable that sets the field at a pydantic error location."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return ENV_PREFIX + ENV_DELIMITER.join(p.upper() for p in parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning validation errors into one message that names each bad key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def describe(section: type[BaseModel], prefix: str) -> str:
+    """Plain-text table of a section's environment keys, defaults and meaning, for --help."""
+    lines = []
+    for name, field in section.model_fields.items():
+        default = field.default if field.default is not None else "(unset)"
+        if isinstance(default, SecretStr):
+            default = "***"
+        key = f"{ENV_PREFIX}{prefix.upper()}{ENV_DELIMITER}{name.upper()}"
+        lines.append(f"{key}={default}  {field.description or ''}")
+    return "\n".join(lines)

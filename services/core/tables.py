@@ -1,0 +1,226 @@
+"""Database tables, described once with SQLAlchemy Core.
+
+Alembic migrations create them; the API builds queries from them; the ingest hot path
+writes the stream tables with binary COPY using `STREAM_COLUMNS` below, so column order
+lives in one place. Stream tables are TimescaleDB hypertables on `ts`; their unique index
+(project, device, seq, ts) is what makes QoS 1 redelivery idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+
+def _ts(name: str = "ts", nullable: bool = False) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Text, primary_key=True, comment="Project id as used in topics."),
+    Column("name", Text, nullable=False),
+    Column("enterprise", Text, nullable=True),
+    Column("city", Text, nullable=True),
+    Column("scenario", Text, nullable=True, comment="e.g. vision inspection, AGV logistics"),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("targets", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("online", Boolean, nullable=False, server_default=text("true")),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_devices_project_kind", "project_id", "kind"),
+)
+
+inspections = Table(
+    "inspections",
+    metadata,
+    _ts(),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("station", Text, nullable=False),
+    Column("part_id", Text, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("defect_count", SmallInteger, nullable=False),
+    Column("defects", JSONB, nullable=True),
+    Column("confidence", Double, nullable=False),
+    Column("inference_ms", Double, nullable=False),
+    Column("model", Text, nullable=True),
+    _ts("received_at"),
+)
+
+agv_status = Table(
+    "agv_status",
+    metadata,
+    _ts(),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("x", Double, nullable=False),
+    Column("y", Double, nullable=False),
+    Column("heading", Double, nullable=False),
+    Column("speed", Double, nullable=False),
+    Column("battery", Double, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("localization", Double, nullable=False),
+    Column("task_id", Text, nullable=True),
+    Column("error_code", Text, nullable=True),
+    _ts("received_at"),
+)
+
+link_kpis = Table(
+    "link_kpis",
+    metadata,
+    _ts(),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("rsrp", Double, nullable=False),
+    Column("sinr", Double, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("rsrq", Double, nullable=True),
+    Column("jitter_ms", Double, nullable=True),
+    Column("loss_pct", Double, nullable=True),
+    Column("ul_mbps", Double, nullable=True),
+    Column("dl_mbps", Double, nullable=True),
+    Column("cell_id", Text, nullable=True),
+    Column("slice", Text, nullable=True),
+    _ts("received_at"),
+)
+
+telemetry = Table(
+    "telemetry",
+    metadata,
+    _ts(),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("value", Double, nullable=False),
+    _ts("received_at"),
+)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("state", Text, nullable=False, comment="open | acknowledged | cleared"),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("count", Integer, nullable=False, server_default="1"),
+    Column("last_value", Double, nullable=True),
+    Column("evidence", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("acknowledged_by", Text, nullable=True),
+    Column("cleared_at", DateTime(timezone=True), nullable=True),
+    Index("ix_alarms_project_opened", "project_id", "opened_at"),
+    Index("ix_alarms_device_rule", "project_id", "device_id", "rule"),
+    # One alarm per (device, rule) may be active; cleared ones are history.
+    Index(
+        "uq_alarms_active",
+        "project_id",
+        "device_id",
+        "rule",
+        unique=True,
+        postgresql_where=text("state <> 'cleared'"),
+    ),
+)
+
+alarm_events = Table(
+    "alarm_events",
+    metadata,
+    _ts(),
+    Column("alarm_id", BigInteger, nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column(
+        "transition", Text, nullable=False, comment="opened|updated|escalated|acknowledged|cleared"
+    ),
+    Column("severity", Text, nullable=False),
+    Column("actor", Text, nullable=True),
+    Column("evidence", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_alarm_events_alarm", "alarm_id", "ts"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("project_id", Text, nullable=True),
+    Column("device_id", Text, nullable=True),
+    Column("payload", LargeBinary, nullable=True, comment="First bytes of the payload."),
+    Column("payload_size", Integer, nullable=False),
+    Index("ix_dead_letters_reason", "reason", "received_at"),
+    Index("ix_dead_letters_device", "project_id", "device_id", "received_at"),
+)
+
+# Hypertables: table -> chunk interval. Stream chunks of a day keep the recent working set
+# (and its indexes) in memory at tens of thousands of rows per second.
+HYPERTABLES: Final[dict[str, str]] = {
+    "inspections": "1 day",
+    "agv_status": "1 day",
+    "link_kpis": "1 day",
+    "telemetry": "1 day",
+    "alarm_events": "7 days",
+    "dead_letters": "7 days",
+}
+
+# Stream name in the topic -> table written by ingest.
+STREAM_TABLES: Final[dict[str, Table]] = {
+    "inspection": inspections,
+    "agv": agv_status,
+    "link": link_kpis,
+    "telemetry": telemetry,
+}
+
+# Column order for binary COPY, per stream table.
+STREAM_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    t.name: tuple(c.name for c in t.columns) for t in STREAM_TABLES.values()
+}
+
+# Natural key of a stream row: what makes a redelivered record the same record. Its unique
+# index leads with (project, device[, metric], ts) so it also serves "one device, recent time".
+STREAM_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "inspections": ("project_id", "device_id", "ts", "seq"),
+    "agv_status": ("project_id", "device_id", "ts", "seq"),
+    "link_kpis": ("project_id", "device_id", "ts", "seq"),
+    "telemetry": ("project_id", "device_id", "metric", "ts", "seq"),
+}

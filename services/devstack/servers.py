@@ -1,0 +1,334 @@
+"""Real PostgreSQL + TimescaleDB and Mosquitto instances in project-owned directories.
+
+The local stack (`factory5g stack up`) and the test suite both use these classes, so the
+tests run on exactly what users run. PostgreSQL refuses to run as root; when started by
+root every server runs as the unprivileged system user `factory5g` (created on demand).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_MAJOR = 15
+PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
+SERVICE_USER = "factory5g"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def ensure_service_user() -> None:
+    if not _is_root():
+        return
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
+            check=True,
+        )
+
+
+def _as_service_user(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", SERVICE_USER, "--", *cmd] if _is_root() else cmd
+
+
+def _own(path: Path) -> None:
+    """Hand a directory tree to the service user and make the way to it traversable."""
+    if not _is_root():
+        return
+    pw = pwd.getpwnam(SERVICE_USER)
+    for p in [path, *path.rglob("*")]:
+        os.chown(p, pw.pw_uid, pw.pw_gid)
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Postgres:
+    """One PostgreSQL 15 cluster with TimescaleDB preloaded, listening on loopback only."""
+
+    base_dir: Path
+    port: int = 55432
+    user: str = "factory5g"
+    database: str = "factory5g"
+    durable: bool = True  # tests turn fsync off; the local stack keeps full durability
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            _as_service_user(cmd),
+            check=True,
+            text=True,
+            capture_output=True,
+            **kw,  # type: ignore[call-overload]
+        )
+
+    def init(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        if not (PG_BIN / "initdb").exists():
+            raise StackError(
+                f"PostgreSQL {PG_MAJOR} is not installed (run scripts/install-stack.sh)"
+            )
+        ensure_service_user()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        _own(self.base_dir)
+        self._run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.base_dir}'",
+            "shared_preload_libraries": "'timescaledb'",
+            "timescaledb.telemetry_level": "off",
+            "max_connections": "200",
+            "shared_buffers": "'512MB'",
+            "work_mem": "'16MB'",
+            "maintenance_work_mem": "'256MB'",
+            "max_wal_size": "'4GB'",
+            "checkpoint_timeout": "'15min'",
+            "wal_compression": "on",
+            "timescaledb.max_background_workers": "4",
+            "max_worker_processes": "16",
+            "log_min_messages": "warning",
+            "log_min_error_statement": "panic",
+        }
+        if not self.durable:
+            conf.update({"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+        conf.update(self.settings)
+        with (self.data_dir / "postgresql.auto.conf").open("a") as f:
+            for k, v in conf.items():
+                f.write(f"{k} = {v}\n")
+
+    def running(self) -> bool:
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (ValueError, IndexError, OSError):
+            return False
+        return _pid_alive(pid)
+
+    def start(self) -> None:
+        self.init()
+        if not self.running():
+            self._run(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            )
+        self.ensure_database(self.database)
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running():
+            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        return self._run(
+            [
+                str(PG_BIN / "psql"),
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ]
+        ).stdout.strip()
+
+    def ensure_database(self, name: str) -> None:
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if exists != "1":
+            self.psql(f'CREATE DATABASE "{name}"')
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Mosquitto:
+    """One Mosquitto 2 broker on loopback with persistence, so queued QoS 1 survives restarts."""
+
+    base_dir: Path
+    port: int = 1883
+    extra_config: str = ""
+
+    @property
+    def conf_file(self) -> Path:
+        return self.base_dir / "mosquitto.conf"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base_dir / "mosquitto.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "mosquitto.log"
+
+    def write_config(self) -> None:
+        ensure_service_user()
+        (self.base_dir / "data").mkdir(parents=True, exist_ok=True)
+        self.conf_file.write_text(
+            "\n".join(
+                [
+                    "# Written by factory5g; edits are overwritten on start.",
+                    f"listener {self.port} 127.0.0.1",
+                    "protocol mqtt",
+                    "allow_anonymous true",
+                    "persistence true",
+                    f"persistence_location {self.base_dir / 'data'}/",
+                    "autosave_interval 5",
+                    f"pid_file {self.pid_file}",
+                    f"log_dest file {self.log_file}",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "connection_messages false",
+                    "set_tcp_nodelay true",
+                    # Sessions of stopped consumers must keep every QoS 1 message, not drop them
+                    # after the default 1000: the bound is bytes, not count.
+                    "max_queued_messages 0",
+                    "max_queued_bytes 1073741824",
+                    "max_inflight_messages 0",
+                    "message_size_limit 0",
+                    "max_packet_size 2097152",
+                    "persistent_client_expiration 1d",
+                    self.extra_config,
+                    "",
+                ]
+            )
+        )
+        _own(self.base_dir)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self) -> None:
+        if self.running():
+            return
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise StackError("mosquitto is not installed (run scripts/install-stack.sh)")
+        self.write_config()
+        if port_open("127.0.0.1", self.port):
+            raise StackError(f"port {self.port} is already taken by another process")
+        subprocess.run(_as_service_user([binary, "-c", str(self.conf_file), "-d"]), check=True)
+        _wait(lambda: port_open("127.0.0.1", self.port), 15, f"mosquitto on port {self.port}")
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)  # SIGTERM makes mosquitto save its persistence file
+        _wait(lambda: not _pid_alive(pid), 30, "mosquitto to stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

@@ -1,0 +1,1 @@
+"""Protocol adapters: turn a foreign protocol's messages into the native stream records."""

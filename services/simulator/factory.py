@@ -1,0 +1,181 @@
+"""`factory5g simulate`: a few demonstration projects publishing over MQTT like real devices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import aiomqtt
+import orjson
+
+from services.core.runtime import mqtt_client_kwargs, run_async
+from services.core.settings import Settings
+from services.simulator.devices import Agv, FiveGModule, Machine, SimDevice, VisionStation
+
+log = logging.getLogger("factory5g.simulate")
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: str
+    name: str
+    enterprise: str
+    city: str
+    scenario: str
+
+
+SAMPLE_PROJECTS = (
+    ProjectInfo(
+        "qd-weld-vision",
+        "Weld seam vision inspection",
+        "Qingdao Appliance Works",
+        "Qingdao",
+        "industrial vision inspection",
+    ),
+    ProjectInfo(
+        "sz-agv-logistics",
+        "5G AGV intralogistics",
+        "Shenzhen Electronics Assembly",
+        "Shenzhen",
+        "AGV logistics",
+    ),
+    ProjectInfo(
+        "nb-lights-out",
+        "Lights-out machining workshop",
+        "Ningbo Precision Parts",
+        "Ningbo",
+        "lights-out workshop",
+    ),
+    ProjectInfo(
+        "hf-cloud-robot",
+        "Cloud-controlled robot cells",
+        "Hefei Auto Components",
+        "Hefei",
+        "cloud robotics",
+    ),
+)
+
+
+def project_infos(count: int) -> list[ProjectInfo]:
+    infos = list(SAMPLE_PROJECTS[:count])
+    for i in range(len(infos), count):
+        infos.append(
+            ProjectInfo(
+                f"demo-{i:03d}",
+                f"Demonstration project {i}",
+                "Demo Co.",
+                "Suzhou",
+                "5G smart manufacturing",
+            )
+        )
+    return infos
+
+
+def build_fleet(settings: Settings) -> list[SimDevice]:
+    sim = settings.simulator
+    rng = random.Random(sim.seed)
+    fleet: list[SimDevice] = []
+    for info in project_infos(sim.projects):
+        p = info.id
+        for i in range(sim.stations):
+            fleet.append(
+                VisionStation(
+                    p, "vision", f"st-{i + 1:02d}", "inspection", random.Random(rng.random())
+                )
+            )
+        for i in range(sim.agvs):
+            fleet.append(
+                Agv(
+                    p,
+                    "agv",
+                    f"agv-{i + 1:02d}",
+                    "agv",
+                    random.Random(rng.random()),
+                    angle=rng.uniform(0, 6.28),
+                    battery=rng.uniform(40, 100),
+                    radius=rng.uniform(10, 40),
+                )
+            )
+        for i in range(sim.modules):
+            fleet.append(
+                FiveGModule(
+                    p,
+                    "cpe",
+                    f"cpe-{i + 1:02d}",
+                    "link",
+                    random.Random(rng.random()),
+                    cell=i % 3 + 1,
+                )
+            )
+        for i in range(sim.machines):
+            fleet.append(
+                Machine(p, "machine", f"cnc-{i + 1:02d}", "telemetry", random.Random(rng.random()))
+            )
+    return fleet
+
+
+def register_projects(settings: Settings) -> None:
+    """Give the simulated projects their names; ingest would otherwise create bare ones."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects.postgresql import insert
+
+    from services.core.db import sync_url
+    from services.core.tables import projects
+
+    engine = sa.create_engine(sync_url(settings.database.url))
+    try:
+        with engine.begin() as conn:
+            for info in project_infos(settings.simulator.projects):
+                values = {
+                    "id": info.id,
+                    "name": info.name,
+                    "enterprise": info.enterprise,
+                    "city": info.city,
+                    "scenario": info.scenario,
+                }
+                stmt = insert(projects).values(**values)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not register project names (%s); continuing", exc.__class__.__name__)
+    finally:
+        engine.dispose()
+
+
+async def publish_fleet(settings: Settings, duration: float | None) -> int:
+    """Publish every device at `rate_hz`, spread evenly in time; returns messages sent."""
+    fleet = build_fleet(settings)
+    if not fleet:
+        return 0
+    sim = settings.simulator
+    tick = 1.0 / sim.rate_hz
+    sent = 0
+    start = time.monotonic()
+    async with aiomqtt.Client(**mqtt_client_kwargs(settings, "factory5g-simulator")) as client:
+        log.info(
+            "simulating %d devices in %d projects at %.1f msg/s each",
+            len(fleet),
+            sim.projects,
+            sim.rate_hz,
+        )
+        next_at = start
+        while duration is None or time.monotonic() - start < duration:
+            for dev in fleet:
+                payload = orjson.dumps(dev.next_record(sim.fault_probability))
+                await client.publish(dev.topic, payload, qos=1)
+                sent += 1
+            next_at += tick
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_at = time.monotonic()
+    return sent
+
+
+def run(settings: Settings, duration: float | None = None) -> None:
+    register_projects(settings)
+    sent = run_async(publish_fleet(settings, duration))
+    log.info("simulator stopped after %d messages", sent)

@@ -1,0 +1,56 @@
+"""The one `factory5g` program: subcommands, per-service help and config errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from services.core.settings import ConfigError, load_settings
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_help_lists_the_subcommands() -> None:
+    out = _cli("--help")
+    assert out.returncode == 0, out.stderr
+    for name in ("ingest", "rules", "api", "simulate", "db", "stack", "up"):
+        assert name in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("service", "key"),
+    [
+        ("ingest", "F5G_INGEST__BATCH_MAX_ROWS"),
+        ("rules", "F5G_RULES__RULES_FILE"),
+        ("api", "F5G_API__PORT"),
+        ("simulate", "F5G_SIMULATOR__RATE_HZ"),
+    ],
+)
+def test_service_help_explains_its_settings(service: str, key: str) -> None:
+    out = _cli(service, "--help")
+    assert out.returncode == 0, out.stderr
+    assert key in out.stdout
+    assert "F5G_DATABASE__URL" in out.stdout
+    assert "F5G_MQTT__HOST" in out.stdout
+
+
+def test_bad_config_fails_at_start_naming_the_key() -> None:
+    out = _cli("settings", env={"F5G_MQTT__PORT": "eighteen"})
+    assert out.returncode == 2
+    assert "F5G_MQTT__PORT" in out.stderr
+
+
+def test_load_settings_names_nested_keys() -> None:
+    with pytest.raises(ConfigError, match="F5G_INGEST__BATCH_MAX_ROWS"):
+        load_settings(ingest={"batch_max_rows": 0})
