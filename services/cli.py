@@ -158,8 +158,17 @@ def up(
 
 
 @app.command("settings")
-def show_settings() -> None:
+def show_settings(
+    markdown: Annotated[
+        bool, typer.Option(help="Print the reference table of all settings instead.")
+    ] = False,
+) -> None:
     """Print the effective settings (secrets masked) as JSON."""
+    if markdown:
+        from services.core.settings_doc import render
+
+        typer.echo(render(), nl=False)
+        return
     typer.echo(_settings().model_dump_json(indent=2))
 
 

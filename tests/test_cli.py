@@ -54,3 +54,12 @@ def test_bad_config_fails_at_start_naming_the_key() -> None:
 def test_load_settings_names_nested_keys() -> None:
     with pytest.raises(ConfigError, match="F5G_INGEST__BATCH_MAX_ROWS"):
         load_settings(ingest={"batch_max_rows": 0})
+
+
+def test_settings_reference_is_current() -> None:
+    from pathlib import Path
+
+    from services.core.settings_doc import render
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+    assert page.read_text() == render(), "regenerate: factory5g settings --markdown"
