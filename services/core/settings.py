@@ -90,6 +90,33 @@ class IngestSettings(BaseModel):
         9101, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+    # Protocol adapters (Sparkplug B, VDA 5050); see docs/protocols.md.
+    sparkplug_host_id: str = Field(
+        "factory5g",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Sparkplug host application id: STATE topic spBv1.0/STATE/{id}.",
+    )
+    sparkplug_rebirth_min_interval_s: float = Field(
+        5.0, ge=0, description="At most one Sparkplug rebirth request per edge node this often."
+    )
+    shard_index: int = Field(
+        0, ge=0, description="This replica's shard of Sparkplug edge nodes (0-based)."
+    )
+    shard_count: int = Field(
+        1, ge=1, description="Ingest replicas that split Sparkplug edge nodes by stable hash."
+    )
+    vda5050_interface: str = Field(
+        "uagv", description="VDA 5050 interface name: the first topic level."
+    )
+    vda5050_projects: dict[str, str] = Field(
+        {},
+        description="VDA 5050 manufacturer or manufacturer/serialNumber -> project (JSON).",
+    )
+    vda5050_default_project: str = Field(
+        "vda5050",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Project of AGVs that vda5050_projects does not map.",
+    )
 
 
 class RulesSettings(BaseModel):
