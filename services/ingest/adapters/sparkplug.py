@@ -1,0 +1,412 @@
+"""Sparkplug B adapter: the platform as a Sparkplug primary host application.
+
+Sparkplug is stateful. A BIRTH lists a node's (or device's) metrics with names, datatypes
+and aliases; DATA messages then send only aliases and values. Every message of a node
+carries `seq` (0-255, wrapping), and a gap means something was lost, so the host asks the
+node to start over (NCMD `Node Control/Rebirth`). That state is per edge node, which is
+why this adapter does not share its subscription: every replica sees every node and
+keeps only the nodes whose stable hash falls on its shard (`shard_of`).
+
+What is stored: numeric and boolean metrics, as telemetry of device `{node}` (node
+metrics) or `{node}.{device}`, project = group id. The telemetry record's `seq` is the
+payload's Sparkplug seq; with the metric or payload timestamp it keeps the unique key
+(project, device, metric, ts, seq) distinct across seq wraps. Other datatypes are counted
+and skipped; a DATA message with nothing storable is dead-lettered as `unsupported`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from prometheus_client import Counter
+
+from services.core.contracts import ContractError, Decoded, Reason, Telemetry, Topic
+from services.core.metrics import metric_name
+from services.core.settings import Settings
+from services.ingest.adapters.base import AdapterResult, Command, DeviceEvent
+from services.protocols import sparkplug as spb
+
+NODE_KIND: Final = "spb-node"
+DEVICE_KIND: Final = "spb-device"
+MAX_METRICS_PER_RECORD: Final = 1000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+REBIRTHS = Counter(
+    metric_name("ingest", "sparkplug_rebirth_requests", "total"),
+    "Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes, by cause.",
+    ["reason"],
+)
+SEQ_GAPS = Counter(
+    metric_name("ingest", "sparkplug_seq_gaps", "total"),
+    "Sparkplug messages whose seq was not the previous one plus one (messages lost).",
+)
+SKIPPED_METRICS = Counter(
+    metric_name("ingest", "sparkplug_skipped_metrics", "total"),
+    "Sparkplug metric values not stored: unsupported datatype, unusable name or value.",
+    ["reason"],
+)
+STALE_DEATHS = Counter(
+    metric_name("ingest", "sparkplug_stale_deaths", "total"),
+    "NDEATHs ignored because their bdSeq belongs to an earlier session of the node.",
+)
+
+
+@dataclass(slots=True)
+class MetricDef:
+    """What a BIRTH said about one metric; `name` is None when it is never stored."""
+
+    name: str | None
+    datatype: int
+
+
+@dataclass(slots=True)
+class Scope:
+    """The metrics one BIRTH declared: a node's own, or one device's."""
+
+    by_alias: dict[int, MetricDef] = field(default_factory=dict)
+    by_name: dict[bytes, MetricDef] = field(default_factory=dict)
+    online: bool = True
+
+
+@dataclass(slots=True)
+class NodeState:
+    bd_seq: int | None
+    seq: int | None
+    metrics: Scope
+    devices: dict[str, Scope] = field(default_factory=dict)
+    last_rebirth: float = -1e18
+
+    @property
+    def online(self) -> bool:
+        return self.metrics.online
+
+
+class SparkplugAdapter:
+    name = "sparkplug"
+
+    def __init__(
+        self,
+        host_id: str = "factory5g",
+        rebirth_min_interval_s: float = 5.0,
+        shard_index: int = 0,
+        shard_count: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"shard_index {shard_index} outside 0..{shard_count - 1}")
+        self.host_id = host_id
+        self.rebirth_min_interval_s = rebirth_min_interval_s
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self._clock = clock
+        self._nodes: dict[tuple[str, str], NodeState] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SparkplugAdapter:
+        s = settings.ingest
+        return cls(
+            host_id=s.sparkplug_host_id,
+            rebirth_min_interval_s=s.sparkplug_rebirth_min_interval_s,
+            shard_index=s.shard_index,
+            shard_count=s.shard_count,
+        )
+
+    # ------------------------------------------------------------------ Adapter protocol
+
+    def topic_filters(self) -> list[str]:
+        node = [f"{spb.NAMESPACE}/+/{t}/+" for t in ("NBIRTH", "NDATA", "NDEATH")]
+        device = [f"{spb.NAMESPACE}/+/{t}/+/+" for t in ("DBIRTH", "DDATA", "DDEATH")]
+        return node + device
+
+    def shared(self) -> bool:
+        return False
+
+    def matches(self, topic: str) -> bool:
+        if not topic.startswith("spBv1.0/"):
+            return False
+        parts = topic.split("/", 3)
+        return len(parts) == 4 and parts[2] in spb.INGESTED_TYPES
+
+    def owns(self, group: str, node: str) -> bool:
+        return (
+            self.shard_count == 1 or spb.shard_of(group, node, self.shard_count) == self.shard_index
+        )
+
+    # ------------------------------------------------------------------ host session
+
+    def host_session(self, now_ms: int | None = None) -> tuple[Command, Command]:
+        """(will, birth) for one MQTT session of the ingest client.
+
+        Set the will on the client before connecting (aiomqtt `Will(topic, payload, qos,
+        retain)` from the Command's fields) and publish the birth right after subscribing.
+        Both carry the same timestamp; call this again for every new connection.
+        """
+        ts = int(time.time() * 1000) if now_ms is None else now_ms
+        will = spb.host_state(self.host_id, ts, online=False)
+        birth = spb.host_state(self.host_id, ts, online=True)
+        return _command(will), _command(birth)
+
+    def node_state(self, group: str, node: str) -> NodeState | None:
+        """The host's view of one edge node (for health pages and tests)."""
+        return self._nodes.get((group, node))
+
+    # ------------------------------------------------------------------ decoding
+
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> AdapterResult:
+        t = spb.parse_topic(topic)
+        handler = _HANDLERS.get(t.message_type)
+        if handler is None:
+            raise ContractError(Reason.BAD_TOPIC, f"{t.message_type} is not ingested")
+        if not self.owns(t.group, t.node):
+            return AdapterResult()
+        msg = spb.parse_payload(payload)
+        return handler(self, t, msg, received_at)
+
+    def _nbirth(self, t: spb.SpTopic, msg: spb.Payload, at: datetime) -> AdapterResult:
+        bd_seq = None
+        for m in msg.metrics:
+            if m.name == b"bdSeq" and m.WhichOneof("value") in ("long_value", "int_value"):
+                bd_seq = m.long_value if m.WhichOneof("value") == "long_value" else m.int_value
+        scope = Scope()
+        node = NodeState(bd_seq=bd_seq, seq=msg.seq if msg.HasField("seq") else None, metrics=scope)
+        # A new NBIRTH starts a new session: earlier device births no longer hold.
+        self._nodes[(t.group, t.node)] = node
+        result = AdapterResult()
+        result.events.append(DeviceEvent(t.group, t.node, NODE_KIND, True, at))
+        self._learn(scope, msg)
+        self._store(t, None, scope, msg, at, result, birth=True)
+        return result
+
+    def _dbirth(self, t: spb.SpTopic, msg: spb.Payload, at: datetime) -> AdapterResult:
+        result = AdapterResult()
+        node = self._live_node(t, at, result)
+        if node is None:
+            return result
+        self._check_seq(t, node, msg, at, result)
+        assert t.device is not None
+        scope = Scope()
+        node.devices[t.device] = scope
+        self._learn(scope, msg)
+        result.events.append(
+            DeviceEvent(t.group, spb.device_id(t.node, t.device), DEVICE_KIND, True, at)
+        )
+        self._store(t, t.device, scope, msg, at, result, birth=True)
+        return result
+
+    def _data(self, t: spb.SpTopic, msg: spb.Payload, at: datetime) -> AdapterResult:
+        result = AdapterResult()
+        node = self._live_node(t, at, result)
+        if node is None:
+            return result
+        if not msg.HasField("seq"):
+            raise ContractError(Reason.PROTOCOL, f"{t.message_type} without seq")
+        self._check_seq(t, node, msg, at, result)
+        if t.device is None:
+            scope = node.metrics
+        else:
+            known = node.devices.get(t.device)
+            if known is None or not known.online:
+                self._request_rebirth(t, node, "unknown_device", result)
+                return result
+            scope = known
+        stored, skipped, unknown = self._store(t, t.device, scope, msg, at, result, birth=False)
+        if stored or result.commands:
+            return result
+        # Nothing stored and nothing to do: dead-letter the message so it is not lost silently.
+        if unknown:
+            raise ContractError(
+                Reason.PROTOCOL, f"{t.message_type} names {unknown} metric(s) its BIRTH did not"
+            )
+        if skipped.get("unsupported_type"):
+            raise ContractError(
+                Reason.UNSUPPORTED,
+                f"{t.message_type} has no numeric or boolean metric this platform stores",
+            )
+        if skipped:
+            raise ContractError(
+                Reason.SCHEMA, f"{t.message_type} has no usable value (non-finite or bad ts)"
+            )
+        return result
+
+    def _ndeath(self, t: spb.SpTopic, msg: spb.Payload, at: datetime) -> AdapterResult:
+        result = AdapterResult()
+        node = self._nodes.get((t.group, t.node))
+        if node is None or not node.online:
+            return result
+        bd_seq = None
+        for m in msg.metrics:
+            if m.name == b"bdSeq":
+                which = m.WhichOneof("value")
+                bd_seq = m.long_value if which == "long_value" else m.int_value
+        if node.bd_seq is not None and bd_seq is not None and bd_seq != node.bd_seq:
+            STALE_DEATHS.inc()
+            return result
+        node.metrics.online = False
+        result.events.append(DeviceEvent(t.group, t.node, NODE_KIND, False, at))
+        for name, scope in node.devices.items():
+            if scope.online:
+                scope.online = False
+                result.events.append(
+                    DeviceEvent(t.group, spb.device_id(t.node, name), DEVICE_KIND, False, at)
+                )
+        return result
+
+    def _ddeath(self, t: spb.SpTopic, msg: spb.Payload, at: datetime) -> AdapterResult:
+        result = AdapterResult()
+        node = self._live_node(t, at, result)
+        if node is None:
+            return result
+        self._check_seq(t, node, msg, at, result)
+        assert t.device is not None
+        scope = node.devices.get(t.device)
+        if scope is not None and scope.online:
+            scope.online = False
+            result.events.append(
+                DeviceEvent(t.group, spb.device_id(t.node, t.device), DEVICE_KIND, False, at)
+            )
+        return result
+
+    # ------------------------------------------------------------------ helpers
+
+    def _live_node(self, t: spb.SpTopic, at: datetime, result: AdapterResult) -> NodeState | None:
+        """The node's session, or None after asking for a rebirth (no BIRTH seen yet, or
+        the node died): without the BIRTH, aliases and datatypes cannot be resolved."""
+        node = self._nodes.get((t.group, t.node))
+        if node is None:
+            node = NodeState(bd_seq=None, seq=None, metrics=Scope(online=False))
+            self._nodes[(t.group, t.node)] = node
+        if not node.online:
+            self._request_rebirth(t, node, "no_birth", result)
+            return None
+        return node
+
+    def _check_seq(
+        self, t: spb.SpTopic, node: NodeState, msg: spb.Payload, at: datetime, result: AdapterResult
+    ) -> None:
+        if not msg.HasField("seq"):
+            return
+        seq = msg.seq
+        last = node.seq
+        node.seq = seq
+        # A repeat of the last seq is an MQTT redelivery, not a loss.
+        if last is None or seq == last or seq == (last + 1) % spb.SEQ_MODULO:
+            return
+        SEQ_GAPS.inc()
+        self._request_rebirth(t, node, "seq_gap", result)
+
+    def _request_rebirth(
+        self, t: spb.SpTopic, node: NodeState, reason: str, result: AdapterResult
+    ) -> None:
+        now = self._clock()
+        if now - node.last_rebirth < self.rebirth_min_interval_s:
+            return
+        node.last_rebirth = now
+        REBIRTHS.labels(reason).inc()
+        out = spb.rebirth_request(t.group, t.node, int(time.time() * 1000))
+        result.commands.append(_command(out))
+
+    def _learn(self, scope: Scope, msg: spb.Payload) -> None:
+        for m in msg.metrics:
+            raw = m.name
+            if not raw:
+                continue
+            if spb.is_control_metric(raw):
+                mapped = None
+            else:
+                mapped = spb.metric_name(raw)
+                if mapped is None:
+                    SKIPPED_METRICS.labels("bad_name").inc()
+                elif m.datatype not in spb.NUMERIC:
+                    SKIPPED_METRICS.labels("unsupported_type").inc()
+            d = MetricDef(mapped, m.datatype)
+            scope.by_name[raw] = d
+            if m.HasField("alias"):
+                scope.by_alias[m.alias] = d
+
+    def _store(
+        self,
+        t: spb.SpTopic,
+        device: str | None,
+        scope: Scope,
+        msg: spb.Payload,
+        at: datetime,
+        result: AdapterResult,
+        birth: bool,
+    ) -> tuple[int, dict[str, int], int]:
+        """Append the message's storable values as telemetry.
+
+        Returns (values stored, values skipped by reason, metrics the BIRTH did not declare).
+        """
+        payload_ts = msg.timestamp or int(at.timestamp() * 1000)
+        seq = msg.seq
+        groups: dict[int, dict[str, float]] = {}
+        skipped: dict[str, int] = {}
+        stored = 0
+        unknown = 0
+        for m in msg.metrics:
+            raw = m.name
+            d = scope.by_name.get(raw) if raw else scope.by_alias.get(m.alias)
+            if d is None:
+                unknown += 1
+                continue
+            if d.name is None or m.is_null:
+                continue
+            value = spb.metric_value(m, d.datatype)
+            if value is None:
+                reason = "unsupported_type" if d.datatype not in spb.NUMERIC else "bad_value"
+                if not birth or reason == "bad_value":
+                    skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+            ts = m.timestamp or payload_ts
+            if ts > spb.MAX_EPOCH_MS:
+                skipped["bad_value"] = skipped.get("bad_value", 0) + 1
+                continue
+            groups.setdefault(ts, {})[d.name] = value
+            stored += 1
+        for reason, n in skipped.items():
+            SKIPPED_METRICS.labels(reason).inc(n)
+        if unknown and not birth:
+            # A metric the BIRTH did not declare: our view of the node is out of date.
+            node = self._nodes[(t.group, t.node)]
+            self._request_rebirth(t, node, "unknown_metric", result)
+        if groups:
+            records: list[Telemetry] = []
+            times: list[datetime] = []
+            for ts, metrics in groups.items():
+                when = _EPOCH + timedelta(milliseconds=ts)
+                for chunk in _chunks(metrics):
+                    records.append(Telemetry(ts=ts, seq=seq, metrics=chunk))
+                    times.append(when)
+            kind = NODE_KIND if device is None else DEVICE_KIND
+            topic = Topic(t.group, kind, spb.device_id(t.node, device), "telemetry")
+            result.items.append((topic, Decoded(records, times)))
+        return stored, skipped, unknown
+
+
+def _chunks(metrics: dict[str, float]) -> list[dict[str, float]]:
+    if len(metrics) <= MAX_METRICS_PER_RECORD:
+        return [metrics]
+    items = list(metrics.items())
+    return [
+        dict(items[i : i + MAX_METRICS_PER_RECORD])
+        for i in range(0, len(items), MAX_METRICS_PER_RECORD)
+    ]
+
+
+def _command(out: spb.OutMessage) -> Command:
+    return Command(out.topic, out.payload, out.qos, out.retain)
+
+
+_Handler = Callable[[SparkplugAdapter, spb.SpTopic, spb.Payload, datetime], AdapterResult]
+_HANDLERS: Final[dict[spb.MessageType, _Handler]] = {
+    spb.MessageType.NBIRTH: SparkplugAdapter._nbirth,
+    spb.MessageType.DBIRTH: SparkplugAdapter._dbirth,
+    spb.MessageType.NDATA: SparkplugAdapter._data,
+    spb.MessageType.DDATA: SparkplugAdapter._data,
+    spb.MessageType.NDEATH: SparkplugAdapter._ndeath,
+    spb.MessageType.DDEATH: SparkplugAdapter._ddeath,
+}
