@@ -104,6 +104,7 @@ class SparkplugAdapter:
         self.shard_count = shard_count
         self._clock = clock
         self._nodes: dict[tuple[str, str], NodeState] = {}
+        self._session_ms: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SparkplugAdapter:
@@ -138,17 +139,20 @@ class SparkplugAdapter:
 
     # ------------------------------------------------------------------ host session
 
-    def host_session(self, now_ms: int | None = None) -> tuple[Command, Command]:
-        """(will, birth) for one MQTT session of the ingest client.
+    def will(self) -> Command:
+        """STATE death (`online: false`, retained, QoS 1) to set as the ingest client's will.
 
-        Set the will on the client before connecting (aiomqtt `Will(topic, payload, qos,
-        retain)` from the Command's fields) and publish the birth right after subscribing.
-        Both carry the same timestamp; call this again for every new connection.
+        Each call starts a new host session timestamp; `on_connect` publishes the birth with
+        the same timestamp, which is how edge nodes match a will to its birth.
         """
-        ts = int(time.time() * 1000) if now_ms is None else now_ms
-        will = spb.host_state(self.host_id, ts, online=False)
-        birth = spb.host_state(self.host_id, ts, online=True)
-        return _command(will), _command(birth)
+        self._session_ms = int(time.time() * 1000)
+        return _command(spb.host_state(self.host_id, self._session_ms, online=False))
+
+    def on_connect(self) -> list[Command]:
+        """STATE birth (`online: true`, retained, QoS 1), published after subscribing."""
+        if self._session_ms is None:
+            self._session_ms = int(time.time() * 1000)
+        return [_command(spb.host_state(self.host_id, self._session_ms, online=True))]
 
     def node_state(self, group: str, node: str) -> NodeState | None:
         """The host's view of one edge node (for health pages and tests)."""
@@ -385,6 +389,11 @@ class SparkplugAdapter:
             topic = Topic(t.group, kind, spb.device_id(t.node, device), "telemetry")
             result.items.append((topic, Decoded(records, times)))
         return stored, skipped, unknown
+
+
+def create_adapter(settings: Settings) -> SparkplugAdapter:
+    """Entry point of the ingest adapter registry."""
+    return SparkplugAdapter.from_settings(settings)
 
 
 def _chunks(metrics: dict[str, float]) -> list[dict[str, float]]:
