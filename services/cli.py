@@ -117,11 +117,41 @@ def ingest() -> None:
     run(_settings())
 
 
-@app.command(help=_help("Rules: anomalies into alarms with a lifecycle.", (RulesSettings, "rules")))
-def rules() -> None:
+rules_app = typer.Typer(
+    help=_help(
+        "Rules: anomalies into alarms with a lifecycle. Without a subcommand, runs the service.",
+        (RulesSettings, "rules"),
+    ),
+    invoke_without_command=True,
+)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.callback()
+def rules(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     from services.rules.service import run
 
     run(_settings())
+
+
+@rules_app.command("replay")
+def rules_replay(
+    from_: Annotated[
+        str, typer.Option("--from", help="Start: ISO 8601 (UTC if no offset) or an age like 2h.")
+    ],
+    to: Annotated[str, typer.Option("--to", help="End (exclusive), same forms or `now`.")] = "now",
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    rules_file: Annotated[
+        str | None, typer.Option(help="Rule file to try (default: F5G_RULES__RULES_FILE).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Transitions as JSON lines.")] = False,
+) -> None:
+    """Evaluate the rules over stored history without storing or publishing anything."""
+    from services.rules.replay import run_replay
+
+    raise typer.Exit(run_replay(_settings(), from_, to, project, rules_file, json))
 
 
 @app.command(help=_help("API and dashboard for plant engineers.", (ApiSettings, "api")))
@@ -155,6 +185,20 @@ def up(
     from services.devstack.platform import run_platform
 
     run_platform(_settings(), with_simulator=simulate)
+
+
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    }
+)
+def bench(ctx: typer.Context) -> None:
+    """Benchmarks: `factory5g bench <scenario> [options]`; `factory5g bench --help` lists them."""
+    from loadtests.cli import main as bench_main
+
+    raise typer.Exit(bench_main(list(ctx.args)))
 
 
 @app.command("settings")

@@ -1,0 +1,323 @@
+"""The rules service: MQTT in, the engine in the middle, alarms stored and published out.
+
+One task reads MQTT and feeds the engine (synchronously: evaluation is microseconds), a
+clock task drives absence rules once a second, and a writer task stores each batch of
+transitions and then publishes it. Messages are acknowledged as they are read: the
+database tables of ingest are the system of record, and rules accept at-most-once
+evaluation across a crash (docs/rules.md). A message that breaks the contract is counted
+and skipped; nothing it contains can stop the evaluation of the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import aiomqtt
+import asyncpg
+from paho.mqtt.client import MQTTv5
+
+from services.core.db import asyncpg_dsn
+from services.core.metrics import MetricsServer
+from services.core.runtime import cancel_and_wait, mqtt_client_kwargs, run_async
+from services.core.settings import Settings
+from services.ingest.adapters.base import Adapter
+from services.rules import lifecycle, metrics, store
+from services.rules.config import RulesConfigError, RuleSet, load_rules
+from services.rules.engine import Engine, Transition
+from services.rules.ingress import Ingress
+from services.rules.publisher import alarm_payload, alarm_topic
+from services.rules.sharding import ShardFilter
+
+log = logging.getLogger("factory5g.rules")
+
+TICK_S = 1.0
+RELOAD_POLL_S = 2.0
+RECONNECT_S = 1.0
+
+
+class RulesService:
+    def __init__(
+        self,
+        settings: Settings,
+        ruleset: RuleSet | None = None,
+        adapters: Sequence[Adapter] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.rules_file = settings.rules.rules_file
+        self.ruleset = ruleset or load_rules(self.rules_file)
+        self.engine = Engine(self.ruleset)
+        self.shards = ShardFilter(settings.rules.shard_index, settings.rules.shard_count)
+        self.ingress = Ingress(self.engine, self.shards, settings.mqtt.topic_root, adapters)
+        self.clock = clock
+        self.queue: asyncio.Queue[list[Transition]] = asyncio.Queue()
+        self.client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.db_ok = False
+        self.reload_requested = asyncio.Event()
+        self._mtime = self._file_mtime()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(s.database.url),
+            min_size=1,
+            max_size=2,
+            timeout=s.database.connect_timeout_s,
+        )
+        server = MetricsServer(s.rules.metrics_host, s.rules.metrics_port, self.health)
+        await server.start()
+        try:
+            await self._restore(pool)
+            tasks = [
+                asyncio.create_task(self._mqtt_loop(stop), name="rules-mqtt"),
+                asyncio.create_task(self._clock_loop(stop), name="rules-clock"),
+                asyncio.create_task(self._reload_loop(stop), name="rules-reload"),
+            ]
+            writer = asyncio.create_task(self._writer(pool), name="rules-writer")
+            await stop.wait()
+            for task in tasks:
+                await cancel_and_wait(task)
+            await self.queue.join()  # store what the engine already decided
+            await cancel_and_wait(writer)
+        finally:
+            await server.stop()
+            await pool.close()
+            metrics.MQTT_CONNECTED.set(0)
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        ok = self.connected.is_set() and self.db_ok
+        return ok, {
+            "mqtt": self.connected.is_set(),
+            "database": self.db_ok,
+            "shard": f"{self.shards.index}/{self.shards.count}",
+            "devices": len(self.engine.devices),
+            "rules_file": self.ruleset.source,
+        }
+
+    async def _restore(self, pool: asyncpg.Pool) -> None:
+        """Adopt the alarms a previous run left active, for the devices this shard owns."""
+        async with pool.acquire() as conn:
+            rows = await lifecycle.active_alarms(conn)
+        self.db_ok = True
+        now = self.clock()
+        for row in rows:
+            project, device = row["project_id"], row["device_id"]
+            if not self.shards.owns(project, device):
+                continue
+            kind = row["kind"] or self._kind_for_rule(row["rule"])
+            if kind is None:
+                continue
+            self.engine.restore(
+                project,
+                kind,
+                device,
+                row["rule"],
+                row["severity"],
+                row["opened_at"].timestamp(),
+                row["count"],
+                now,
+            )
+        metrics.ACTIVE_ALARMS.set(sum(1 for _ in self.engine.active()))
+
+    def _kind_for_rule(self, rule: str) -> str | None:
+        for kind, rules in self.ruleset.defaults.items():
+            if rule in rules:
+                return kind
+        return None
+
+    # ----------------------------------------------------------------- MQTT
+
+    async def _mqtt_loop(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        filters = self.ingress.topic_filters()
+        while not stop.is_set():
+            try:
+                kwargs = mqtt_client_kwargs(
+                    s,
+                    s.rules.client_id,
+                    protocol=MQTTv5,
+                    clean_start=True,
+                    max_queued_incoming_messages=100_000,
+                )
+                async with aiomqtt.Client(**kwargs) as client:
+                    await client.subscribe([(f, 1) for f in filters])
+                    self.client = client
+                    self.connected.set()
+                    metrics.MQTT_CONNECTED.set(1)
+                    self.ready.set()
+                    log.info(
+                        "subscribed to %s as shard %d/%d",
+                        filters,
+                        self.shards.index,
+                        self.shards.count,
+                    )
+                    await self._consume(client)
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT connection lost or refused: %s; retrying", exc)
+            finally:
+                self.client = None
+                self.connected.clear()
+                metrics.MQTT_CONNECTED.set(0)
+            await asyncio.sleep(RECONNECT_S)
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        ingress = self.ingress
+        clock = self.clock
+        put = self.queue.put_nowait
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = str(payload).encode()
+            transitions = ingress.handle(message.topic.value, bytes(payload), clock())
+            if transitions:
+                put(transitions)
+
+    async def _clock_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(TICK_S)
+            transitions = self.engine.tick(self.clock())
+            metrics.DEVICES.set(len(self.engine.devices))
+            if transitions:
+                self.queue.put_nowait(transitions)
+
+    # ----------------------------------------------------------------- reload
+
+    def request_reload(self) -> None:
+        self.reload_requested.set()
+
+    def _file_mtime(self) -> float | None:
+        if self.rules_file is None:
+            return None
+        try:
+            return os.stat(self.rules_file).st_mtime
+        except OSError:
+            return None
+
+    async def _reload_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reload_requested.wait(), RELOAD_POLL_S)
+            mtime = self._file_mtime()
+            if self.reload_requested.is_set() or mtime != self._mtime:
+                self.reload_requested.clear()
+                self._mtime = mtime
+                self.reload()
+
+    def reload(self) -> bool:
+        """Re-read the rule file; a bad file is logged and the running rules stay."""
+        try:
+            ruleset = load_rules(self.rules_file)
+        except RulesConfigError as exc:
+            log.error("rule file not reloaded, keeping the running rules: %s", exc)
+            metrics.RELOADS.labels("error").inc()
+            return False
+        self.ruleset = ruleset
+        transitions = self.engine.reload(ruleset, self.clock())
+        if transitions:
+            self.queue.put_nowait(transitions)
+        metrics.RELOADS.labels("ok").inc()
+        log.info("rules reloaded from %s", ruleset.source)
+        return True
+
+    # ----------------------------------------------------------------- writer
+
+    async def _writer(self, pool: asyncpg.Pool) -> None:
+        while True:
+            batch = await self.queue.get()
+            while not self.queue.empty() and len(batch) < 1000:
+                batch.extend(self.queue.get_nowait())
+                self.queue.task_done()
+            try:
+                stored = await self._store(pool, batch)
+                await self._publish(stored)
+            finally:
+                self.queue.task_done()
+
+    async def _store(self, pool: asyncpg.Pool, batch: list[Transition]) -> list[store.Stored]:
+        delay = 0.1
+        while True:
+            try:
+                async with pool.acquire() as conn:
+                    stored = await store.apply(conn, batch)
+                self.db_ok = True
+                return stored
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.db_ok = False
+                metrics.STORE_ERRORS.inc()
+                log.warning("storing %d alarm transitions failed: %s; retrying", len(batch), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _publish(self, stored: list[store.Stored]) -> None:
+        root = self.settings.mqtt.topic_root
+        sends = []
+        for st in stored:
+            tr = st.transition
+            metrics.ALARMS.labels(tr.rule, tr.severity, st.name).inc()
+            payload = alarm_payload(
+                alarm_id=st.alarm_id,
+                transition=st.name,
+                state=st.state,
+                project=tr.project,
+                kind=tr.kind,
+                device=tr.device,
+                rule=tr.rule,
+                rule_type=tr.rule_type,
+                severity=tr.severity,
+                at=tr.at,
+                opened_at=st.opened_at,
+                value=tr.value,
+                count=st.count,
+                message=tr.message,
+                evidence=tr.evidence,
+            )
+            sends.append((alarm_topic(root, tr.project, tr.device, tr.rule), payload))
+        client = self.client
+        if sends and client is not None:
+            try:
+                await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in sends))
+            except aiomqtt.MqttError as exc:
+                log.warning("publishing %d alarm transitions failed: %s", len(sends), exc)
+        now = time.time()
+        for st in stored:
+            if st.transition.received_at is not None:
+                metrics.ALARM_DELAY.observe(max(0.0, now - st.transition.received_at))
+        metrics.ACTIVE_ALARMS.set(sum(1 for _ in self.engine.active()))
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`); SIGHUP reloads the rule file."""
+    stop = stop or asyncio.Event()
+    service = RulesService(settings)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.request_reload)
+    log.info(
+        "rules from %s; shard %d of %d",
+        service.ruleset.source,
+        settings.rules.shard_index,
+        settings.rules.shard_count,
+    )
+    await service.run(stop)
+
+
+def run(settings: Settings) -> None:
+    """Entry point of `factory5g rules`: a bad rule file exits with status 2 and the error."""
+    try:
+        load_rules(settings.rules.rules_file)
+    except RulesConfigError as exc:
+        print(f"invalid rule file: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    run_async(serve(settings), settings.log_level)
