@@ -1,0 +1,167 @@
+"""`factory5g bench <scenario>`: run one scenario end to end and write its report.
+
+Starts its own PostgreSQL + TimescaleDB and Mosquitto (on free ports, in a temporary
+directory), runs the ingestor under test and then the naive baseline on the same workload,
+prints progress every second and writes results/<scenario>-<timestamp>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadtests import report
+from loadtests.procs import INGESTORS, ingest_available
+from loadtests.runner import BenchEnv, run_workload
+from loadtests.scenarios import INGEST_SUITE, SCENARIOS, Scenario
+
+
+def parser() -> argparse.ArgumentParser:
+    names = "\n".join(f"  {s.name:22} {s.title}" for s in SCENARIOS.values())
+    p = argparse.ArgumentParser(
+        prog="factory5g bench",
+        description="Run a benchmark scenario against servers of its own and write a report.",
+        epilog=f"scenarios:\n{names}\n  {'ingest-all':22} {', '.join(INGEST_SUITE)} in turn",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenario", help="scenario name, 'ingest-all', or 'list'")
+    p.add_argument("--duration", type=float, help="seconds of publishing")
+    p.add_argument("--rate", type=float, help="total msg/s (0 = as fast as possible)")
+    p.add_argument("--devices", type=int, help="simulated devices")
+    p.add_argument("--processes", type=int, help="publisher processes")
+    p.add_argument("--qos", type=int, choices=(0, 1), help="MQTT QoS of device messages")
+    p.add_argument("--stream", choices=("link", "agv", "inspection", "telemetry"))
+    p.add_argument("--batch", type=int, help="records per message (arrays when > 1)")
+    p.add_argument(
+        "--ingestor",
+        default="ingest",
+        help="'ingest' (services/ingest), 'naive', or a command line reading F5G_* settings",
+    )
+    p.add_argument("--no-baseline", action="store_true", help="skip the naive baseline run")
+    p.add_argument("--results", type=Path, default=report.RESULTS_DIR, help="results directory")
+    p.add_argument(
+        "--no-fsync", action="store_true", help="run PostgreSQL without fsync (not for figures)"
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
+    return p
+
+
+def _command(name: str) -> list[str]:
+    if name in INGESTORS:
+        return INGESTORS[name]
+    return shlex.split(name)
+
+
+def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | None, bool]:
+    """Run one ingest-kind scenario; returns the report directory and whether all met."""
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "duration_s": args.duration,
+            "rate": args.rate,
+            "devices": args.devices,
+            "processes": args.processes,
+            "qos": args.qos,
+            "stream": args.stream,
+            "batch": args.batch,
+        }.items()
+        if v is not None
+    }
+    work = dataclasses.replace(scenario.workload, **overrides)
+    if args.ingestor == "ingest" and not ingest_available():
+        print(
+            "services/ingest/service.py is not in this checkout yet; use --ingestor naive "
+            "to exercise the harness on the baseline alone",
+            file=sys.stderr,
+        )
+        return None, False
+    ingestors = [(args.ingestor.split()[0].rsplit("/", 1)[-1], _command(args.ingestor))]
+    if scenario.baseline and not args.no_baseline and args.ingestor != "naive":
+        ingestors.append(("naive", INGESTORS["naive"]))
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    notes: list[str] = []
+    log_dir = args.results / "logs"
+    with BenchEnv(durable=not args.no_fsync) as env:
+        if args.no_fsync:
+            notes.append("PostgreSQL ran with fsync off: figures are not comparable.")
+        for name, command in ingestors:
+            result = run_workload(env, name, command, work, log_dir)
+            runs.append(result.as_dict())
+            s = result.summary
+            print(
+                f"[{name}] committed {s['committed_steady_msgs_per_s']:,.0f} msg/s steady, "
+                f"p99 {s['latency_steady']['p99_ms']:.1f} ms, RSS max {s['rss_max_mb']:.0f} MB, "
+                f"lost {result.audit['lost']}, duplicated {result.audit['duplicated_rows']}"
+            )
+            if s["target_reached"] is False:
+                print(
+                    f"[{name}] TARGET RATE NOT REACHED: published "
+                    f"{s['publish_achieved_msgs_per_s']:,.0f} of {work.rate:,.0f} msg/s"
+                )
+    doc = report.build_result(scenario, runs, started, time.monotonic() - t0, notes)
+    out = report.write(doc, args.results)
+    for t in doc["targets"]:
+        verdict = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
+        print(f"  {t['label']}: {report._fmt(t['value'])} ({t['op']} {t['bound']:g}) {verdict}")
+    print(f"report: {out / 'report.md'}")
+    return out, all(t["met"] for t in doc["targets"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.scenario == "list":
+        for s in SCENARIOS.values():
+            print(f"{s.name:22} {s.title}")
+        return 0
+    names = list(INGEST_SUITE) if args.scenario == "ingest-all" else [args.scenario]
+    ok = True
+    for name in names:
+        scenario = SCENARIOS.get(name)
+        if scenario is None:
+            print(f"unknown scenario {name!r}; try 'factory5g bench list'", file=sys.stderr)
+            return 2
+        if scenario.kind == "api":
+            return _delegate("loadtests.bench_api", args)
+        if (
+            scenario.kind == "rules"
+            and not (
+                Path(__file__).resolve().parents[1] / "services" / "rules" / "service.py"
+            ).exists()
+        ):
+            print(
+                "rules-latency needs services/rules/service.py, not in this checkout yet",
+                file=sys.stderr,
+            )
+            return 2
+        out, met = run_scenario(scenario, args)
+        if out is None:
+            return 2
+        ok = ok and met
+    return 1 if args.strict and not ok else 0
+
+
+def _delegate(module: str, args: argparse.Namespace) -> int:
+    """Scenarios whose harness lives with their service (the API benchmark)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        print(f"{module} is not in this checkout yet", file=sys.stderr)
+        return 2
+    entry = getattr(mod, "main", None)
+    if not callable(entry):
+        print(f"{module} has no main(argv) entry point", file=sys.stderr)
+        return 2
+    return int(entry(["--results", str(args.results)]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

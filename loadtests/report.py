@@ -1,0 +1,347 @@
+"""Result files of a scenario: result.json, report.md and plots, plus results/latest.md.
+
+The JSON holds everything measured (series included) so reports can be re-rendered and
+compared later; the Markdown leads with the targets table, because that is what a reader
+came for, then the figures of each ingestor and the ratio to the naive baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadtests.scenarios import Scenario
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """The box a figure was measured on: without it a throughput number means little."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = math.nan
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.strip()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": commit,
+        "load_avg_at_start": [round(x, 2) for x in load],
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        if value != value:
+            return "n/a"
+        return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _plots(out: Path, runs: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files: list[str] = []
+    if not any(r.get("series") for r in runs):
+        return files
+
+    def rate_series(points: list[list[float]], div: float) -> tuple[list[float], list[float]]:
+        xs: list[float] = []
+        ys: list[float] = []
+        if not points:
+            return xs, ys
+        t0, v0 = points[0]
+        for t1, v1 in points[1:]:
+            if t1 - t0 >= 1.0:  # one-second bins: progress ticks arrive in uneven steps
+                xs.append(t1)
+                ys.append((v1 - v0) / (t1 - t0) / div)
+                t0, v0 = t1, v1
+        return xs, ys
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for r in runs:
+        s = r.get("series") or {}
+        if not s.get("published"):
+            continue
+        t0 = s["published"][0][0]
+        rpm = r["summary"].get("rows_per_message", 1)
+        for key, div, style in (("published", 1, "--"), ("committed_rows", rpm, "-")):
+            xs, ys = rate_series(s.get(key, []), div)
+            ax.plot([x - t0 for x in xs], ys, style, label=f"{r['ingestor']} {key.split('_')[0]}")
+    for f in runs[0].get("faults", []):
+        t0 = runs[0]["series"]["published"][0][0]
+        ax.axvspan(f["wall"] - t0, f["wall"] - t0 + f["duration_s"], color="red", alpha=0.1)
+    ax.set_xlabel("seconds since first publish")
+    ax.set_ylabel("messages / s")
+    ax.set_title("Throughput over time")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=100)
+    plt.close(fig)
+    files.append("throughput.png")
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    names, qs = [], ("p50_ms", "p90_ms", "p99_ms", "p999_ms")
+    for i, r in enumerate(runs):
+        lat = r["summary"].get("latency_steady", {})
+        vals = [lat.get(q, math.nan) for q in qs]
+        ax1.bar([j + i * 0.4 for j in range(len(qs))], vals, width=0.4, label=r["ingestor"])
+        names.append(r["ingestor"])
+        pts = (r.get("series") or {}).get("latency", [])
+        if pts:
+            t0 = r["series"]["published"][0][0] if r["series"].get("published") else pts[0][0]
+            ax2.plot(
+                [p[0] - t0 for p in pts], [p[1] * 1000 for p in pts], ".", ms=2, label=r["ingestor"]
+            )
+    ax1.set_xticks([j + 0.2 for j in range(len(qs))], [q.replace("_ms", "") for q in qs])
+    ax1.set_ylabel("ms (upper bound)")
+    ax1.set_yscale("log")
+    ax1.set_title("Publish-to-commit latency percentiles")
+    ax1.legend()
+    ax2.set_yscale("log")
+    ax2.set_xlabel("seconds since first publish")
+    ax2.set_ylabel("ms")
+    ax2.set_title("Latency of probe records over time")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=100)
+    plt.close(fig)
+    files.append("latency.png")
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for r in runs:
+        pts = (r.get("series") or {}).get("rss", [])
+        if pts:
+            t0 = pts[0][0]
+            ax.plot([p[0] - t0 for p in pts], [p[1] / 2**20 for p in pts], label=r["ingestor"])
+    ax.axhline(300, color="red", ls=":", label="300 MB target")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS (MB)")
+    ax.set_title("Ingestor memory")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "memory.png", dpi=100)
+    plt.close(fig)
+    files.append("memory.png")
+    return files
+
+
+ROWS = (
+    ("published msgs", "summary.messages_published"),
+    ("publish target msgs/s", "summary.publish_target_msgs_per_s"),
+    ("publish achieved msgs/s", "summary.publish_achieved_msgs_per_s"),
+    ("target rate reached", "summary.target_reached"),
+    ("committed msgs/s (steady window)", "summary.committed_steady_msgs_per_s"),
+    ("committed rows/s (steady window)", "summary.committed_steady_rows_per_s"),
+    ("committed msgs/s (publish start to last commit)", "summary.overall_committed_msgs_per_s"),
+    ("kept up (drained within 2 s / 5 %)", "summary.keeping_up"),
+    ("drain after publishing stopped (s)", "summary.drain_after_publish_s"),
+    ("latency p50 (ms)", "summary.latency_steady.p50_ms"),
+    ("latency p90 (ms)", "summary.latency_steady.p90_ms"),
+    ("latency p99 (ms)", "summary.latency_steady.p99_ms"),
+    ("latency p99.9 (ms)", "summary.latency_steady.p999_ms"),
+    ("latency max incl. drain (ms)", "summary.latency_all.max_ms"),
+    ("latency samples", "summary.latency_steady.samples"),
+    ("RSS max (MB)", "summary.rss_max_mb"),
+    ("RSS mean (MB)", "summary.rss_mean_mb"),
+    ("RSS slope (MB/min)", "summary.rss_slope_mb_per_min"),
+    ("lag slope (msgs/min)", "summary.lag_slope_msgs_per_min"),
+    ("acked records", "audit.acked_records"),
+    ("stored records", "audit.stored_records"),
+    ("lost (acked, never stored)", "audit.lost"),
+    ("duplicated rows", "audit.duplicated_rows"),
+    ("unacked but stored", "audit.unacked_stored"),
+    ("all acked stored before the end", "audit.drained"),
+)
+
+
+def _get(run: dict[str, Any], path: str) -> Any:
+    node: Any = run
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
+    runs = result["runs"]
+    m = result["machine"]
+    lines = [
+        f"# {result['title']}",
+        "",
+        f"Scenario `{result['scenario']}`, run {result['started']} "
+        f"({result['elapsed_s']:.0f} s), commit `{m['commit']}`.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}; load average at start {m['load_avg_at_start']}. Broker, "
+        "database, generator and ingestor all ran on this machine.",
+        "",
+    ]
+    for note in result.get("notes", []):
+        lines += [f"> {note}", ""]
+    if result.get("targets"):
+        lines += [
+            "## Targets",
+            "",
+            "| target | source | bound | measured | met |",
+            "|---|---|---|---|---|",
+        ]
+        for t in result["targets"]:
+            met = {True: "yes", False: "**NO**", None: "not measured"}[t["met"]]
+            lines.append(
+                f"| {t['label']} | {t['source']} | {t['op']} {_fmt(t['bound'])} | "
+                f"{_fmt(t['value'])} | {met} |"
+            )
+        lines.append("")
+    if runs:
+        w = runs[0]["workload"]
+        lines += [
+            "## Workload",
+            "",
+            f"stream `{w['stream']}`, {w['batch']} record(s) per message, QoS {w['qos']}, "
+            f"{w['devices']} devices over {w['processes']} publisher processes, "
+            f"{'as fast as possible' if not w['rate'] else _fmt(w['rate']) + ' msg/s'} for "
+            f"{_fmt(w['duration_s'])} s (steady window starts after {_fmt(w['warmup_s'])} s)"
+            + (
+                "; faults: "
+                + ", ".join(
+                    f"{f['kind']} at {f['at_s']:.0f} s for {f['duration_s']:.0f} s"
+                    for f in w["faults"]
+                )
+                if w["faults"]
+                else ""
+            )
+            + ".",
+            "",
+            "## Results",
+            "",
+            "| figure | " + " | ".join(r["ingestor"] for r in runs) + " |",
+            "|---|" + "---|" * len(runs),
+        ]
+        for label, path in ROWS:
+            lines.append(f"| {label} | " + " | ".join(_fmt(_get(r, path)) for r in runs) + " |")
+        lines.append("")
+        if result.get("ratios"):
+            lines += ["Ratios to the naive baseline (target / baseline):", ""]
+            for k, v in result["ratios"].items():
+                lines.append(f"- {k}: {_fmt(v)}x")
+            lines.append("")
+        for r in runs:
+            for note in r.get("notes", []):
+                lines += [f"> {r['ingestor']}: {note}", ""]
+            if r["audit"].get("lost_examples"):
+                lines += [f"{r['ingestor']} lost e.g. {', '.join(r['audit']['lost_examples'])}", ""]
+    for p in plots:
+        lines += [f"![{p}]({p})", ""]
+    lines += [
+        "Method: docs/benchmarks.md. Latencies are upper bounds with "
+        f"{_fmt((runs[0]['summary'].get('latency_resolution_s') or 0) * 1000 if runs else 0)} ms "
+        "resolution (commit time = first poll that sees the row).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(result: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = results_dir / f"{result['scenario']}-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    plots = _plots(out, result["runs"])
+    (out / "result.json").write_text(json.dumps(result, indent=1, default=str, allow_nan=True))
+    (out / "report.md").write_text(render_markdown(result, plots))
+    write_latest(results_dir)
+    return out
+
+
+def write_latest(results_dir: Path = RESULTS_DIR) -> Path:
+    """results/latest.md: the newest report of each scenario with its target verdicts."""
+    newest: dict[str, Path] = {}
+    for d in sorted(results_dir.glob("*-*T*Z")):
+        if (d / "result.json").exists():
+            newest[d.name.rsplit("-", 1)[0]] = d
+    lines = [
+        "# Latest benchmark results",
+        "",
+        "| scenario | run | targets met | machine |",
+        "|---|---|---|---|",
+    ]
+    for name, d in sorted(newest.items()):
+        data = json.loads((d / "result.json").read_text())
+        targets = data.get("targets", [])
+        met = sum(1 for t in targets if t["met"])
+        m = data["machine"]
+        lines.append(
+            f"| {name} | [{d.name}]({d.name}/report.md) | {met}/{len(targets)} | "
+            f"{m['cpu']}, {m['cores']} cores |"
+        )
+    lines.append("")
+    path = results_dir / "latest.md"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def build_result(
+    scenario: Scenario, runs: list[dict[str, Any]], started: str, elapsed: float, notes: list[str]
+) -> dict[str, Any]:
+    """The result document: runs, target verdicts on the first (target) run, ratios."""
+    targets = []
+    if runs:
+        for t in scenario.targets:
+            targets.append({**t.__dict__, "value": t.value(runs[0]), "met": t.check(runs[0])})
+    ratios: dict[str, float] = {}
+    if len(runs) > 1:
+        for label, path in (
+            ("committed msgs/s (steady)", "summary.committed_steady_msgs_per_s"),
+            ("p99 latency (baseline / target)", "summary.latency_steady.p99_ms"),
+        ):
+            a, b = _get(runs[0], path), _get(runs[1], path)
+            if isinstance(a, int | float) and isinstance(b, int | float) and a and b:
+                ratios[label] = (a / b) if "latency" not in label else (b / a)
+    return {
+        "scenario": scenario.name,
+        "title": scenario.title,
+        "started": started,
+        "elapsed_s": elapsed,
+        "machine": machine(),
+        "notes": [*scenario.notes, *notes],
+        "targets": targets,
+        "ratios": ratios,
+        "runs": runs,
+    }

@@ -1,0 +1,319 @@
+"""One benchmark run: fresh servers, one ingestor, the fleet, scheduled faults, the audit.
+
+A run starts its own PostgreSQL (durable: fsync and synchronous commit on, as in
+production) and a fresh Mosquitto for each ingestor, so a previous ingestor's persistent
+session cannot make the broker queue messages for nobody. The target and the baseline
+ingestor run the same workload one after the other in the same process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from loadtests import stats
+from loadtests.fleet import Fleet, FleetConfig
+from loadtests.observer import Observer
+from loadtests.payloads import ROWS_PER_RECORD, STREAM_TABLE, PayloadMaker, topic
+from loadtests.procs import Ingestor, wait_until
+from loadtests.publisher import device_names
+from services.core import db
+from services.devstack.servers import Mosquitto, Postgres, free_port
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """`kind` at `at_s` seconds into publishing, lasting `duration_s`."""
+
+    kind: str  # db-outage | broker-restart | ingest-crash
+    at_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Workload:
+    stream: str = "link"
+    batch: int = 1
+    devices: int = 600
+    processes: int = 3
+    rate: float = 0.0
+    qos: int = 1
+    duration_s: float = 30.0
+    warmup_s: float = 5.0
+    drain_s: float = 60.0
+    probes_per_process: int = 2
+    faults: tuple[Fault, ...] = ()
+
+    @property
+    def rows_per_message(self) -> int:
+        return self.batch * ROWS_PER_RECORD[self.stream]
+
+
+class BenchEnv:
+    """Servers owned by one benchmark invocation, under a temporary directory."""
+
+    def __init__(
+        self, base: Path | None = None, durable: bool = True, pg: Postgres | None = None
+    ) -> None:
+        self._own_base = base is None
+        self.base = base or Path(tempfile.mkdtemp(prefix="f5g-bench-"))
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.base.chmod(0o755)
+        self._own_pg = pg is None
+        self.pg = pg or Postgres(self.base / "postgres", port=free_port(), durable=durable)
+        self._brokers: list[Mosquitto] = []
+
+    def __enter__(self) -> BenchEnv:
+        self.pg.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for b in self._brokers:
+            b.stop()
+        if self._own_pg:
+            self.pg.stop(mode="immediate")
+        if self._own_base:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def new_database(self) -> str:
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        self.pg.ensure_database(name)
+        url = self.pg.url_for(name)
+        db.migrate(url)
+        return url
+
+    def drop_database(self, url: str) -> None:
+        self.pg.drop_database(url.rsplit("/", 1)[1])
+
+    def new_broker(self) -> Mosquitto:
+        broker = Mosquitto(self.base / f"mosquitto-{len(self._brokers)}", port=free_port())
+        broker.start()
+        self._brokers.append(broker)
+        return broker
+
+
+@dataclass
+class Servers:
+    """What a run may break on purpose."""
+
+    pg: Postgres
+    broker: Mosquitto
+    ingestor: Ingestor
+
+
+def _inject(kind: str, servers: Servers, duration_s: float) -> None:
+    if kind == "db-outage":
+        servers.pg.stop(mode="fast")
+        time.sleep(duration_s)
+        servers.pg.start()
+    elif kind == "broker-restart":
+        servers.broker.stop()
+        time.sleep(duration_s)
+        servers.broker.start()
+    elif kind == "ingest-crash":
+        servers.ingestor.kill()
+        time.sleep(duration_s)
+        servers.ingestor.start()
+    else:
+        raise ValueError(f"unknown fault {kind!r}")
+
+
+def wait_ready(observer: Observer, port: int, stream: str, timeout: float = 90.0) -> bool:
+    """Publish warm-up records until one is stored: proves the ingestor subscribed and can
+    commit, whatever ingestor it is (a health endpoint would prove less)."""
+    maker = PayloadMaker(stream, "ready")
+    warm = Observer(observer.url, observer.table, "warmup", [])
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    deadline = time.monotonic() + timeout
+    seq = 1
+    try:
+        while time.monotonic() < deadline:
+            payload = maker.render(seq, int(time.time() * 1000))
+            client.publish(topic("warmup", stream, "ready"), payload, qos=1)
+            seq += maker.batch
+            if wait_until(lambda: warm.count() > 0, 1.0, 0.1):
+                return True
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        warm.stop()
+    return False
+
+
+@dataclass
+class RunResult:
+    ingestor: str
+    workload: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, list[list[float]]] = field(default_factory=dict)
+    audit: dict[str, Any] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_workload(
+    env: BenchEnv,
+    name: str,
+    command: list[str],
+    work: Workload,
+    log_dir: Path,
+    progress: Progress = print,
+    extra_env: dict[str, str] | None = None,
+) -> RunResult:
+    """Run `work` against one ingestor `command` and measure it from the outside."""
+    url = env.new_database()
+    broker = env.new_broker()
+    run_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    ingestor = Ingestor(
+        name,
+        command,
+        {
+            "F5G_DATABASE__URL": url,
+            "F5G_MQTT__HOST": "127.0.0.1",
+            "F5G_MQTT__PORT": str(broker.port),
+            "F5G_INGEST__CLIENT_ID": f"bench-{run_id}",
+            "F5G_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        },
+        log_dir / f"{name}.log",
+    )
+    table = STREAM_TABLE[work.stream]
+    per_process = min(work.probes_per_process, work.devices // work.processes)
+    probes = [d for i in range(work.processes) for d in device_names(i, per_process)]
+    observer = Observer(url, table, "bench", probes, ROWS_PER_RECORD[work.stream])
+    result = RunResult(name, {**work.__dict__, "faults": [f.__dict__ for f in work.faults]})
+    servers = Servers(env.pg, broker, ingestor)
+    fault_threads: list[threading.Thread] = []
+    try:
+        ingestor.start()
+        if not wait_ready(observer, broker.port, work.stream):
+            raise RuntimeError(
+                f"{name} did not store a warm-up record within 90 s; log tail:\n"
+                + ingestor.log_tail()
+            )
+        fleet = Fleet(
+            FleetConfig(
+                host="127.0.0.1",
+                port=broker.port,
+                stream=work.stream,
+                devices=work.devices,
+                processes=work.processes,
+                rate=work.rate,
+                qos=work.qos,
+                duration_s=work.duration_s,
+                batch=work.batch,
+                run_id=run_id,
+            )
+        )
+        base_rows = observer.count()
+        observer.start()
+        rss: list[list[float]] = []
+        fleet.start()
+        t_start = time.time()
+        pending_faults = sorted(work.faults, key=lambda f: f.at_s)
+        progress(f"[{name}] publishing for {work.duration_s:.0f} s ...")
+        last_line = 0.0
+        while not fleet.done:
+            fleet.poll(0.25)
+            now = time.time()
+            fleet.sample()
+            rss.append([now, float(ingestor.rss())])
+            while pending_faults and now - t_start >= pending_faults[0].at_s:
+                fault = pending_faults.pop(0)
+                progress(f"[{name}] fault: {fault.kind} for {fault.duration_s:.0f} s")
+                result.faults.append({**fault.__dict__, "wall": now})
+                th = threading.Thread(
+                    target=_inject, args=(fault.kind, servers, fault.duration_s), daemon=True
+                )
+                th.start()
+                fault_threads.append(th)
+            if now - last_line >= 1.0:
+                last_line = now
+                progress(_progress_line(name, now - t_start, fleet, observer, ingestor, work))
+        totals = fleet.join()
+        for th in fault_threads:
+            th.join(120)
+        expected_rows = (totals.acked * work.rows_per_message) + base_rows
+        progress(f"[{name}] published; waiting for the ingestor to catch up ...")
+        drained = _drain(observer, ingestor, rss, expected_rows, work.drain_s)
+        if not ingestor.alive():
+            result.notes.append(f"{name} was not running at the end of the run")
+        result.metrics = ingestor.metrics()
+        observer.stop()
+        audit = observer.audit(totals.last_seq(), totals.unacked())
+        result.audit = audit.as_dict()
+        result.audit["drained"] = drained
+        result.summary = stats.summarise(work, totals, observer, rss, drained, base_rows)
+        result.series = {
+            "published": [[t, float(s)] for t, s, _ in totals.samples],
+            "acked": [[t, float(a)] for t, _, a in totals.samples],
+            "committed_rows": [[t, float(c - base_rows)] for t, c in observer.counts],
+            "latency": [[t, lat] for t, lat in observer.latencies],
+            "rss": rss,
+        }
+        return result
+    finally:
+        observer.stop()
+        ingestor.stop()
+        for th in fault_threads:
+            th.join(120)
+        try:
+            env.drop_database(url)
+        except Exception as exc:  # keep the run's result; the env is thrown away anyway
+            progress(f"[{name}] could not drop {url}: {exc}")
+
+
+def _drain(
+    observer: Observer, ingestor: Ingestor, rss: list[list[float]], expected: int, limit: float
+) -> bool:
+    """Wait until every acknowledged row is stored, or progress stops, or `limit` passes."""
+    deadline = time.monotonic() + limit
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            rows = observer.count()
+        except Exception:
+            rows = last
+        observer.counts.append((time.time(), rows))
+        rss.append([time.time(), float(ingestor.rss())])
+        if rows >= expected:
+            return True
+        if rows != last:
+            last, last_change = rows, time.monotonic()
+        elif time.monotonic() - last_change > 15:
+            return False
+        time.sleep(0.5)
+    return False
+
+
+def _progress_line(
+    name: str, elapsed: float, fleet: Fleet, observer: Observer, ingestor: Ingestor, work: Workload
+) -> str:
+    committed = observer.counts[-1][1] if observer.counts else 0
+    msgs = committed / work.rows_per_message
+    lat = [x for _, x in observer.latencies[-200:]]
+    p50 = sorted(lat)[len(lat) // 2] * 1000 if lat else float("nan")
+    rate = fleet.sent / elapsed if elapsed > 0 else 0.0
+    return (
+        f"[{name}] t={elapsed:5.1f}s sent={fleet.sent:>9} ({rate:>8.0f}/s) "
+        f"acked={fleet.acked:>9} committed={msgs:>11.0f} "
+        f"lag={fleet.acked - msgs:>9.0f} lat~{p50:6.1f}ms rss={ingestor.rss() / 2**20:6.1f}MB"
+    )

@@ -1,0 +1,199 @@
+"""The named benchmark scenarios and the targets (from the issues) each report checks.
+
+Durations are chosen so that every ingest scenario, baseline included, finishes within a
+few minutes on the reference 2-core box; `--duration` and friends override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadtests.runner import Fault, Workload
+
+
+@dataclass(frozen=True)
+class Target:
+    """One figure a report must show, with the bound an issue set for it."""
+
+    label: str
+    path: str  # dotted path into a run result, e.g. "summary.latency_steady.p99_ms"
+    op: str  # ">=" or "<=" or "=="
+    bound: float
+    source: str
+
+    def value(self, run: dict[str, Any]) -> Any:
+        node: Any = run
+        for part in self.path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def check(self, run: dict[str, Any]) -> bool | None:
+        value = self.value(run)
+        if not isinstance(value, int | float) or value != value:  # missing or NaN
+            return None
+        ops: dict[str, Callable[[float, float], bool]] = {
+            ">=": operator.ge,
+            "<=": operator.le,
+            "==": operator.eq,
+        }
+        return ops[self.op](float(value), self.bound)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    workload: Workload
+    targets: tuple[Target, ...] = ()
+    baseline: bool = True
+    kind: str = "ingest"  # ingest | rules | api
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+RSS = Target("ingest RSS max (MB)", "summary.rss_max_mb", "<=", 300, "issue 3")
+NO_LOSS = Target("acknowledged records lost", "audit.lost", "==", 0, "issue 3")
+NO_DUP = Target("duplicated rows", "audit.duplicated_rows", "==", 0, "issue 3")
+FAULT_WORK = Workload(stream="link", devices=300, processes=2, rate=5000.0, qos=1, warmup_s=3.0)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "ingest-throughput",
+            "Ingest throughput: single ~200 B records, QoS 1, as fast as possible",
+            Workload(stream="link", devices=1000, processes=3, rate=0.0, duration_s=40.0),
+            (
+                Target(
+                    "committed msgs/s (steady)",
+                    "summary.committed_steady_msgs_per_s",
+                    ">=",
+                    25_000,
+                    "issue 3",
+                ),
+                RSS,
+                NO_LOSS,
+            ),
+        ),
+        Scenario(
+            "ingest-arrays",
+            "Ingest throughput: arrays of 50 records, QoS 1, as fast as possible",
+            Workload(stream="link", batch=50, devices=300, processes=2, duration_s=30.0),
+            (
+                Target(
+                    "committed rows/s (steady)",
+                    "summary.committed_steady_rows_per_s",
+                    ">=",
+                    150_000,
+                    "issue 3",
+                ),
+                RSS,
+                NO_LOSS,
+            ),
+        ),
+        Scenario(
+            "ingest-latency",
+            "Ingest latency: publish-to-commit at a fixed 10,000 msg/s, QoS 1",
+            Workload(stream="link", devices=1000, processes=2, rate=10_000.0, duration_s=30.0),
+            (
+                Target("publisher reached its rate", "summary.target_reached", "==", 1, "run"),
+                Target(
+                    "p99 publish-to-commit (ms)",
+                    "summary.latency_steady.p99_ms",
+                    "<=",
+                    250,
+                    "issue 3",
+                ),
+                RSS,
+                NO_LOSS,
+            ),
+        ),
+        Scenario(
+            "soak",
+            "Soak: 30 minutes at a steady 5,000 msg/s; memory and lag must stay flat",
+            Workload(
+                stream="link",
+                devices=1000,
+                processes=2,
+                rate=5000.0,
+                duration_s=1800.0,
+                warmup_s=60.0,
+            ),
+            (
+                RSS,
+                NO_LOSS,
+                Target("RSS growth (MB/min)", "summary.rss_slope_mb_per_min", "<=", 0.5, "soak"),
+                Target(
+                    "lag growth (msgs/min)", "summary.lag_slope_msgs_per_min", "<=", 100, "soak"
+                ),
+            ),
+            baseline=False,
+        ),
+        Scenario(
+            "fault-db-outage",
+            "Fault: database down for 15 s under 5,000 msg/s",
+            dataclasses.replace(
+                FAULT_WORK,
+                duration_s=35.0,
+                drain_s=120.0,
+                faults=(Fault("db-outage", 10.0, 15.0),),
+            ),
+            (NO_LOSS, NO_DUP, RSS),
+        ),
+        Scenario(
+            "fault-broker-restart",
+            "Fault: broker restarted under 5,000 msg/s",
+            dataclasses.replace(
+                FAULT_WORK,
+                duration_s=30.0,
+                drain_s=90.0,
+                faults=(Fault("broker-restart", 10.0, 2.0),),
+            ),
+            (NO_LOSS, NO_DUP, RSS),
+            notes=(
+                "QoS 1 messages the broker accepted but had not yet saved to its persistence "
+                "file when it stopped are outside the ingestor's control; Mosquitto saves on "
+                "SIGTERM, which this scenario uses.",
+            ),
+        ),
+        Scenario(
+            "fault-ingest-crash",
+            "Fault: ingestor killed (SIGKILL) and restarted after 3 s under 5,000 msg/s",
+            dataclasses.replace(
+                FAULT_WORK,
+                duration_s=30.0,
+                drain_s=90.0,
+                faults=(Fault("ingest-crash", 10.0, 3.0),),
+            ),
+            (NO_LOSS, NO_DUP, RSS),
+        ),
+        Scenario(
+            "rules-latency",
+            "Rules: device publish to alarm stored and published, at 10,000 msg/s total",
+            Workload(stream="link", devices=1000, processes=2, rate=10_000.0, duration_s=30.0),
+            (
+                Target(
+                    "p99 publish-to-alarm (ms)",
+                    "summary.alarm_latency.p99_ms",
+                    "<=",
+                    100,
+                    "issue 5",
+                ),
+            ),
+            baseline=False,
+            kind="rules",
+        ),
+        Scenario(
+            "api",
+            "API: KPI/series p95 latency and device-list req/s on a seeded dataset",
+            Workload(),
+            baseline=False,
+            kind="api",
+        ),
+    )
+}
+
+INGEST_SUITE = ("ingest-throughput", "ingest-arrays", "ingest-latency")

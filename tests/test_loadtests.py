@@ -1,0 +1,125 @@
+"""The load-test harness counts right: a lossless run balances, a dropped record is lost.
+
+Runs are tiny (a few hundred messages) against the session's real PostgreSQL and a broker
+of each run's own, with the naive baseline as the ingestor under test, because its loss
+can be caused on purpose (`F5G_BENCH_DROP`) without faking anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests import report, stats
+from loadtests.payloads import STREAMS, PayloadMaker, topic
+from loadtests.procs import INGESTORS, rss_bytes
+from loadtests.runner import BenchEnv, RunResult, Workload, run_workload
+from loadtests.scenarios import SCENARIOS
+from services.core.contracts import decode, parse_topic
+from services.devstack.servers import Postgres
+
+TINY = Workload(
+    stream="link", devices=6, processes=2, rate=300.0, duration_s=2.0, warmup_s=0.5, drain_s=20.0
+)
+
+
+@pytest.fixture(scope="module")
+def env(pg: Postgres, stack_tmp: Path) -> Iterator[BenchEnv]:
+    with BenchEnv(base=stack_tmp / "bench", pg=pg) as bench:
+        yield bench
+
+
+@pytest.fixture(scope="module")
+def lossless(env: BenchEnv, stack_tmp: Path) -> RunResult:
+    return run_workload(
+        env, "naive", INGESTORS["naive"], TINY, stack_tmp / "bench-logs", progress=lambda _: None
+    )
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_payloads_obey_the_contract_and_carry_seq_and_publish_time(stream: str, batch: int) -> None:
+    maker = PayloadMaker(stream, "dev-1", batch=batch)
+    payload = maker.render(41, 1_700_000_000_123)
+    decoded = decode(stream, payload)
+    assert [r.seq for r in decoded.records] == list(range(41, 41 + batch))
+    assert all(r.ts == 1_700_000_000_123 for r in decoded.records)
+    assert parse_topic(topic("bench", stream, "dev-1")).stream == stream
+
+
+def test_payload_of_a_single_link_record_is_about_200_bytes() -> None:
+    size = len(PayloadMaker("link", "d00-00001").render(123456, 1_700_000_000_123))
+    assert 170 <= size <= 260
+
+
+def test_lossless_run_stores_exactly_what_was_acknowledged(lossless: RunResult) -> None:
+    audit, summary = lossless.audit, lossless.summary
+    assert summary["messages_published"] > 300
+    assert audit["published_records"] == summary["messages_published"]
+    assert audit["acked_records"] == audit["published_records"]
+    assert audit["stored_records"] == audit["acked_records"]
+    assert audit["lost"] == 0
+    assert audit["duplicated_rows"] == 0
+    assert audit["unexpected"] == 0
+    assert audit["drained"] is True
+    assert summary["latency_steady"]["samples"] > 0
+    assert 0 < summary["latency_steady"]["p50_ms"] < 5000
+    assert summary["rss_max_mb"] > 5
+
+
+def test_dropped_record_is_reported_as_lost(env: BenchEnv, stack_tmp: Path) -> None:
+    result = run_workload(
+        env,
+        "naive",
+        INGESTORS["naive"],
+        TINY,
+        stack_tmp / "bench-logs",
+        progress=lambda _: None,
+        extra_env={"F5G_BENCH_DROP": "d01-00002:3"},
+    )
+    assert result.audit["lost"] == 1
+    assert result.audit["lost_examples"] == ["d01-00002:3"]
+    assert result.audit["stored_records"] == result.audit["acked_records"] - 1
+
+
+def test_report_has_targets_figures_and_plots(lossless: RunResult, tmp_path: Path) -> None:
+    scenario = SCENARIOS["ingest-latency"]
+    doc = report.build_result(scenario, [lossless.as_dict()], "now", 1.0, [])
+    out = report.write(doc, tmp_path)
+    data = json.loads((out / "result.json").read_text())
+    assert data["runs"][0]["audit"]["lost"] == 0
+    md = (out / "report.md").read_text()
+    assert "p99 publish-to-commit (ms)" in md
+    assert "publish achieved msgs/s" in md
+    for png in ("throughput.png", "latency.png", "memory.png"):
+        assert (out / png).stat().st_size > 1000
+    assert out.name in (tmp_path / "latest.md").read_text()
+
+
+def test_fixed_rate_run_that_falls_short_says_so(lossless: RunResult) -> None:
+    run: dict[str, Any] = lossless.as_dict()
+    target = next(t for t in SCENARIOS["ingest-latency"].targets if t.path.endswith("reached"))
+    assert target.check(run) is True
+    run["summary"] = {**run["summary"], "target_reached": False}
+    assert target.check(run) is False
+
+
+def test_percentiles_and_slopes() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert stats.percentile(values, 50) == 50
+    assert stats.percentile(values, 99) == 99
+    assert math.isnan(stats.percentile([], 99))
+    assert stats.slope_per_min([(0.0, 0.0), (60.0, 1.0), (120.0, 2.0)]) == pytest.approx(1.0)
+    assert stats.interpolate([(0.0, 0.0), (10.0, 100.0)], 2.5) == 25.0
+
+
+def test_rss_of_this_process_is_measured() -> None:
+    import os
+
+    assert rss_bytes(os.getpid()) > 10 * 2**20
+    assert rss_bytes(2**22 + 7) == 0
