@@ -161,6 +161,13 @@ def api() -> None:
     run(_settings())
 
 
+from services.api.cli import keys_app, rollup, seed  # noqa: E402  (API tools, kept together)
+
+app.add_typer(keys_app, name="keys")
+app.command()(rollup)
+app.command()(seed)
+
+
 @app.command(
     help=_help(
         "Simulated factory: vision stations, AGVs, 5G modules and machines publishing over MQTT.",

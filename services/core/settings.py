@@ -141,6 +141,20 @@ class ApiSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, ge=1, le=65535, description="API port (docs at /docs).")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    rollup_interval_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="Seconds between rollup passes run inside the API (0: run `factory5g "
+        "rollup` instead).",
+    )
+    key_cache_s: float = Field(
+        5.0, ge=0, le=300, description="Seconds a checked API key is trusted before re-reading."
+    )
+    max_points: int = Field(5000, ge=10, le=100_000, description="Most points one series returns.")
+    max_range_days: int = Field(
+        400, ge=1, le=3650, description="Longest time range a query may ask for."
+    )
 
 
 class SimulatorSettings(BaseModel):

@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -224,3 +224,29 @@ STREAM_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "link_kpis": ("project_id", "device_id", "ts", "seq"),
     "telemetry": ("project_id", "device_id", "metric", "ts", "seq"),
 }
+
+# --------------------------------------------------------------------------- API (0003_api)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("prefix", Text, primary_key=True, comment="Visible part of the key, for lookup."),
+    Column("hash", Text, nullable=False, comment="sha256 hex of the whole key."),
+    Column("name", Text, nullable=False),
+    Column("scope", Text, nullable=False, comment="read | operate | admin"),
+    Column("projects", ARRAY(Text), nullable=True, comment="Visible projects; NULL = all."),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Per-spec, per-resolution high-water mark: buckets before it are complete in the rollup.
+rollup_watermarks = Table(
+    "rollup_watermarks",
+    metadata,
+    Column("spec", Text, primary_key=True),
+    Column("resolution", Text, primary_key=True),
+    Column("watermark", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+# The rollup tables themselves (rollup_<spec>_<1m|1h>) are generated from their column
+# specs in services/api/rollups/specs.py, where the SQL that fills them is generated too.

@@ -1,0 +1,142 @@
+"""Alarms: list and filter, one alarm with its history, acknowledge and clear."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, Query
+
+from services.api.alarms.lifecycle import TransitionError, transition
+from services.api.alarms.models import Alarm, AlarmAction, AlarmDetail, AlarmPage
+from services.api.auth.guard import Operator, Reader
+from services.api.deps import Conn
+from services.api.errors import ApiError, invalid, not_found
+from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
+from services.api.scope import project_filter
+from services.core.tables import alarm_events, alarms
+
+router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
+_MISSING: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown alarm."}}
+_MAX_ID = 2**63 - 1
+
+
+def _check_id(alarm_id: int) -> None:
+    if not 0 < alarm_id <= _MAX_ID:
+        raise not_found(f"alarm {alarm_id}")
+
+
+@router.get("", response_model=AlarmPage, summary="Alarms, newest first.")
+async def list_alarms(
+    conn: Conn,
+    key: Reader,
+    project: Annotated[str | None, Query(max_length=64)] = None,
+    device: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[
+        Literal["open", "acknowledged", "cleared", "active"] | None,
+        Query(description="`active` = open or acknowledged."),
+    ] = None,
+    severity: Annotated[str | None, Query(max_length=32)] = None,
+    since: Annotated[datetime | None, Query(description="Opened at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Opened before.")] = None,
+    limit: Limit = 100,
+    cursor: CursorParam = None,
+) -> dict[str, Any]:
+    after = decode_cursor(cursor, (str, int))
+    visible = project_filter(key, project)
+    q = sa.select(alarms).order_by(alarms.c.opened_at.desc(), alarms.c.id.desc()).limit(limit + 1)
+    if visible is not None:
+        q = q.where(alarms.c.project_id.in_(visible))
+    if device is not None:
+        q = q.where(alarms.c.device_id == device)
+    if state == "active":
+        q = q.where(alarms.c.state != "cleared")
+    elif state is not None:
+        q = q.where(alarms.c.state == state)
+    if severity is not None:
+        q = q.where(alarms.c.severity == severity)
+    for bound, op in ((since, "ge"), (until, "lt")):
+        if bound is not None:
+            b = bound if bound.tzinfo else bound.replace(tzinfo=UTC)
+            q = q.where(alarms.c.opened_at >= b if op == "ge" else alarms.c.opened_at < b)
+    if after is not None:
+        try:
+            ts = datetime.fromisoformat(after[0])
+        except ValueError:
+            raise invalid("cursor is not one this API issued") from None
+        q = q.where(sa.tuple_(alarms.c.opened_at, alarms.c.id) < sa.tuple_(ts, after[1]))
+    rows = (await conn.execute(q)).all()
+    items = [dict(r._mapping) for r in rows[:limit]]
+    nxt = None
+    if len(rows) > limit:
+        nxt = encode_cursor([items[-1]["opened_at"].isoformat(), items[-1]["id"]])
+    return {"items": items, "next_cursor": nxt}
+
+
+@router.get("/{alarm_id}", response_model=AlarmDetail, responses=_MISSING)
+async def get_alarm(alarm_id: int, conn: Conn, key: Reader) -> dict[str, Any]:
+    _check_id(alarm_id)
+    row = (await conn.execute(sa.select(alarms).where(alarms.c.id == alarm_id))).first()
+    if row is None or not key.sees(row.project_id):
+        raise not_found(f"alarm {alarm_id}")
+    events = await conn.execute(
+        sa.select(
+            alarm_events.c.ts,
+            alarm_events.c.transition,
+            alarm_events.c.severity,
+            alarm_events.c.actor,
+            alarm_events.c.evidence,
+        )
+        .where(alarm_events.c.alarm_id == alarm_id, alarm_events.c.project_id == row.project_id)
+        .order_by(alarm_events.c.ts)
+        .limit(1000)
+    )
+    return {**row._mapping, "history": [dict(e._mapping) for e in events]}
+
+
+async def _act(
+    conn: Conn,
+    key: Any,
+    alarm_id: int,
+    action: Literal["acknowledged", "cleared"],
+    note: str | None,
+) -> dict[str, Any]:
+    _check_id(alarm_id)
+    try:
+        out = await transition(conn, alarm_id, key.visible(), action, key.name, note)
+    except TransitionError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    if out is None:
+        raise not_found(f"alarm {alarm_id}")
+    return out
+
+
+_ACT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_MISSING,
+    409: {"description": "The alarm's state does not allow it."},
+}
+
+
+@router.post(
+    "/{alarm_id}/acknowledge",
+    response_model=Alarm,
+    responses=_ACT_RESPONSES,
+    summary="Acknowledge an open alarm (operate scope).",
+)
+async def acknowledge(
+    alarm_id: int, conn: Conn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
+) -> dict[str, Any]:
+    return await _act(conn, key, alarm_id, "acknowledged", body.note if body else None)
+
+
+@router.post(
+    "/{alarm_id}/clear",
+    response_model=Alarm,
+    responses=_ACT_RESPONSES,
+    summary="Clear an open or acknowledged alarm (operate scope).",
+)
+async def clear(
+    alarm_id: int, conn: Conn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
+) -> dict[str, Any]:
+    return await _act(conn, key, alarm_id, "cleared", body.note if body else None)

@@ -1,0 +1,113 @@
+"""The API application: routers, error shape, metrics, background tasks, static dashboard.
+
+`create_app(settings)` builds a self-contained app (own engine, key cache, readiness
+checker), so tests can run several against different databases in one process. Background
+work (readiness checks, rollup passes) starts and stops with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from starlette.staticfiles import StaticFiles
+
+from services.api import errors
+from services.api.alarms.views import router as alarms_router
+from services.api.auth.guard import KeyCache
+from services.api.devices.views import router as devices_router
+from services.api.health.views import Readiness
+from services.api.health.views import router as health_router
+from services.api.ingest.views import router as ingest_router
+from services.api.kpis.views import router as kpis_router
+from services.api.observe import MetricsMiddleware
+from services.api.projects.views import router as projects_router
+from services.api.responses import JSONResponse
+from services.api.rollups import maintain
+from services.api.series.views import router as series_router
+from services.core import db
+from services.core.settings import Settings
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    d = settings.database
+    return create_async_engine(
+        db.async_url(d.url),
+        pool_size=d.pool_max,
+        max_overflow=d.pool_max,
+        pool_pre_ping=False,
+        connect_args={"timeout": d.connect_timeout_s},
+    )
+
+
+async def _rollup_loop(engine: AsyncEngine, interval_s: float) -> None:
+    while True:
+        try:
+            await maintain.catch_up(engine, max_runs=50)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed pass is retried next interval; say why
+            log.exception("rollup pass failed")
+        await asyncio.sleep(interval_s)
+
+
+async def _log_license(engine: AsyncEngine) -> None:
+    """Rollups are always our own; the license is logged so operators know why."""
+    import sqlalchemy as sa
+
+    with contextlib.suppress(Exception):
+        async with engine.connect() as conn:
+            lic = (await conn.execute(sa.text("SHOW timescaledb.license"))).scalar()
+        log.info("TimescaleDB license %s: serving long ranges from factory5g rollups", lic)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        app.state.engine = engine
+        app.state.readiness = Readiness(engine, db.head_revisions())
+        await app.state.readiness.check()
+        tasks = [asyncio.create_task(app.state.readiness.loop())]
+        if settings.api.rollup_interval_s > 0:
+            tasks.append(asyncio.create_task(_rollup_loop(engine, settings.api.rollup_interval_s)))
+        await _log_license(engine)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await engine.dispose()
+
+    app = FastAPI(
+        title="factory5g API",
+        version="1",
+        summary="Projects, devices, series, KPIs, alarms and ingest health of factory5g.",
+        default_response_class=JSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.api.key_cache_s)
+    errors.install(app)
+    for router in (
+        health_router,
+        projects_router,
+        devices_router,
+        series_router,
+        kpis_router,
+        alarms_router,
+        ingest_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware)
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    return app

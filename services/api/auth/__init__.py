@@ -1,0 +1,1 @@
+"""API keys: creation, revocation, lookup and the request dependency that enforces them."""

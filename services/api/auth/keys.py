@@ -1,0 +1,126 @@
+"""API keys stored as sha256 hashes of high-entropy tokens, found by a short visible prefix.
+
+A token looks like `f5g_<prefix>_<secret>`; only the prefix and the hash of the whole token
+are stored, so a database dump does not hand out access. 32 random bytes make a plain
+(unsalted) hash safe: there is nothing to guess. Scopes are ordered: operate includes read,
+admin includes both. `projects` None means every project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.core.tables import api_keys
+
+SCOPES: Final = ("read", "operate", "admin")
+TOKEN_PREFIX: Final = "f5g_"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    prefix: str
+    name: str
+    scope: str
+    projects: frozenset[str] | None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def allows(self, scope: str) -> bool:
+        return SCOPES.index(self.scope) >= SCOPES.index(scope)
+
+    def sees(self, project: str) -> bool:
+        return self.projects is None or project in self.projects
+
+    def visible(self, wanted: str | None = None) -> list[str] | None:
+        """Projects a query may touch: None = all, [] = none visible."""
+        if wanted is not None:
+            return [wanted] if self.sees(wanted) else []
+        return None if self.projects is None else sorted(self.projects)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def split_token(token: str) -> str | None:
+    """The lookup prefix of a well-formed token, else None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    prefix, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    if not sep or len(prefix) != 10 or len(secret) < 32:
+        return None
+    return prefix
+
+
+def _row_to_key(row: sa.Row[tuple[object, ...]]) -> ApiKey:
+    m = row._mapping
+    projects = m["projects"]
+    return ApiKey(
+        prefix=str(m["prefix"]),
+        name=str(m["name"]),
+        scope=str(m["scope"]),
+        projects=None if projects is None else frozenset(projects),  # type: ignore[arg-type]
+        created_at=m["created_at"],  # type: ignore[arg-type]
+        revoked_at=m["revoked_at"],  # type: ignore[arg-type]
+    )
+
+
+async def create(
+    conn: AsyncConnection, name: str, scope: str, projects: list[str] | None
+) -> tuple[str, ApiKey]:
+    """Store a new key and return its token, which is shown once and never stored."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    prefix = secrets.token_hex(5)
+    token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    row = (
+        await conn.execute(
+            api_keys.insert()
+            .values(
+                prefix=prefix,
+                hash=hash_token(token),
+                name=name,
+                scope=scope,
+                projects=None if projects is None else sorted(set(projects)),
+            )
+            .returning(*api_keys.c)
+        )
+    ).one()
+    return token, _row_to_key(row)
+
+
+async def revoke(conn: AsyncConnection, prefix: str) -> bool:
+    result = await conn.execute(
+        api_keys.update()
+        .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=sa.func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_keys(conn: AsyncConnection) -> list[ApiKey]:
+    rows = await conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at))
+    return [_row_to_key(r) for r in rows]
+
+
+async def lookup(conn: AsyncConnection, token: str) -> ApiKey | None:
+    """The live key a token belongs to, or None (unknown, malformed or revoked)."""
+    prefix = split_token(token)
+    if prefix is None:
+        return None
+    row = (
+        await conn.execute(
+            sa.select(api_keys).where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+        )
+    ).first()
+    if row is None or not hmac.compare_digest(str(row.hash), hash_token(token)):
+        return None
+    return _row_to_key(row)

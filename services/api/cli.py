@@ -1,0 +1,164 @@
+"""`factory5g keys|rollup|seed`: API key management, rollup maintenance and data seeding."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.runtime import run_async
+from services.core.settings import Settings, load_settings
+
+keys_app = typer.Typer(help="API keys: create, revoke, list. Tokens are shown once.")
+
+
+def _engine(settings: Settings) -> AsyncEngine:
+    from services.api.app import make_engine
+
+    return make_engine(settings)
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[str, typer.Option(help="read | operate | admin")] = "read",
+    project: Annotated[
+        list[str] | None, typer.Option(help="A project the key may see (repeat); none = all.")
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="Who or what uses the key (shown as alarm actor).")
+    ] = "",
+) -> None:
+    """Create a key and print its token (store it now: only its hash is kept)."""
+    from services.api.auth import keys
+
+    if scope not in keys.SCOPES:
+        typer.echo(f"--scope must be one of {', '.join(keys.SCOPES)}", err=True)
+        raise typer.Exit(2)
+
+    async def go() -> str:
+        engine = _engine(load_settings())
+        try:
+            async with engine.begin() as conn:
+                token, key = await keys.create(conn, name or f"{scope}-key", scope, project)
+            return f"{token}\nprefix {key.prefix}  scope {key.scope}  projects " + (
+                ",".join(sorted(key.projects)) if key.projects is not None else "(all)"
+            )
+        finally:
+            await engine.dispose()
+
+    typer.echo(run_async(go()))
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix.")]) -> None:
+    """Revoke a key; API processes stop accepting it within api.key_cache_s seconds."""
+    from services.api.auth import keys
+
+    async def go() -> bool:
+        engine = _engine(load_settings())
+        try:
+            async with engine.begin() as conn:
+                return await keys.revoke(conn, prefix)
+        finally:
+            await engine.dispose()
+
+    if not run_async(go()):
+        typer.echo(f"no live key with prefix {prefix!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {prefix}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (prefix, name, scope, projects, created, revoked); never the tokens."""
+    from services.api.auth import keys
+
+    async def go() -> list[keys.ApiKey]:
+        engine = _engine(load_settings())
+        try:
+            async with engine.connect() as conn:
+                return await keys.list_keys(conn)
+        finally:
+            await engine.dispose()
+
+    for k in run_async(go()):
+        projects = ",".join(sorted(k.projects)) if k.projects is not None else "(all)"
+        revoked = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live"
+        created = f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "-"
+        typer.echo(f"{k.prefix}  {k.scope:8} {k.name:20} {projects:20} {created}  {revoked}")
+
+
+def rollup(
+    once: Annotated[bool, typer.Option(help="Catch up once and exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 30.0,
+    since: Annotated[
+        datetime | None, typer.Option(help="First rebuild everything from this time (late data).")
+    ] = None,
+) -> None:
+    """Keep the per-minute and per-hour rollups current (the API does this too unless
+    F5G_API__ROLLUP_INTERVAL_S=0); idempotent, so several may run."""
+    from services.api.rollups import maintain
+
+    async def go() -> None:
+        engine = _engine(load_settings())
+        try:
+            if since is not None:
+                await maintain.rewind(engine, since if since.tzinfo else since.replace(tzinfo=UTC))
+            while True:
+                started = time.perf_counter()
+                runs = await maintain.catch_up(engine)
+                typer.echo(
+                    f"rollups current after {runs} pass(es), {time.perf_counter() - started:.1f} s"
+                )
+                if once:
+                    return
+                await asyncio.sleep(interval)
+        finally:
+            await engine.dispose()
+
+    run_async(go())
+
+
+def seed(
+    days: Annotated[float, typer.Option(help="Days of history ending now.")] = 30,
+    devices: Annotated[int, typer.Option(help="Devices (stations, AGVs, CPEs, machines).")] = 200,
+    projects: Annotated[int, typer.Option(help="Projects the devices are spread over.")] = 4,
+    rows_per_day: Annotated[
+        int, typer.Option(help="Rows per device per day (8640 = one every 10 s).")
+    ] = 8640,
+    rollups: Annotated[bool, typer.Option(help="Bring rollups current afterwards.")] = True,
+    random_seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+) -> None:
+    """Seed synthetic history via binary COPY: `--days 30 --devices 200` is ~52 M rows."""
+    from services.api.rollups import maintain
+    from services.api.seed.generate import SeedPlan, default_end, describe
+    from services.api.seed.generate import seed as do_seed
+
+    settings = load_settings()
+    plan = SeedPlan(projects, devices, days, rows_per_day, default_end())
+
+    async def go() -> None:
+        started = time.perf_counter()
+        result = await do_seed(settings.database.url, plan, random_seed)
+        total = sum(result.values())
+        took = time.perf_counter() - started
+        typer.echo(
+            f"seeded {total:,} rows in {took:.1f} s ({total / took:,.0f} rows/s): "
+            f"{describe(result)}"
+        )
+        if rollups:
+            engine = _engine(settings)
+            try:
+                started = time.perf_counter()
+                runs = await maintain.catch_up(engine)
+                typer.echo(
+                    f"rollups built in {time.perf_counter() - started:.1f} s ({runs} passes)"
+                )
+            finally:
+                await engine.dispose()
+
+    run_async(go(), settings.log_level)

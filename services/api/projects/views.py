@@ -1,0 +1,101 @@
+"""Projects: list, get, create, update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
+
+from services.api.auth.guard import Admin, Reader
+from services.api.deps import Conn
+from services.api.errors import ApiError, invalid, not_found
+from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
+from services.api.projects.models import Project, ProjectCreate, ProjectPage, ProjectUpdate
+from services.core.tables import projects
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown project."}}
+
+
+def _out(row: sa.Row[Any]) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+@router.get("", response_model=ProjectPage, summary="Projects this key may see.")
+async def list_projects(
+    conn: Conn, key: Reader, limit: Limit = 100, cursor: CursorParam = None
+) -> dict[str, Any]:
+    after = decode_cursor(cursor, (str,))
+    q = sa.select(projects).order_by(projects.c.id).limit(limit + 1)
+    if key.projects is not None:
+        q = q.where(projects.c.id.in_(sorted(key.projects)))
+    if after is not None:
+        q = q.where(projects.c.id > after[0])
+    rows = (await conn.execute(q)).all()
+    items = [_out(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return {"items": items, "next_cursor": encode_cursor([items[-1]["id"]]) if more else None}
+
+
+async def _get(conn: Conn, project_id: str) -> dict[str, Any]:
+    row = (await conn.execute(sa.select(projects).where(projects.c.id == project_id))).first()
+    if row is None:
+        raise not_found(f"project {project_id!r}")
+    return _out(row)
+
+
+@router.get("/{project_id}", response_model=Project, responses=_NOT_FOUND)
+async def get_project(project_id: str, conn: Conn, key: Reader) -> dict[str, Any]:
+    if not key.sees(project_id):
+        raise not_found(f"project {project_id!r}")
+    return await _get(conn, project_id)
+
+
+@router.post(
+    "",
+    response_model=Project,
+    status_code=201,
+    responses={409: {"description": "The id is taken."}},
+    summary="Register a project (admin).",
+)
+async def create_project(body: ProjectCreate, conn: Conn, key: Admin) -> dict[str, Any]:
+    if not key.sees(body.id):
+        raise ApiError(403, "forbidden", f"this key may not manage project {body.id!r}")
+    try:
+        row = (
+            await conn.execute(projects.insert().values(**body.model_dump()).returning(*projects.c))
+        ).one()
+    except IntegrityError:
+        await conn.rollback()
+        raise ApiError(409, "conflict", f"project {body.id!r} already exists") from None
+    await conn.commit()
+    return _out(row)
+
+
+@router.patch(
+    "/{project_id}", response_model=Project, responses=_NOT_FOUND, summary="Update (admin)."
+)
+async def update_project(
+    project_id: str, body: ProjectUpdate, conn: Conn, key: Admin
+) -> dict[str, Any]:
+    if not key.sees(project_id):
+        raise not_found(f"project {project_id!r}")
+    changes = body.model_dump(exclude_unset=True)
+    if any(v is None for k, v in changes.items() if k in ("name", "status", "targets")):
+        raise invalid("name, status and targets cannot be null")
+    if not changes:
+        return await _get(conn, project_id)
+    row = (
+        await conn.execute(
+            projects.update()
+            .where(projects.c.id == project_id)
+            .values(**changes, updated_at=sa.func.now())
+            .returning(*projects.c)
+        )
+    ).first()
+    if row is None:
+        raise not_found(f"project {project_id!r}")
+    await conn.commit()
+    return _out(row)

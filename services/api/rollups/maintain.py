@@ -1,0 +1,148 @@
+"""Keeping rollups current: incremental, idempotent and bounded per run.
+
+Each (spec, resolution) has a watermark: every bucket before it is complete. A run
+re-aggregates the last few buckets before the watermark (late rows within that reach are
+picked up) and then at most a bounded span of newly closed buckets, upserting with
+ON CONFLICT DO UPDATE, so repeating a run changes nothing. Minutes come from raw rows,
+hours from minutes. A transaction-level advisory lock lets several API processes (or a
+`factory5g rollup` loop next to them) run this without doing the work twice at once.
+Rows that arrive later than the re-aggregation reach stay in the raw tables only until
+`rewind()` moves the watermark back over them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.api.rollups import sql
+from services.api.rollups.specs import RESOLUTIONS, SPECS, Spec
+
+log = logging.getLogger(__name__)
+
+GRACE: Final = timedelta(seconds=10)  # a minute is "closed" this long after it ends
+RELOOK: Final[dict[str, int]] = {"1m": 5, "1h": 2}  # buckets re-aggregated each run
+MAX_SPAN: Final[dict[str, timedelta]] = {"1m": timedelta(hours=6), "1h": timedelta(days=7)}
+_LOCK_BASE: Final = 0x46354701  # advisory lock namespace of the rollup maintainer
+
+
+def floor_to(t: datetime, seconds: int) -> datetime:
+    epoch = int(t.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
+
+
+@dataclass(frozen=True)
+class Progress:
+    spec: str
+    resolution: str
+    watermark: datetime | None
+    caught_up: bool
+
+
+async def watermarks(conn: AsyncConnection) -> dict[tuple[str, str], datetime]:
+    rows = await conn.execute(sa.text("SELECT spec, resolution, watermark FROM rollup_watermarks"))
+    return {(r.spec, r.resolution): r.watermark for r in rows}
+
+
+async def _set_watermark(conn: AsyncConnection, spec: str, res: str, wm: datetime) -> None:
+    await conn.execute(
+        sa.text(
+            "INSERT INTO rollup_watermarks (spec, resolution, watermark, updated_at) "
+            "VALUES (:s, :r, :w, now()) ON CONFLICT (spec, resolution) "
+            "DO UPDATE SET watermark = EXCLUDED.watermark, updated_at = now()"
+        ),
+        {"s": spec, "r": res, "w": wm},
+    )
+
+
+async def _first_time(conn: AsyncConnection, spec: Spec, res: str) -> datetime | None:
+    if res == "1m":
+        query = f"SELECT min(ts) FROM {spec.source}"
+    else:
+        query = f"SELECT min(bucket) FROM {spec.table('1m')}"
+    value = (await conn.execute(sa.text(query))).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+async def _step(
+    conn: AsyncConnection, spec: Spec, res: str, closed: datetime, wm: datetime | None
+) -> Progress:
+    width = RESOLUTIONS[res]
+    if wm is None:
+        first = await _first_time(conn, spec, res)
+        if first is None:
+            return Progress(spec.name, res, None, True)
+        start = floor_to(first, width)
+        wm = start
+    else:
+        start = wm - timedelta(seconds=width * RELOOK[res])
+    end = min(closed, wm + MAX_SPAN[res])
+    if end <= start:
+        return Progress(spec.name, res, wm, True)
+    if res == "1m":
+        select = sql.raw_select(spec, width, spec.cols, "a", "b", projects=False)
+    else:
+        minutes = sql.rollup_select(spec, "1m", spec.cols, "a", "b", projects=False)
+        select = sql.rebucket_select(spec, width, spec.cols, minutes)
+    await conn.execute(sa.text(sql.upsert(spec, res, select)), {"a": start, "b": end})
+    new_wm = max(wm, end)
+    await _set_watermark(conn, spec.name, res, new_wm)
+    return Progress(spec.name, res, new_wm, new_wm >= closed)
+
+
+async def run_once(engine: AsyncEngine, now: datetime | None = None) -> list[Progress]:
+    """One bounded pass over every spec: minutes first, then the hours they complete."""
+    now = now or datetime.now(UTC)
+    out: list[Progress] = []
+    for i, spec in enumerate(SPECS.values()):
+        async with engine.begin() as conn:
+            got = await conn.execute(
+                sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK_BASE + i}
+            )
+            if not got.scalar():
+                continue  # another maintainer holds this spec right now
+            current = await watermarks(conn)
+            minute = await _step(
+                conn, spec, "1m", floor_to(now - GRACE, 60), current.get((spec.name, "1m"))
+            )
+            out.append(minute)
+            if minute.watermark is not None:
+                out.append(
+                    await _step(
+                        conn,
+                        spec,
+                        "1h",
+                        floor_to(minute.watermark, 3600),
+                        current.get((spec.name, "1h")),
+                    )
+                )
+    return out
+
+
+async def catch_up(
+    engine: AsyncEngine, now: datetime | None = None, max_runs: int = 100_000
+) -> int:
+    """Run passes until every rollup reaches the last closed bucket; returns the pass count."""
+    for runs in range(1, max_runs + 1):
+        progress = await run_once(engine, now)
+        if all(p.caught_up for p in progress):
+            return runs
+    return max_runs
+
+
+async def rewind(engine: AsyncEngine, since: datetime) -> None:
+    """Move watermarks back to `since` so the next passes rebuild from there (late data)."""
+    async with engine.begin() as conn:
+        for res, width in RESOLUTIONS.items():
+            await conn.execute(
+                sa.text(
+                    "UPDATE rollup_watermarks SET watermark = :w, updated_at = now() "
+                    "WHERE resolution = :r AND watermark > :w"
+                ),
+                {"w": floor_to(since, width), "r": res},
+            )

@@ -1,0 +1,1 @@
+"""Synthetic history for benchmarks and demos: weeks of device data in minutes."""

@@ -1,0 +1,296 @@
+"""Seeding: projects, devices and weeks of stream rows through parallel binary COPY.
+
+The data is shaped like the simulator's (AGV states and battery cycles, a lognormal 5G
+latency around 10 ms with RSRP near -90 dBm, ~2 % failed inspections over six defect
+types, three machine metrics) but generated in vectorised day-sized batches per device.
+Each stream table is loaded over its own connection, so the database's cores, not Python,
+set the pace. Rows per device per day is a parameter: CI runs a few hundred, benchmarks
+thousands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from services.api.seed.pgbinary import HEADER, TRAILER, Field, encode, to_pg_us
+from services.core.db import asyncpg_dsn
+from services.core.tables import STREAM_COLUMNS
+
+log = logging.getLogger(__name__)
+
+KINDS: Final = (("station", "inspections"), ("agv", "agv_status"), ("cpe", "link_kpis"))
+KINDS_ALL: Final = (*KINDS, ("machine", "telemetry"))
+AGV_STATES: Final = ("moving", "loading", "idle", "charging", "error", "estop")
+AGV_SHARES: Final = (0.60, 0.15, 0.10, 0.12, 0.02, 0.01)
+DEFECT_TYPES: Final = ("scratch", "dent", "missing_screw", "misalignment", "stain", "crack")
+METRICS: Final = ("temperature_c", "vibration_mm_s", "spindle_rpm")
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SeedDevice:
+    project: str
+    device: str
+    kind: str
+    table: str
+    index: int
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    projects: int
+    devices: int
+    days: float
+    rows_per_device_per_day: int
+    end: datetime
+
+    def device_list(self) -> list[SeedDevice]:
+        out = []
+        for i in range(self.devices):
+            project = f"p{i % self.projects + 1}"
+            kind, table = KINDS_ALL[(i // self.projects) % len(KINDS_ALL)]
+            out.append(SeedDevice(project, f"{kind}-{i:04d}", kind, table, i))
+        return out
+
+
+def _times(plan: SeedPlan, day: int, dev: SeedDevice, rows: int) -> F64:
+    start = plan.end.timestamp() - plan.days * 86400 + day * 86400
+    step = 86400 / rows
+    # Devices report on a fixed cadence, offset from each other.
+    t = start + (dev.index % 97) / 97 * step + np.arange(rows, dtype=np.float64) * step
+    out: F64 = t[t < plan.end.timestamp()]
+    return out
+
+
+def _ids(dev: SeedDevice) -> list[Field]:
+    return [Field("text", dev.project.encode()), Field("text", dev.device.encode())]
+
+
+def _agv(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) -> Iterator[bytes]:
+    n = len(t)
+    # A one-hour duty cycle per AGV: move, load, idle, charge, with rare errors and e-stops.
+    phase = (t / 3600 + dev.index * 0.137) % 1.0
+    bounds = np.cumsum(AGV_SHARES)
+    state = np.searchsorted(bounds, phase, side="right").clip(0, len(AGV_STATES) - 1)
+    battery = np.clip(100 - 85 * phase + rng.normal(0, 1, n), 0, 100)
+    ang = phase * 2 * np.pi
+    speed = np.where(state == 0, 1.2 + rng.normal(0, 0.1, n).clip(-1, 1), 0.0)
+    loc = np.clip(0.97 + rng.normal(0, 0.02, n), 0, 1)
+    pg_ts = to_pg_us(t)
+    recv = pg_ts + 20_000
+    seq = seq0 + np.arange(n, dtype=np.int64)
+    for s, name in enumerate(AGV_STATES):
+        m = state == s
+        k = int(m.sum())
+        if not k:
+            continue
+        err = Field("text", b"E042") if name == "error" else Field("null")
+        yield encode(
+            k,
+            [
+                Field("ts", pg_ts[m]),
+                *_ids(dev),
+                Field("i8", seq[m]),
+                Field("f8", 50 + 40 * np.cos(ang[m])),
+                Field("f8", 30 + 20 * np.sin(ang[m])),
+                Field("f8", (np.degrees(ang[m]) + 90) % 360 - 180),
+                Field("f8", speed[m]),
+                Field("f8", battery[m]),
+                Field("text", name.encode()),
+                Field("f8", loc[m]),
+                Field("null"),
+                err,
+                Field("ts", recv[m]),
+            ],
+        )
+
+
+def _link(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) -> Iterator[bytes]:
+    n = len(t)
+    pg_ts = to_pg_us(t)
+    yield encode(
+        n,
+        [
+            Field("ts", pg_ts),
+            *_ids(dev),
+            Field("i8", seq0 + np.arange(n, dtype=np.int64)),
+            Field("f8", np.clip(rng.normal(-90, 6, n), -156, -31)),
+            Field("f8", np.clip(rng.normal(15, 5, n), -23, 40)),
+            Field("f8", np.clip(rng.lognormal(np.log(10), 0.35, n), 0, 60000)),
+            Field("f8", np.clip(rng.normal(-10, 2, n), -43, 20)),
+            Field("f8", np.abs(rng.normal(1.5, 0.5, n))),
+            Field("f8", np.clip(rng.exponential(0.05, n), 0, 100)),
+            Field("f8", np.abs(rng.normal(40, 5, n))),
+            Field("f8", np.abs(rng.normal(300, 30, n))),
+            Field("text", f"cell-{dev.index % 7}".encode()),
+            Field("text", b"URLLC"),
+            Field("ts", pg_ts + 15_000),
+        ],
+    )
+
+
+def _inspection(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) -> Iterator[bytes]:
+    n = len(t)
+    pg_ts = to_pg_us(t)
+    seq = seq0 + np.arange(n, dtype=np.int64)
+    parts = np.char.add(b"P", np.char.zfill(seq.astype("S"), 12))
+    failed = rng.random(n) < 0.02
+    dtype_ = rng.integers(0, len(DEFECT_TYPES), n)
+    conf = np.clip(rng.normal(0.95, 0.02, n), 0, 1)
+    inf = np.abs(rng.normal(35, 5, n))
+    groups: list[tuple[npt.NDArray[np.bool_], bytes | None]] = [(~failed, None)]
+    for d, name in enumerate(DEFECT_TYPES):
+        groups.append((failed & (dtype_ == d), name.encode()))
+    for mask, defect in groups:
+        k = int(mask.sum())
+        if not k:
+            continue
+        defects = (
+            Field("null")
+            if defect is None
+            else Field("jsonb", b'[{"type": "' + defect + b'", "confidence": 0.9}]')
+        )
+        yield encode(
+            k,
+            [
+                Field("ts", pg_ts[mask]),
+                *_ids(dev),
+                Field("i8", seq[mask]),
+                Field("text", f"st-{dev.index}".encode()),
+                Field("text", parts[mask]),
+                Field("bool", np.full(k, defect is None)),
+                Field("i2", np.full(k, 0 if defect is None else 1, dtype=np.int16)),
+                defects,
+                Field("f8", conf[mask]),
+                Field("f8", inf[mask]),
+                Field("text", b"yolo-v8-qc"),
+                Field("ts", pg_ts[mask] + 25_000),
+            ],
+        )
+
+
+def _telemetry(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) -> Iterator[bytes]:
+    # rows_per_device_per_day counts rows, so each of the metrics gets a third of them.
+    t = t[:: len(METRICS)]
+    n = len(t)
+    pg_ts = to_pg_us(t)
+    seq = seq0 + np.arange(n, dtype=np.int64)
+    values = {
+        "temperature_c": 45 + 5 * np.sin(t / 3600) + rng.normal(0, 0.5, n),
+        "vibration_mm_s": np.abs(rng.normal(2.5, 0.4, n)),
+        "spindle_rpm": 12000 + rng.normal(0, 50, n),
+    }
+    for metric in METRICS:
+        yield encode(
+            n,
+            [
+                Field("ts", pg_ts),
+                *_ids(dev),
+                Field("i8", seq),
+                Field("text", metric.encode()),
+                Field("f8", values[metric]),
+                Field("ts", pg_ts + 10_000),
+            ],
+        )
+
+
+Generator = Callable[[SeedDevice, F64, int, np.random.Generator], Iterator[bytes]]
+GENERATORS: Final[dict[str, Generator]] = {
+    "agv_status": _agv,
+    "link_kpis": _link,
+    "inspections": _inspection,
+    "telemetry": _telemetry,
+}
+
+
+async def _stream(
+    plan: SeedPlan, table: str, devs: list[SeedDevice], seed: int
+) -> AsyncIterator[bytes]:
+    yield HEADER
+    days = int(np.ceil(plan.days))
+    for dev in devs:
+        rng = np.random.default_rng(seed * 100_003 + dev.index)
+        seq = 0
+        for day in range(days):
+            t = _times(plan, day, dev, plan.rows_per_device_per_day)
+            for chunk in GENERATORS[table](dev, t, seq, rng):
+                yield chunk
+            seq += len(t)
+            await asyncio.sleep(0)  # let the other tables' COPYs send
+    yield TRAILER
+
+
+async def _copy(url: str, plan: SeedPlan, table: str, devs: list[SeedDevice], seed: int) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        status = await conn.copy_to_table(
+            table,
+            source=_stream(plan, table, devs, seed),
+            columns=list(STREAM_COLUMNS[table]),
+            format="binary",
+        )
+        return int(str(status).split()[-1])
+    finally:
+        await conn.close()
+
+
+async def seed(url: str, plan: SeedPlan, seed: int = 1) -> dict[str, int]:
+    """Register projects and devices, then load every stream table concurrently."""
+    devs = plan.device_list()
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.executemany(
+            "INSERT INTO projects (id, name, enterprise, city, scenario) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            [
+                (
+                    f"p{i + 1}",
+                    f"Demo plant {i + 1}",
+                    "Demo Manufacturing",
+                    "Shenzhen",
+                    "vision inspection, AGV logistics",
+                )
+                for i in range(plan.projects)
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO devices (project_id, device_id, kind, first_seen, last_seen, online) "
+            "VALUES ($1, $2, $3, $4, $5, true) ON CONFLICT (project_id, device_id) "
+            "DO UPDATE SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen)",
+            [
+                (d.project, d.device, d.kind, plan.end - timedelta(days=plan.days), plan.end)
+                for d in devs
+            ],
+        )
+    finally:
+        await conn.close()
+    by_table: dict[str, list[SeedDevice]] = {}
+    for d in devs:
+        by_table.setdefault(d.table, []).append(d)
+    started = time.perf_counter()
+    counts = await asyncio.gather(
+        *(_copy(url, plan, table, ds, seed) for table, ds in by_table.items())
+    )
+    result = dict(zip(by_table, counts, strict=True))
+    log.info("seeded %d rows in %.1f s", sum(counts), time.perf_counter() - started)
+    return result
+
+
+def default_end() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(second=0, microsecond=0)
+
+
+def describe(result: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(result.items()))
