@@ -90,6 +90,16 @@ class IngestSettings(BaseModel):
         9101, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+    writers: int = Field(
+        3, ge=1, le=32, description="Database connections writing batches in parallel."
+    )
+    shutdown_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="On SIGTERM, wait this long to commit and acknowledge what was read; "
+        "anything still unacknowledged is redelivered later.",
+    )
     # Protocol adapters (Sparkplug B, VDA 5050); see docs/protocols.md.
     sparkplug_host_id: str = Field(
         "factory5g",

@@ -66,3 +66,20 @@ class Adapter(Protocol):
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> AdapterResult:
         """Decode one message. Raise `ContractError` with a reason to dead-letter it."""
         ...
+
+
+class ConnectionHooks(Protocol):
+    """Optional methods an adapter may add; the consumer looks them up with `getattr`.
+
+    A Sparkplug primary host, for instance, registers its STATE death as the MQTT will
+    of the ingest client and publishes its STATE birth after every (re)connection.
+    Adapters without these methods keep working unchanged.
+    """
+
+    def will(self) -> Command | None:
+        """The MQTT will to set on the ingest client (one per client: the first wins)."""
+        ...
+
+    def on_connect(self) -> list[Command]:
+        """Messages to publish after each successful connection and subscription."""
+        ...

@@ -1,0 +1,125 @@
+"""The native JSON contract as an adapter: `{root}/{project}/{kind}/{device_id}/{stream}`.
+
+Besides the data streams of `services.core.contracts`, one more topic level is reserved:
+
+    {root}/{project}/{kind}/{device_id}/status
+
+carries the device's online state, meant as its MQTT last will. The payload is either the
+JSON object `{"online": false}` / `{"online": true}` (optionally with `"ts"`, RFC 3339 or
+epoch ms, which is then the time of the change) or one of the bare words `offline` /
+`online` (with or without JSON quotes). A device typically sets the will
+`{"online": false}` when it connects and publishes `{"online": true}` right after. Any
+other payload on a status topic is dead-lettered with reason `schema`.
+
+Topic strings repeat for every message of a device, so parsed topics are cached.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from services.core.contracts import (
+    ContractError,
+    Decoded,
+    Reason,
+    Topic,
+    decode,
+    is_valid_id,
+    parse_topic,
+    parse_ts,
+)
+from services.ingest.adapters.base import AdapterResult, DeviceEvent
+
+STATUS: Final = "status"
+_TOPIC_CACHE_MAX: Final = 200_000
+# PostgreSQL text cannot hold NUL; JSON can only express it as an escape.
+_NUL_ESCAPE: Final = b"\\u0000"
+
+
+class _Status(msgspec.Struct, forbid_unknown_fields=True):
+    online: bool
+    ts: str | int | None = None
+
+
+_STATUS_DECODER: Final = msgspec.json.Decoder(_Status)
+_WORDS: Final = {
+    b"online": True,
+    b"offline": False,
+    b'"online"': True,
+    b'"offline"': False,
+}
+
+
+def parse_status(payload: bytes) -> tuple[bool, datetime | None]:
+    """Online state and optional time of a status message; `ContractError` if malformed."""
+    word = _WORDS.get(payload.strip())
+    if word is not None:
+        return word, None
+    try:
+        status = _STATUS_DECODER.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise ContractError(Reason.SCHEMA, f"status: {exc}") from None
+    except msgspec.DecodeError:
+        raise ContractError(
+            Reason.SCHEMA,
+            'status payload must be {"online": true|false} or the word online/offline',
+        ) from None
+    at = parse_ts(status.ts) if status.ts is not None else None
+    return status.online, at
+
+
+class NativeAdapter:
+    name = "native"
+
+    def __init__(self, root: str = "f5g/v1") -> None:
+        self.root = root
+        self._prefix = root + "/"
+        self._topics: dict[str, Topic | ContractError] = {}
+
+    def topic_filters(self) -> list[str]:
+        return [f"{self.root}/+/+/+/+"]
+
+    def shared(self) -> bool:
+        return True
+
+    def matches(self, topic: str) -> bool:
+        return topic.startswith(self._prefix)
+
+    def topic(self, topic: str) -> Topic:
+        """Parse a topic (cached); raises `ContractError` for a topic breaking the grammar."""
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            try:
+                parsed = self._parse(topic)
+            except ContractError as exc:
+                parsed = exc
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        if isinstance(parsed, ContractError):
+            raise parsed
+        return parsed
+
+    def _parse(self, topic: str) -> Topic:
+        if topic.endswith("/" + STATUS) and topic.startswith(self._prefix):
+            parts = topic[len(self._prefix) :].split("/")
+            if len(parts) == 4 and all(is_valid_id(p) for p in parts[:3]):
+                return Topic(parts[0], parts[1], parts[2], STATUS)
+        return parse_topic(topic, self.root)
+
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> AdapterResult:
+        t = self.topic(topic)
+        if t.stream == STATUS:
+            online, at = parse_status(payload)
+            event = DeviceEvent(t.project, t.device, t.kind, online, at or received_at)
+            return AdapterResult(events=[event])
+        return AdapterResult(items=[(t, self.decode_stream(t, payload))])
+
+    def decode_stream(self, t: Topic, payload: bytes) -> Decoded:
+        """The hot path's shortcut around `AdapterResult` for plain stream messages."""
+        if _NUL_ESCAPE in payload:
+            raise ContractError(Reason.SCHEMA, "strings must not contain NUL (\\u0000)")
+        return decode(t.stream, payload)

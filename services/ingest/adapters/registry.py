@@ -1,0 +1,47 @@
+"""The one place that lists the protocol adapters an ingest process runs.
+
+The native JSON adapter is always present. Optional adapters live in their own modules
+and are loaded when the module exists; each such module exposes
+
+    def create_adapter(settings: Settings) -> Adapter
+
+so that adding a protocol means adding one module and one line to `OPTIONAL` below.
+The native adapter goes last: adapters are asked in order whether they match a topic,
+and the native one claims everything under the native root.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Final
+
+from services.core.settings import Settings
+from services.ingest.adapters.base import Adapter
+from services.ingest.adapters.native import NativeAdapter
+
+log = logging.getLogger(__name__)
+
+OPTIONAL: Final = (
+    "services.ingest.adapters.sparkplug",
+    "services.ingest.adapters.vda5050",
+)
+
+
+def load_adapters(settings: Settings, optional: tuple[str, ...] = OPTIONAL) -> list[Adapter]:
+    """Every available adapter, configured from `settings`, native last."""
+    adapters: list[Adapter] = []
+    for module_name in optional:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise  # the module exists but one of its own imports is missing
+            continue
+        factory = getattr(module, "create_adapter", None)
+        if factory is None:
+            log.warning("%s has no create_adapter(settings); not loaded", module_name)
+            continue
+        adapters.append(factory(settings))
+    adapters.append(NativeAdapter(settings.mqtt.topic_root))
+    return adapters

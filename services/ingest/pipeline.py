@@ -1,0 +1,155 @@
+"""Decode one MQTT message into a batch: stream rows, a dead letter, device updates.
+
+This is the per-message half of the hot path and runs synchronously inside the MQTT
+reader, so it allocates little and never awaits. Every rejection, whatever the adapter,
+ends up as one dead-letter row with a `Reason` code; a valid message's records are checked
+against the clock window (`max_past_s`, `max_future_s`) before any row is built, so a
+message lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from services.core.contracts import ContractError, Decoded, Reason, Topic
+from services.core.settings import IngestSettings
+from services.ingest.adapters.base import Adapter, AdapterResult, Command
+from services.ingest.adapters.native import STATUS, NativeAdapter
+from services.ingest.batch import Batch
+from services.ingest.deadletter import dead_letter_row, oversize
+from services.ingest.rows import BUILDERS
+
+log = logging.getLogger(__name__)
+
+_ROUTE_CACHE_MAX: Final = 200_000
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        adapters: list[Adapter],
+        publish: Callable[[Command], None] = lambda _c: None,
+    ) -> None:
+        self.max_payload = settings.max_payload_bytes
+        self.max_past = timedelta(seconds=settings.max_past_s)
+        self.max_future = timedelta(seconds=settings.max_future_s)
+        self.adapters = adapters
+        self.publish = publish
+        self._routes: dict[str, Adapter | None] = {}
+
+    def route(self, topic: str) -> Adapter | None:
+        adapter = self._routes.get(topic, False)
+        if adapter is False:
+            adapter = next((a for a in self.adapters if a.matches(topic)), None)
+            if len(self._routes) >= _ROUTE_CACHE_MAX:
+                self._routes.clear()
+            self._routes[topic] = adapter
+        return adapter  # type: ignore[return-value]
+
+    def fill(
+        self,
+        b: Batch,
+        topic: str,
+        payload: bytes,
+        received: datetime,
+        mid: int,
+        qos: int,
+        dup: bool,
+    ) -> None:
+        """Put one message into batch `b`; it is acknowledged when `b` commits."""
+        if qos:
+            b.mids.append(mid)
+        b.sources.append((topic, payload, received))
+        b.nbytes += len(payload)
+        if dup:
+            b.dup = True
+        t: Topic | None = None
+        try:
+            if len(payload) > self.max_payload:
+                raise oversize(len(payload), self.max_payload)
+            adapter = self.route(topic)
+            if adapter is None:
+                raise ContractError(Reason.BAD_TOPIC, "no adapter handles this topic")
+            if isinstance(adapter, NativeAdapter):
+                t = adapter.topic(topic)
+                if t.stream != STATUS:
+                    decoded = adapter.decode_stream(t, payload)
+                    self._check_times(decoded, received)
+                    self._add_rows(b, t, decoded, received)
+                    return
+            self._add_result(b, adapter.decode(topic, payload, received), received)
+        except ContractError as exc:
+            self._dead(b, topic, payload, received, exc, t)
+        except Exception as exc:  # an adapter bug must not stop the service
+            log.exception("adapter failed on topic %r", topic[:200])
+            err = ContractError(Reason.PROTOCOL, f"adapter error: {type(exc).__name__}: {exc}")
+            self._dead(b, topic, payload, received, err, t)
+
+    def _add_result(self, b: Batch, result: AdapterResult, received: datetime) -> None:
+        for t, decoded in result.items:
+            if t.stream not in BUILDERS:
+                raise ContractError(Reason.UNKNOWN_STREAM, f"stream {t.stream!r} has no table")
+            self._check_times(decoded, received)
+        for t, decoded in result.items:
+            self._add_rows(b, t, decoded, received)
+        for ev in result.events:
+            b.touches[(ev.project, ev.device)] = (ev.kind, ev.online, ev.at)
+        for cmd in result.commands:
+            self.publish(cmd)
+
+    def _check_times(self, decoded: Decoded, received: datetime) -> None:
+        times = decoded.times
+        if len(times) == 1:
+            lo = hi = times[0]
+        else:
+            lo, hi = min(times), max(times)
+        if hi > received + self.max_future:
+            raise ContractError(
+                Reason.TS_FUTURE,
+                f"ts {hi.isoformat()} is more than {self.max_future.total_seconds():g}s "
+                f"after the receive time {received.isoformat()}",
+            )
+        if lo < received - self.max_past:
+            raise ContractError(
+                Reason.TS_PAST,
+                f"ts {lo.isoformat()} is more than {self.max_past.total_seconds():g}s "
+                f"before the receive time {received.isoformat()}",
+            )
+
+    def _add_rows(self, b: Batch, t: Topic, decoded: Decoded, received: datetime) -> None:
+        table, build = BUILDERS[t.stream]  # native topics only name known streams
+        out = b.rows.get(table)
+        if out is None:
+            out = b.rows[table] = []
+        before = len(out)
+        build(t.project, t.device, decoded.records, decoded.times, received, out)
+        b.nrows += len(out) - before
+        b.spans.append((len(b.sources) - 1, table, before, len(out)))
+        b.lags.append(decoded.times[0])
+        b.touches[(t.project, t.device)] = (t.kind, True, received)
+
+    def _dead(
+        self,
+        b: Batch,
+        topic: str,
+        payload: bytes,
+        received: datetime,
+        exc: ContractError,
+        t: Topic | None,
+    ) -> None:
+        b.dead.append(
+            dead_letter_row(
+                received, topic, payload, exc, t.project if t else None, t.device if t else None
+            )
+        )
+        b.nrows += 1
+        reason = exc.reason.value
+        b.rejected[reason] = b.rejected.get(reason, 0) + 1
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,186 @@
+"""Ingest service: MQTT device streams into TimescaleDB, acknowledged only after commit.
+
+The hot path, in the order a message travels:
+
+1. `consumer.py`  reads the MQTT v5 session (shared subscription, persistent, QoS 1, manual
+                  acknowledgement; `mqttio.py` holds the paho-level plumbing).
+2. `pipeline.py`  decodes and validates the payload with the message's protocol adapter
+                  (`adapters/native.py` for the JSON contract) into COPY tuples
+                  (`rows.py`) or a dead letter (`deadletter.py`), synchronously in the reader.
+3. `batch.py`     gathers messages into a batch, sealed by size or after a short delay.
+4. `writer.py`    COPYs the batch in one transaction (idempotent on redelivery, retried
+                  across outages) together with device registration (`devices.py`).
+5. back here      `_committed` acknowledges the batch's messages to the broker.
+
+Backpressure: when the writer has a batch queued per connection, the consumer stops
+reading; the broker's Receive Maximum then stops it sending. Memory is bounded by batch
+size times the writer queue, not by traffic.
+
+SIGTERM/SIGINT: stop reading, seal and commit what was read, acknowledge it, disconnect,
+exit 0 (anything not committed within `shutdown_timeout_s` stays unacknowledged and is
+redelivered). `kill -9` loses nothing acknowledged, since nothing is acknowledged before
+its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from services.core.metrics import MetricsServer
+from services.core.runtime import run_async
+from services.core.settings import Settings
+from services.ingest.adapters.base import Adapter
+from services.ingest.adapters.registry import load_adapters
+from services.ingest.batch import Batch, Batcher
+from services.ingest.consumer import Consumer
+from services.ingest.devices import DeviceRegistry
+from services.ingest.metrics import IngestMetrics
+from services.ingest.pipeline import Pipeline
+from services.ingest.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+class IngestService:
+    """One ingest process; `run_until(stop)` is the programmatic entry (tests, benchmarks)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: list[Adapter] | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        ingest = settings.ingest
+        self.metrics = IngestMetrics(registry)
+        self.adapters = adapters if adapters is not None else load_adapters(settings)
+        self.devices = DeviceRegistry()
+        self.held = 0  # messages read and not yet committed
+        self.batcher = Batcher(
+            ingest.batch_max_rows, ingest.batch_max_delay_ms / 1000, self._sealed
+        )
+        self.writer = Writer(
+            settings.database.url,
+            ingest.writers,
+            settings.database.connect_timeout_s,
+            self.metrics,
+            on_committed=self._committed,
+            on_backlog=self._backlog,
+        )
+        self.consumer = Consumer(
+            settings,
+            self.adapters,
+            self._handle,
+            self.metrics,
+            on_generation=self.batcher.new_generation,
+            on_disconnected=self.batcher.seal,
+        )
+        self.pipeline = Pipeline(ingest, self.adapters, publish=self.consumer.publish)
+        self._fill = self.pipeline.fill
+        self.metrics_server = MetricsServer(
+            ingest.metrics_host, ingest.metrics_port, self.health, self.metrics.registry
+        )
+        self.metrics.database_up.set(0)
+        self.metrics.mqtt_connected.set(0)
+
+    # ------------------------------------------------------------------ hot path
+
+    def _handle(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        batcher = self.batcher
+        self._fill(batcher.current, topic, payload, datetime.now(UTC), mid, qos, dup)
+        batcher.added()
+
+    def _sealed(self, batch: Batch) -> None:
+        batch.device_args = self.devices.upsert_args(batch.touches)
+        m = self.metrics
+        m.messages_received.inc(len(batch))
+        for reason, n in batch.rejected.items():
+            m.rejected.labels(reason).inc(n)
+        self.held += len(batch)
+        m.queue_depth.set(self.held)
+        self.writer.submit(batch)
+
+    def _committed(self, batch: Batch) -> None:
+        self.consumer.ack(batch.gen, batch.mids)
+        self.held -= len(batch)
+        self.metrics.queue_depth.set(self.held)
+
+    def _backlog(self, high: bool) -> None:
+        if high:
+            self.consumer.pause()
+        elif not self._stopping:
+            self.consumer.resume()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    _stopping = False
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        broker, database = self.consumer.connected, self.writer.database_ok
+        return broker and database, {
+            "broker": broker,
+            "database": database,
+            "held_messages": self.held,
+        }
+
+    async def _drain(self) -> None:
+        """Commit (and so acknowledge) everything read so far."""
+        self._stopping = True
+        self.batcher.seal()
+        await self.writer.drain()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down gracefully."""
+        await self.metrics_server.start()
+        self.writer.start()
+        timeout = self.settings.ingest.shutdown_timeout_s
+        consumer = asyncio.ensure_future(self.consumer.run(stop, self._drain_bounded))
+        try:
+            await stop.wait()
+            # The consumer drains while still connected, so acknowledgements reach the broker.
+            done, _ = await asyncio.wait({consumer}, timeout=timeout + 5)
+            if not done:
+                log.warning("shutdown: MQTT disconnect did not finish in time")
+                consumer.cancel()
+        finally:
+            if not consumer.done():
+                consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await consumer
+            if self.writer.pending:
+                log.warning(
+                    "shutdown: %d batches not committed; they stay unacknowledged",
+                    self.writer.pending,
+                )
+            await self.writer.stop()
+            await self.metrics_server.stop()
+        log.info("ingest stopped")
+
+    async def _drain_bounded(self) -> None:
+        try:
+            await asyncio.wait_for(self._drain(), self.settings.ingest.shutdown_timeout_s)
+        except TimeoutError:
+            log.warning("shutdown: commit did not finish within shutdown_timeout_s")
+
+
+async def serve(settings: Settings) -> None:
+    """Run ingest until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    service = IngestService(settings)
+    names = ", ".join(a.name for a in service.adapters)
+    log.info("ingest %s starting (adapters: %s)", settings.ingest.client_id, names)
+    await service.run_until(stop)
+
+
+def run(settings: Settings) -> None:
+    """Entry of `factory5g ingest`."""
+    run_async(serve(settings), settings.log_level)
