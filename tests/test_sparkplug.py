@@ -269,14 +269,15 @@ async def test_host_state_birth_is_retained_and_will_fires(
     adapter = SparkplugAdapter(host_id="plant-host")
     will = adapter.will()
     (birth,) = adapter.on_connect()
-    host = aiomqtt.Client(
-        "127.0.0.1",
-        server.port,
-        identifier="state-host",
-        will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain),
-    )
-    await host.__aenter__()
-    await host.publish(birth.topic, birth.payload, qos=1, retain=True)
+    # The host's client is plain paho (own thread) so its socket can be dropped like a
+    # crash, without an MQTT DISCONNECT, and without disturbing this test's event loop.
+    import paho.mqtt.client as paho
+
+    host = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="state-host")
+    host.will_set(will.topic, will.payload, will.qos, will.retain)
+    host.connect("127.0.0.1", server.port)
+    host.loop_start()
+    host.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain).wait_for_publish(5)
 
     async with aiomqtt.Client("127.0.0.1", server.port, identifier="watcher") as watcher:
         await watcher.subscribe(spb.state_topic("plant-host"), qos=1)
@@ -286,15 +287,12 @@ async def test_host_state_birth_is_retained_and_will_fires(
         assert first.retain
         online = json.loads(bytes(first.payload))  # type: ignore[arg-type]
         assert online["online"] is True
-        # The broker is stopped for the host only in effect: kill its socket without an
-        # MQTT DISCONNECT, which is what a crash looks like, so the will is sent.
-        host._client.socket().close()
+        host.loop_stop()
+        host.socket().close()
         async with asyncio.timeout(10):
             second = await anext(messages)
         offline = json.loads(bytes(second.payload))  # type: ignore[arg-type]
         assert offline == {"online": False, "timestamp": online["timestamp"]}
-    with contextlib.suppress(Exception):
-        await host.__aexit__(None, None, None)
 
 
 # ------------------------------------------------------------------ in-process decoding
@@ -454,3 +452,27 @@ def test_well_formed_protobuf_with_wild_values_raises_only_contract_errors(
                 for rec in decoded.records:
                     assert 1 <= len(rec.metrics) <= 1000
                     assert all(abs(v) <= 1e300 for v in rec.metrics.values())
+
+
+async def test_simulated_line_is_understood_by_the_host(broker: Mosquitto) -> None:
+    from services.simulator.protocols import publish_sparkplug_line, sparkplug_will
+
+    adapter = SparkplugAdapter()
+    group = f"g{uuid.uuid4().hex[:6]}"
+    async with run_host(broker.port, adapter) as host:
+        will = sparkplug_will(group, "line1")
+        async with aiomqtt.Client("127.0.0.1", broker.port, will=will) as sim:
+            sent = await publish_sparkplug_line(
+                sim, group=group, machines=2, metrics_per_machine=4, rate_hz=20, duration=0.5
+            )
+        await wait_for(lambda: len(host.telemetry("line1.machine2")) >= 5)
+    assert sent > 10
+    assert not host.errors
+    assert host.ncmds == []
+    assert set(host.telemetry("line1.machine1")[-1]) == {
+        "Axis_0/Temp_C",
+        "Spindle_1/Load",
+        "Axis_2/Temp_C",
+        "Spindle_3/Load",
+        "Running",
+    }

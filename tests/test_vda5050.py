@@ -286,3 +286,26 @@ def test_arbitrary_json_raises_only_contract_errors(
     for topic in (STATE_TOPIC, CONNECTION_TOPIC):
         with contextlib.suppress(ContractError):
             adapter.decode(topic, json.dumps(msg).encode(), NOW)
+
+
+async def test_simulated_fleet_is_understood_by_the_adapter(broker: Mosquitto) -> None:
+    from services.simulator.protocols import publish_vda5050_fleet
+
+    iface = f"i{uuid.uuid4().hex[:6]}"
+    adapter = Vda5050Adapter(interface=iface)
+    results = []
+    async with aiomqtt.Client("127.0.0.1", broker.port) as host:
+        for f in adapter.topic_filters():
+            await host.subscribe(f, qos=1)
+        async with aiomqtt.Client("127.0.0.1", broker.port) as sim:
+            sent = await publish_vda5050_fleet(
+                sim, agvs=3, rate_hz=20, duration=0.3, interface=iface, seed=1
+            )
+        messages = aiter(host.messages)
+        for _ in range(sent):
+            msg = await anext(messages)
+            results.append(adapter.decode(str(msg.topic), bytes(msg.payload), NOW))  # type: ignore[arg-type]
+    assert sum(len(r.events) for r in results) == 3
+    records = [rec for r in results for _, d in r.items for rec in d.records]
+    assert len(records) == sent - 3
+    assert {r.state for r in records} <= {"moving", "charging", "estop"}
