@@ -109,7 +109,8 @@ def _plots(out: Path, runs: list[dict[str, Any]]) -> list[str]:
     ax.set_xlabel("seconds since first publish")
     ax.set_ylabel("messages / s")
     ax.set_title("Throughput over time")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "throughput.png", dpi=100)
@@ -119,7 +120,7 @@ def _plots(out: Path, runs: list[dict[str, Any]]) -> list[str]:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     names, qs = [], ("p50_ms", "p90_ms", "p99_ms", "p999_ms")
     for i, r in enumerate(runs):
-        lat = r["summary"].get("latency_steady", {})
+        lat = r["summary"].get("latency_steady") or r["summary"].get("alarm_latency", {})
         vals = [lat.get(q, math.nan) for q in qs]
         ax1.bar([j + i * 0.4 for j in range(len(qs))], vals, width=0.4, label=r["ingestor"])
         names.append(r["ingestor"])
@@ -154,7 +155,8 @@ def _plots(out: Path, runs: list[dict[str, Any]]) -> list[str]:
     ax.set_xlabel("seconds")
     ax.set_ylabel("RSS (MB)")
     ax.set_title("Ingestor memory")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "memory.png", dpi=100)
@@ -188,7 +190,24 @@ ROWS = (
     ("lost (acked, never stored)", "audit.lost"),
     ("duplicated rows", "audit.duplicated_rows"),
     ("unacked but stored", "audit.unacked_stored"),
+    ("backlog not yet stored at the end", "audit.backlog_at_end"),
     ("all acked stored before the end", "audit.drained"),
+)
+
+
+RULES_ROWS = (
+    ("background msgs published", "summary.messages_published"),
+    ("background target msgs/s", "summary.publish_target_msgs_per_s"),
+    ("background achieved msgs/s", "summary.publish_achieved_msgs_per_s"),
+    ("target rate reached", "summary.target_reached"),
+    ("e-stop triggers", "summary.triggers"),
+    ("alarms missing", "summary.alarms_missing"),
+    ("alarm stored+published p50 (ms)", "summary.alarm_latency.p50_ms"),
+    ("alarm stored+published p99 (ms)", "summary.alarm_latency.p99_ms"),
+    ("alarm stored+published max (ms)", "summary.alarm_latency.max_ms"),
+    ("alarm stored p99 (ms)", "summary.alarm_stored_latency.p99_ms"),
+    ("alarm published p99 (ms)", "summary.alarm_published_latency.p99_ms"),
+    ("rules RSS max (MB)", "summary.rules_rss_max_mb"),
 )
 
 
@@ -254,7 +273,8 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
             "| figure | " + " | ".join(r["ingestor"] for r in runs) + " |",
             "|---|" + "---|" * len(runs),
         ]
-        for label, path in ROWS:
+        rows = RULES_ROWS if "alarm_latency" in runs[0]["summary"] else ROWS
+        for label, path in rows:
             lines.append(f"| {label} | " + " | ".join(_fmt(_get(r, path)) for r in runs) + " |")
         lines.append("")
         if result.get("ratios"):

@@ -7,6 +7,7 @@ can be caused on purpose (`F5G_BENCH_DROP`) without faking anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -18,13 +19,20 @@ import pytest
 from loadtests import report, stats
 from loadtests.payloads import STREAMS, PayloadMaker, topic
 from loadtests.procs import INGESTORS, rss_bytes
-from loadtests.runner import BenchEnv, RunResult, Workload, run_workload
+from loadtests.runner import BenchEnv, Fault, RunResult, Workload, run_workload
 from loadtests.scenarios import SCENARIOS
 from services.core.contracts import decode, parse_topic
 from services.devstack.servers import Postgres
 
 TINY = Workload(
-    stream="link", devices=6, processes=2, rate=300.0, duration_s=2.0, warmup_s=0.5, drain_s=20.0
+    stream="link",
+    devices=6,
+    processes=2,
+    rate=300.0,
+    duration_s=2.0,
+    warmup_s=0.5,
+    drain_s=20.0,
+    stall_s=3.0,
 )
 
 
@@ -82,6 +90,7 @@ def test_dropped_record_is_reported_as_lost(env: BenchEnv, stack_tmp: Path) -> N
         progress=lambda _: None,
         extra_env={"F5G_BENCH_DROP": "d01-00002:3"},
     )
+    assert result.audit["drain"] == "stalled"
     assert result.audit["lost"] == 1
     assert result.audit["lost_examples"] == ["d01-00002:3"]
     assert result.audit["stored_records"] == result.audit["acked_records"] - 1
@@ -123,3 +132,23 @@ def test_rss_of_this_process_is_measured() -> None:
 
     assert rss_bytes(os.getpid()) > 10 * 2**20
     assert rss_bytes(2**22 + 7) == 0
+
+
+def test_broker_restart_fault_is_survived_and_counted(env: BenchEnv, stack_tmp: Path) -> None:
+    work = dataclasses.replace(TINY, duration_s=4.0, faults=(Fault("broker-restart", 1.5, 0.5),))
+    result = run_workload(
+        env, "naive", INGESTORS["naive"], work, stack_tmp / "bench-logs", progress=lambda _: None
+    )
+    assert [f["kind"] for f in result.faults] == ["broker-restart"]
+    assert result.audit["lost"] == 0
+    assert result.audit["stored_records"] >= result.audit["acked_records"] > 600
+
+
+def test_real_ingest_run_is_counted_like_the_baseline(env: BenchEnv, stack_tmp: Path) -> None:
+    result = run_workload(
+        env, "ingest", INGESTORS["ingest"], TINY, stack_tmp / "bench-logs", progress=lambda _: None
+    )
+    assert result.audit["acked_records"] == result.summary["messages_published"] > 300
+    assert result.audit["lost"] == 0
+    assert result.audit["stored_records"] == result.audit["acked_records"]
+    assert "factory5g_ingest" in " ".join(result.metrics)

@@ -1,0 +1,224 @@
+"""Rules alarm latency: device publish to alarm stored *and* published, under fleet load.
+
+Ingest and rules both run; the fleet supplies the background load (default 10,000 msg/s)
+while a trigger publisher sends one e-stop AGV record per new device at a steady pace.
+Each e-stop must open a `safety_stop` alarm: the alarm counts as delivered when it is both
+visible in the `alarms` table (polled) and received on its MQTT alarm topic, and its
+latency is the later of the two minus the trigger's publish time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg2
+from paho.mqtt.enums import CallbackAPIVersion
+
+from loadtests import stats
+from loadtests.fleet import Fleet, FleetConfig
+from loadtests.observer import Observer
+from loadtests.payloads import STREAM_TABLE, topic
+from loadtests.procs import INGESTORS, Ingestor, wait_until
+from loadtests.runner import BenchEnv, RunResult, Workload, wait_ready
+from services.devstack.servers import free_port
+
+RULES_COMMAND = [*INGESTORS["ingest"][:-1], "rules"]
+PROJECT = "bench"
+TRIGGER_PREFIX = "trig-"
+
+
+def estop(seq: int, ts_ms: int) -> bytes:
+    return orjson.dumps(
+        {
+            "ts": ts_ms,
+            "seq": seq,
+            "x": 1.0,
+            "y": 2.0,
+            "heading": 90.0,
+            "speed": 0.0,
+            "battery": 80.0,
+            "state": "estop",
+            "localization": 0.98,
+        }
+    )
+
+
+@dataclass
+class AlarmWatch:
+    """When each trigger device's alarm was first seen in the table and on MQTT."""
+
+    url: str
+    port: int
+    stored: dict[str, float] = field(default_factory=dict)
+    published: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self._client.on_message = self._on_message
+        self._client.on_connect = lambda c, *_: c.subscribe(f"f5g/v1/{PROJECT}/alarms/+/+", 1)
+        self._client.connect("127.0.0.1", self.port)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        device = msg.topic.split("/")[4]
+        if device.startswith(TRIGGER_PREFIX):
+            self.published.setdefault(device, time.time())
+
+    def _poll(self) -> None:
+        conn: Any = None
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = psycopg2.connect(self.url)
+                    conn.autocommit = True
+                wall = time.time()
+                cur = conn.cursor()
+                cur.execute(
+                    "SELECT device_id FROM alarms WHERE project_id = %s AND device_id LIKE %s",
+                    (PROJECT, TRIGGER_PREFIX + "%"),
+                )
+                for (device,) in cur.fetchall():
+                    self.stored.setdefault(device, wall)
+            except psycopg2.Error:
+                conn = None
+            self._stop.wait(0.01)
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def run_rules(
+    env: BenchEnv, work: Workload, log_dir: Path, triggers_per_s: float = 10.0
+) -> RunResult:
+    url = env.new_database()
+    broker = env.new_broker()
+    run_id = uuid.uuid4().hex[:6]
+    common = {
+        "F5G_DATABASE__URL": url,
+        "F5G_MQTT__PORT": str(broker.port),
+        "F5G_LOG_LEVEL": "WARNING",
+    }
+    ingest = Ingestor("ingest", INGESTORS["ingest"], common, log_dir / "rules-ingest.log")
+    rules = Ingestor(
+        "rules",
+        RULES_COMMAND,
+        {
+            **common,
+            "F5G_RULES__CLIENT_ID": f"bench-rules-{run_id}",
+            "F5G_RULES__METRICS_PORT": str(free_port()),
+        },
+        log_dir / "rules.log",
+    )
+    result = RunResult("ingest+rules", {**work.__dict__, "faults": []})
+    watch = AlarmWatch(url, broker.port)
+    observer = Observer(url, STREAM_TABLE[work.stream], PROJECT, [])
+    try:
+        ingest.start()
+        rules.start()
+        if not wait_ready(observer, broker.port, work.stream):
+            raise RuntimeError("ingest did not become ready:\n" + ingest.log_tail())
+        watch.start()
+        warm = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        warm.connect("127.0.0.1", broker.port)
+        warm.loop_start()
+        ok = False
+        for i in range(60):  # rules is ready once a warm-up e-stop turns into an alarm
+            dev = f"{TRIGGER_PREFIX}warm{i}"
+            warm.publish(topic(PROJECT, "agv", dev), estop(1, int(time.time() * 1000)), qos=1)
+            if wait_until(lambda d=dev: d in watch.stored and d in watch.published, 1.0):  # type: ignore[misc]
+                ok = True
+                break
+        if not ok:
+            raise RuntimeError("rules raised no alarm for a warm-up e-stop:\n" + rules.log_tail())
+        fleet = Fleet(
+            FleetConfig(
+                host="127.0.0.1",
+                port=broker.port,
+                stream=work.stream,
+                devices=work.devices,
+                processes=work.processes,
+                rate=work.rate,
+                qos=work.qos,
+                duration_s=work.duration_s,
+                run_id=f"rules-{run_id}",
+            )
+        )
+        fleet.start()
+        sent: dict[str, float] = {}
+        t0 = time.time()
+        n = 0
+        rss: list[list[float]] = []
+        print(f"[rules] {work.rate:,.0f} msg/s background, {triggers_per_s:g} e-stops/s ...")
+        while not fleet.done:
+            fleet.poll(0.02)
+            now = time.time()
+            while n < (now - t0) * triggers_per_s and now - t0 < work.duration_s:
+                n += 1
+                dev = f"{TRIGGER_PREFIX}{n:06d}"
+                ts_ms = int(time.time() * 1000)
+                warm.publish(topic(PROJECT, "agv", dev), estop(1, ts_ms), qos=1)
+                sent[dev] = ts_ms / 1000.0
+            if not rss or now - rss[-1][0] >= 1.0:
+                rss.append([now, float(rules.rss())])
+                print(
+                    f"[rules] t={now - t0:5.1f}s sent={fleet.sent:>9} triggers={n} "
+                    f"alarms={sum(1 for d in sent if d in watch.stored and d in watch.published)}"
+                )
+        totals = fleet.join()
+        wait_until(lambda: all(d in watch.stored and d in watch.published for d in sent), 15.0)
+        warm.loop_stop()
+        warm.disconnect()
+        watch.stop()
+        lat = [
+            max(watch.stored[d], watch.published[d]) - t
+            for d, t in sent.items()
+            if d in watch.stored and d in watch.published
+        ]
+        lat_db = [watch.stored[d] - t for d, t in sent.items() if d in watch.stored]
+        lat_mqtt = [watch.published[d] - t for d, t in sent.items() if d in watch.published]
+        result.summary = {
+            "messages_published": totals.messages,
+            "publish_target_msgs_per_s": work.rate,
+            "publish_achieved_msgs_per_s": totals.achieved_rate,
+            "target_reached": totals.achieved_rate >= stats.RATE_TOLERANCE * work.rate,
+            "triggers": len(sent),
+            "alarms_missing": len(sent) - len(lat),
+            "alarm_latency": stats.latency_figures(lat),
+            "alarm_stored_latency": stats.latency_figures(lat_db),
+            "alarm_published_latency": stats.latency_figures(lat_mqtt),
+            "latency_resolution_s": 0.01,
+            "rules_rss_max_mb": max((v for _, v in rss), default=0.0) / 2**20,
+        }
+        result.series = {
+            "published": [[t, float(s)] for t, s, _ in totals.samples],
+            "latency": [
+                [
+                    max(watch.stored[d], watch.published[d]),
+                    max(watch.stored[d], watch.published[d]) - t,
+                ]
+                for d, t in sent.items()
+                if d in watch.stored and d in watch.published
+            ],
+            "rss": rss,
+        }
+        return result
+    finally:
+        watch._stop.set()
+        observer.stop()
+        rules.stop()
+        ingest.stop()
