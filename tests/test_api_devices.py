@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from tests.test_api_support import PLAN_DEVICES, Keys, api_settings, auth, client, make_keys, seed_small
+from tests.test_api_support import (
+    PLAN_DEVICES,
+    Keys,
+    api_settings,
+    auth,
+    client,
+    make_keys,
+    seed_small,
+)
 
 
 @pytest.fixture(scope="module")

@@ -84,3 +84,55 @@ async def client(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Async
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def insert_alarms(url: str, rows: list[dict[str, Any]]) -> list[int]:
+    """Alarms (and their 'opened' event) as the rules service would write them."""
+    import sqlalchemy as sa
+
+    from services.core.tables import alarm_events, alarms
+
+    engine = make_engine(api_settings(url))
+    ids: list[int] = []
+    try:
+        async with engine.begin() as conn:
+            for row in rows:
+                values = {"state": "open", "message": "", "severity": "major", **row}
+                values.setdefault("updated_at", values["opened_at"])
+                alarm_id = (
+                    await conn.execute(alarms.insert().values(**values).returning(alarms.c.id))
+                ).scalar_one()
+                await conn.execute(
+                    alarm_events.insert().values(
+                        ts=values["opened_at"],
+                        alarm_id=alarm_id,
+                        project_id=values["project_id"],
+                        transition="opened",
+                        severity=values["severity"],
+                        actor="rules",
+                    )
+                )
+                ids.append(int(alarm_id))
+            await conn.execute(sa.text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def insert_dead_letters(url: str, rows: list[tuple[str | None, str]]) -> None:
+    """(project, reason) dead letters received now."""
+    import sqlalchemy as sa
+
+    engine = make_engine(api_settings(url))
+    try:
+        async with engine.begin() as conn:
+            for project, reason in rows:
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO dead_letters (received_at, topic, reason, detail, project_id, "
+                        "payload_size) VALUES (now(), 't', :r, 'd', :p, 1)"
+                    ),
+                    {"r": reason, "p": project},
+                )
+    finally:
+        await engine.dispose()

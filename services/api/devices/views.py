@@ -16,7 +16,7 @@ from services.api.errors import not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
 from services.api.responses import JSONResponse
 from services.api.scope import project_filter
-from services.core.tables import devices, telemetry
+from services.core.tables import devices
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 _COLS = (
@@ -108,14 +108,12 @@ async def get_device(project_id: str, device_id: str, conn: Conn, key: Reader) -
             last[stream] = {k: v for k, v in rec._asdict().items() if k not in _HIDDEN}
     metrics = (
         await conn.execute(
-            sa.select(telemetry.c.metric, telemetry.c.value, telemetry.c.ts)
-            .distinct(telemetry.c.metric)
-            .where(
-                telemetry.c.project_id == project_id,
-                telemetry.c.device_id == device_id,
-                telemetry.c.ts >= since,
-            )
-            .order_by(telemetry.c.metric, telemetry.c.ts.desc())
+            sa.text(
+                "SELECT DISTINCT ON (metric) metric, value, ts FROM telemetry "
+                "WHERE project_id = :p AND device_id = :d AND ts >= :since "
+                "ORDER BY metric, ts DESC"
+            ),
+            params,
         )
     ).all()
     if metrics:
