@@ -1,0 +1,299 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "factory5g.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+Truncated at 40 characters, shorter than the usual 63: the chart appends suffixes of up to 10
+characters ("-simulator"), and a StatefulSet name must stay within 52 characters for its
+controller-revision-hash label to fit 63.
+If the release name contains the chart name it is used as the full name.
+*/}}
+{{- define "factory5g.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "factory5g.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels. Every object also gets a component label: see factory5g.componentLabels.
+*/}}
+{{- define "factory5g.labels" -}}
+helm.sh/chart: {{ include "factory5g.chart" . }}
+{{ include "factory5g.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: factory5g
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "factory5g.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "factory5g.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of an object that belongs to one component.
+Call with (dict "root" $ "component" "ingest").
+*/}}
+{{- define "factory5g.componentLabels" -}}
+{{ include "factory5g.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Selector labels of one component. Call with (dict "root" $ "component" "ingest").
+*/}}
+{{- define "factory5g.componentSelectorLabels" -}}
+{{ include "factory5g.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Create the name of the service account to use
+*/}}
+{{- define "factory5g.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "factory5g.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference: a digest pins the image, otherwise the tag (default: appVersion).
+*/}}
+{{- define "factory5g.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Names of the Secrets the pods read, whether the chart creates them or they already exist.
+*/}}
+{{- define "factory5g.databaseSecretName" -}}
+{{- default (printf "%s-database" (include "factory5g.fullname" .)) .Values.database.existingSecret }}
+{{- end }}
+
+{{- define "factory5g.databaseSecretKey" -}}
+{{- if .Values.database.existingSecret }}{{ .Values.database.existingSecretKey }}{{ else }}url{{ end }}
+{{- end }}
+
+{{- define "factory5g.mqttSecretName" -}}
+{{- default (printf "%s-mqtt" (include "factory5g.fullname" .)) .Values.mqtt.existingSecret }}
+{{- end }}
+
+{{/*
+True (non-empty) when the pods get MQTT credentials from a Secret.
+*/}}
+{{- define "factory5g.mqttCredentials" -}}
+{{- if or .Values.mqtt.existingSecret .Values.mqtt.username .Values.mqtt.password }}true{{ end }}
+{{- end }}
+
+{{- define "factory5g.apiSecretName" -}}
+{{- default (printf "%s-api" (include "factory5g.fullname" .)) .Values.api.existingSecret }}
+{{- end }}
+
+{{- define "factory5g.apiSecretKey" -}}
+{{- if .Values.api.existingSecret }}{{ .Values.api.existingSecretKey }}{{ else }}bootstrap-key{{ end }}
+{{- end }}
+
+{{/*
+Checksum of the user-supplied secret settings: pods roll when a credential changes.
+A generated bootstrap key is not part of it, so re-rendering does not roll the API.
+*/}}
+{{- define "factory5g.secretChecksum" -}}
+{{- $s := dict "database" .Values.database "mqtt" .Values.mqtt "apiKey" .Values.api.bootstrapKey "apiSecret" .Values.api.existingSecret "apiSecretKey" .Values.api.existingSecretKey }}
+{{- toJson $s | sha256sum }}
+{{- end }}
+
+{{/*
+Checksum of the non-secret configuration (environment and rule file).
+*/}}
+{{- define "factory5g.configChecksum" -}}
+{{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end }}
+
+{{/*
+Environment variables every service container gets from Secrets.
+*/}}
+{{- define "factory5g.secretEnv" -}}
+{{ include "factory5g.databaseEnv" . }}
+{{- include "factory5g.mqttEnv" . }}
+{{- end }}
+
+{{- define "factory5g.databaseEnv" -}}
+- name: F5G_DATABASE__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "factory5g.databaseSecretName" . }}
+      key: {{ include "factory5g.databaseSecretKey" . }}
+{{- end }}
+
+{{/*
+MQTT credentials from their Secret; nothing when the broker takes anonymous clients.
+*/}}
+{{- define "factory5g.mqttEnv" -}}
+{{- if include "factory5g.mqttCredentials" . }}
+- name: F5G_MQTT__USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "factory5g.mqttSecretName" . }}
+      key: {{ if .Values.mqtt.existingSecret }}{{ .Values.mqtt.existingSecretUsernameKey }}{{ else }}username{{ end }}
+- name: F5G_MQTT__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "factory5g.mqttSecretName" . }}
+      key: {{ if .Values.mqtt.existingSecret }}{{ .Values.mqtt.existingSecretPasswordKey }}{{ else }}password{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod annotations that roll the pods when configuration or credentials change.
+*/}}
+{{- define "factory5g.checksumAnnotations" -}}
+checksum/config: {{ include "factory5g.configChecksum" . }}
+checksum/secret: {{ include "factory5g.secretChecksum" . }}
+{{- end }}
+
+{{/*
+Pod-level settings shared by every workload.
+Call with (dict "root" $ "component" "ingest" "values" .Values.ingest).
+*/}}
+{{- define "factory5g.podSpecCommon" -}}
+{{- $root := .root -}}
+serviceAccountName: {{ include "factory5g.serviceAccountName" $root }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- include "factory5g.topologySpread" . }}
+{{- end }}
+
+{{/*
+Topology spread: the chart's node and zone defaults plus the workload's own constraints.
+Deployments match on pod-template-hash so a rollout is spread by itself.
+*/}}
+{{- define "factory5g.topologySpread" -}}
+{{- $root := .root -}}
+{{- $ts := $root.Values.topologySpread }}
+{{- if or $ts.enabled .values.topologySpreadConstraints }}
+topologySpreadConstraints:
+{{- if $ts.enabled }}
+  - maxSkew: {{ $ts.maxSkew }}
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: {{ $ts.nodeWhenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "factory5g.componentSelectorLabels" (dict "root" $root "component" .component) | nindent 8 }}
+    {{- with .matchLabelKeys }}
+    matchLabelKeys:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+  - maxSkew: {{ $ts.maxSkew }}
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: {{ $ts.zoneWhenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "factory5g.componentSelectorLabels" (dict "root" $root "component" .component) | nindent 8 }}
+    {{- with .matchLabelKeys }}
+    matchLabelKeys:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container-level settings shared by every container: image, security context, /tmp.
+*/}}
+{{- define "factory5g.containerCommon" -}}
+image: {{ include "factory5g.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+{{- end }}
+
+{{/*
+Volume mounts and volumes of the writable /tmp and, with TLS, the broker certificates.
+*/}}
+{{- define "factory5g.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if and .Values.mqtt.tls.enabled .Values.mqtt.tls.existingSecret }}
+- name: mqtt-tls
+  mountPath: /etc/factory5g/mqtt-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "factory5g.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- if and .Values.mqtt.tls.enabled .Values.mqtt.tls.existingSecret }}
+- name: mqtt-tls
+  secret:
+    secretName: {{ .Values.mqtt.tls.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/*
+HTTP probes. Call with (dict "port" "metrics" "path" "/healthz" "timing" .Values.ingest.probes.liveness).
+*/}}
+{{- define "factory5g.httpProbe" -}}
+httpGet:
+  path: {{ .path }}
+  port: {{ .port }}
+{{- toYaml .timing | nindent 0 }}
+{{- end }}
