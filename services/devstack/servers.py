@@ -290,7 +290,6 @@ class Mosquitto:
                     "max_queued_messages 0",
                     "max_queued_bytes 1073741824",
                     "max_inflight_messages 0",
-                    "message_size_limit 0",
                     "max_packet_size 2097152",
                     "persistent_client_expiration 1d",
                     self.extra_config,
