@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 
 import aiomqtt
 import asyncpg
-from paho.mqtt.client import MQTTv5
 
 from services.core.db import asyncpg_dsn
 from services.core.metrics import MetricsServer
@@ -146,11 +145,13 @@ class RulesService:
                 kwargs = mqtt_client_kwargs(
                     s,
                     s.rules.client_id,
-                    protocol=MQTTv5,
+                    protocol=aiomqtt.ProtocolVersion.V5,
                     clean_start=True,
                     max_queued_incoming_messages=100_000,
                 )
-                async with aiomqtt.Client(**kwargs) as client:
+                client = aiomqtt.Client(**kwargs)
+                client.pending_calls_threshold = 10_000  # alarm bursts publish concurrently
+                async with client:
                     await client.subscribe([(f, 1) for f in filters])
                     self.client = client
                     self.connected.set()
