@@ -150,3 +150,14 @@ def test_decoder_agrees_with_schema_on_generated_link_records(doc: Any) -> None:
     if isinstance(doc, list) and any(d.get("loss_pct", 0) is None for d in doc) and decoder_ok:
         return
     assert schema_ok == decoder_ok, doc
+
+
+def test_alarm_topics_are_never_device_streams() -> None:
+    from services.rules.publisher import alarm_filter, alarm_topic
+
+    topic = alarm_topic("f5g/v1", "p1", "agv", "agv-01", "battery_low")
+    assert topic == "f5g/v1/p1/alarms/agv/agv-01/battery_low"
+    with pytest.raises(ContractError) as exc:
+        parse_topic(topic)
+    assert exc.value.reason is Reason.BAD_TOPIC
+    assert alarm_filter("f5g/v1") == "f5g/v1/+/alarms/+/+/+"

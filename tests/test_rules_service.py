@@ -71,8 +71,14 @@ class Collector:
         self.messages: list[tuple[str, dict[str, Any]]] = []
 
     def for_device(self, project: str, device: str) -> list[dict[str, Any]]:
-        prefix = f"f5g/v1/{project}/alarms/{device}/"
-        return [m for t, m in self.messages if t.startswith(prefix)]
+        # f5g/v1/{project}/alarms/{kind}/{device}/{rule}
+        return [
+            m
+            for t, m in self.messages
+            if t.split("/")[2] == project
+            and t.split("/")[3] == "alarms"
+            and t.split("/")[5] == device
+        ]
 
 
 @pytest.fixture

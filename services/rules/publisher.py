@@ -1,7 +1,7 @@
 """Alarm transitions as MQTT messages: the topic and the JSON every subscriber sees.
 
-Alarms live at `{root}/{project}/alarms/{device}/{rule}`: five levels after the root, so no
-device-stream subscription (`{root}/+/+/+/+`, four levels) can mistake one for a record.
+Alarms live at `{root}/{project}/alarms/{kind}/{device}/{rule}`: five levels after the root,
+so no device-stream subscription (`{root}/+/+/+/+`, four levels) can mistake one for a record.
 The API may import these helpers to publish the transitions operators cause.
 """
 
@@ -15,13 +15,13 @@ import orjson
 ALARM_LEVEL = "alarms"
 
 
-def alarm_topic(root: str, project: str, device: str, rule: str) -> str:
-    return f"{root}/{project}/{ALARM_LEVEL}/{device}/{rule}"
+def alarm_topic(root: str, project: str, kind: str, device: str, rule: str) -> str:
+    return f"{root}/{project}/{ALARM_LEVEL}/{kind}/{device}/{rule}"
 
 
 def alarm_filter(root: str, project: str = "+") -> str:
     """Subscription filter for every alarm of a project (or of all projects)."""
-    return f"{root}/{project}/{ALARM_LEVEL}/+/+"
+    return f"{root}/{project}/{ALARM_LEVEL}/+/+/+"
 
 
 def iso(t: float | datetime | None) -> str | None:

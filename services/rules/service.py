@@ -283,7 +283,7 @@ class RulesService:
                 message=tr.message,
                 evidence=tr.evidence,
             )
-            sends.append((alarm_topic(root, tr.project, tr.device, tr.rule), payload))
+            sends.append((alarm_topic(root, tr.project, tr.kind, tr.device, tr.rule), payload))
         client = self.client
         if sends and client is not None:
             try:
