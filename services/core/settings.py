@@ -175,6 +175,20 @@ class SimulatorSettings(BaseModel):
     agvs: int = Field(6, ge=0, description="AGVs per project.")
     modules: int = Field(4, ge=0, description="5G modules / CPEs per project.")
     machines: int = Field(2, ge=0, description="Machines publishing generic telemetry per project.")
+    vda5050_agvs: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="AGVs speaking VDA 5050 v2 (manufacturer SimRobotics; map it to a project "
+        "with ingest.vda5050_projects). 0 disables.",
+    )
+    sparkplug_lines: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="Production lines, each one Sparkplug B edge node (group = a simulated "
+        "project, node lineN, one device per machine). 0 disables.",
+    )
     rate_hz: float = Field(2.0, gt=0, le=1000, description="Messages per second per device.")
     fault_probability: float = Field(
         0.002, ge=0, le=1, description="Chance per message that a device enters a fault episode."

@@ -14,8 +14,17 @@ import orjson
 from services.core.runtime import mqtt_client_kwargs, run_async
 from services.core.settings import Settings
 from services.simulator.devices import Agv, FiveGModule, Machine, SimDevice, VisionStation
+from services.simulator.protocols import (
+    publish_sparkplug_line,
+    publish_vda5050_fleet,
+    sparkplug_will,
+)
 
 log = logging.getLogger("factory5g.simulate")
+
+# Shape of each simulated Sparkplug B line: machines (devices) and metrics per machine.
+LINE_MACHINES = 3
+LINE_METRICS = 10
 
 
 @dataclass(frozen=True)
@@ -145,8 +154,28 @@ def register_projects(settings: Settings) -> None:
 
 
 async def publish_fleet(settings: Settings, duration: float | None) -> int:
+    """Publish the native fleet and the protocol publishers side by side; returns the
+    messages sent by all of them.
+
+    Each protocol publisher has its own MQTT client: a Sparkplug edge node needs its
+    NDEATH as the will of its own connection, and a slow protocol must not hold up the
+    native fleet's publishing loop.
+    """
+    sim = settings.simulator
+    publishers = [_publish_native(settings, build_fleet(settings), duration)]
+    if sim.vda5050_agvs:
+        publishers.append(_publish_vda5050(settings, duration))
+    groups = [info.id for info in project_infos(sim.projects)]
+    for line in range(sim.sparkplug_lines):
+        group, node = groups[line % len(groups)], f"line{line // len(groups) + 1}"
+        publishers.append(_publish_sparkplug(settings, group, node, duration))
+    return sum(await asyncio.gather(*publishers))
+
+
+async def _publish_native(
+    settings: Settings, fleet: list[SimDevice], duration: float | None
+) -> int:
     """Publish every device at `rate_hz`, spread evenly in time; returns messages sent."""
-    fleet = build_fleet(settings)
     if not fleet:
         return 0
     sim = settings.simulator
@@ -173,6 +202,40 @@ async def publish_fleet(settings: Settings, duration: float | None) -> int:
             else:
                 next_at = time.monotonic()
     return sent
+
+
+async def _publish_vda5050(settings: Settings, duration: float | None) -> int:
+    sim = settings.simulator
+    kwargs = mqtt_client_kwargs(settings, "factory5g-simulator-vda5050")
+    async with aiomqtt.Client(**kwargs) as client:
+        log.info("simulating %d VDA 5050 AGVs", sim.vda5050_agvs)
+        return await publish_vda5050_fleet(
+            client,
+            agvs=sim.vda5050_agvs,
+            rate_hz=sim.rate_hz,
+            duration=duration,
+            interface=settings.ingest.vda5050_interface,
+            seed=sim.seed,
+        )
+
+
+async def _publish_sparkplug(
+    settings: Settings, group: str, node: str, duration: float | None
+) -> int:
+    kwargs = mqtt_client_kwargs(
+        settings, f"factory5g-simulator-spb-{group}-{node}", will=sparkplug_will(group, node)
+    )
+    async with aiomqtt.Client(**kwargs) as client:
+        log.info("simulating Sparkplug B edge node %s/%s", group, node)
+        return await publish_sparkplug_line(
+            client,
+            group=group,
+            node=node,
+            machines=LINE_MACHINES,
+            metrics_per_machine=LINE_METRICS,
+            rate_hz=settings.simulator.rate_hz,
+            duration=duration,
+        )
 
 
 def run(settings: Settings, duration: float | None = None) -> None:

@@ -225,7 +225,7 @@ class Vda5050Adapter:
         if sub == "state":
             return self._state(project, device, manufacturer, serial, payload)
         if sub == "connection":
-            return self._connection(project, device, manufacturer, serial, payload)
+            return self._connection(project, device, manufacturer, serial, payload, received_at)
         raise ContractError(Reason.UNKNOWN_STREAM, f"VDA 5050 topic {sub[:40]!r} is not ingested")
 
     def _state(
@@ -278,7 +278,13 @@ class Vda5050Adapter:
         return result
 
     def _connection(
-        self, project: str, device: str, manufacturer: str, serial: str, payload: bytes
+        self,
+        project: str,
+        device: str,
+        manufacturer: str,
+        serial: str,
+        payload: bytes,
+        received_at: datetime,
     ) -> AdapterResult:
         c: Connection = _parse(_CONNECTION, payload)
         _check_identity(c.manufacturer, c.serialNumber, manufacturer, serial)
@@ -286,6 +292,10 @@ class Vda5050Adapter:
         self._check_header(manufacturer, serial, "connection", c.headerId)
         result = AdapterResult()
         online = c.connectionState == "ONLINE"
+        if c.connectionState == "CONNECTIONBROKEN":
+            # A will: its timestamp is from when the AGV connected, older than the states
+            # that followed, so it would lose to them. It happens when the broker sends it.
+            when = max(when, received_at)
         result.events.append(DeviceEvent(project, device, KIND, online, when))
         return result
 
