@@ -37,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, help="simulated devices")
     p.add_argument("--processes", type=int, help="publisher processes")
     p.add_argument("--qos", type=int, choices=(0, 1), help="MQTT QoS of device messages")
-    p.add_argument("--stream", choices=("link", "agv", "inspection", "telemetry"))
+    p.add_argument(
+        "--stream", choices=("link", "agv", "inspection", "telemetry", "vda5050", "sparkplug")
+    )
     p.add_argument("--batch", type=int, help="records per message (arrays when > 1)")
     p.add_argument(
         "--ingestor",

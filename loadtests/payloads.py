@@ -10,9 +10,10 @@ that the database does not see one repeated row, while formatting stays a bytes 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import orjson
 
@@ -22,9 +23,22 @@ STREAM_TABLE: Final = {
     "agv": "agv_status",
     "inspection": "inspections",
     "telemetry": "telemetry",
+    "vda5050": "agv_status",
+    "sparkplug": "telemetry",
 }
 TELEMETRY_METRICS: Final = 4
-ROWS_PER_RECORD: Final = {"link": 1, "agv": 1, "inspection": 1, "telemetry": TELEMETRY_METRICS}
+SPARKPLUG_METRICS: Final = 20
+ROWS_PER_RECORD: Final = {
+    "link": 1,
+    "agv": 1,
+    "inspection": 1,
+    "telemetry": TELEMETRY_METRICS,
+    "vda5050": 1,
+    "sparkplug": SPARKPLUG_METRICS,
+}
+# Streams whose stored seq is the generator's per-device seq (1, 2, ...): audited by seq.
+# Sparkplug's seq is per edge node and wraps at 256, so it is audited by row counts.
+SEQ_AUDITED: Final = frozenset({"link", "agv", "inspection", "telemetry", "vda5050"})
 KIND_OF_STREAM: Final = {
     "link": "module",
     "agv": "agv",
@@ -138,25 +152,147 @@ def topic(project: str, stream: str, device: str) -> str:
     return f"f5g/v1/{project}/{KIND_OF_STREAM[stream]}/{device}/{stream}"
 
 
-def protocol_encoder(fmt: str) -> Callable[..., bytes]:
-    """The Sparkplug B / VDA 5050 encoder of the protocols package, when it is present."""
-    import importlib
+class DeviceFormat(Protocol):
+    """How one publisher process's devices speak: topics, payloads, and what gets stored."""
 
-    candidates = {
-        "sparkplug": ("services.simulator.protocols", "services.protocols.sparkplug"),
-        "vda5050": ("services.simulator.protocols", "services.protocols.vda5050"),
-    }
-    if fmt not in candidates:
-        raise PayloadUnavailableError(f"unknown payload format {fmt!r}")
-    for name in candidates[fmt]:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        for attr in (f"encode_{fmt}", "encode"):
-            fn = getattr(module, attr, None)
-            if callable(fn):
-                return fn  # type: ignore[no-any-return]
-    raise PayloadUnavailableError(
-        f"no {fmt} encoder in this checkout (looked in {', '.join(candidates[fmt])})"
-    )
+    topics: list[str]
+
+    def births(self) -> list[tuple[str, bytes]]: ...
+
+    def render(self, device: int, seq: int, ts_ms: int) -> bytes: ...
+
+
+class NativeFormat:
+    """The native JSON contract: `f5g/v1/{project}/{kind}/{device}/{stream}`."""
+
+    def __init__(self, stream: str, project: str, names: list[str], batch: int, seed: int) -> None:
+        self.makers = [PayloadMaker(stream, d, batch, seed) for d in names]
+        self.topics = [topic(project, stream, d) for d in names]
+
+    def births(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def render(self, device: int, seq: int, ts_ms: int) -> bytes:
+        return self.makers[device].render(seq, ts_ms)
+
+
+VDA_INTERFACE: Final = "uagv"
+VDA_MANUFACTURER: Final = "Bench"
+
+
+class Vda5050Format:
+    """VDA 5050 v2 `state` messages; `headerId` is the per-AGV seq, `timestamp` the
+    publish time, which is what the adapter stores as seq and ts."""
+
+    def __init__(self, names: list[str], seed: int) -> None:
+        self.topics = [f"{VDA_INTERFACE}/v2/{VDA_MANUFACTURER}/{d}/state" for d in names]
+        rng = random.Random(seed)
+        self._templates = []
+        for d in names:
+            body = orjson.dumps(
+                {
+                    "version": "2.0.0",
+                    "manufacturer": VDA_MANUFACTURER,
+                    "serialNumber": d,
+                    "orderId": f"order-{rng.randint(0, 999)}",
+                    "orderUpdateId": 0,
+                    "lastNodeId": "n3",
+                    "lastNodeSequenceId": 3,
+                    "nodeStates": [],
+                    "edgeStates": [],
+                    "driving": True,
+                    "operatingMode": "AUTOMATIC",
+                    "agvPosition": {
+                        "x": round(rng.uniform(0, 40), 3),
+                        "y": round(rng.uniform(0, 30), 3),
+                        "theta": round(rng.uniform(-3.14, 3.14), 3),
+                        "mapId": "hall-1",
+                        "positionInitialized": True,
+                        "localizationScore": 0.97,
+                    },
+                    "velocity": {"vx": 1.2, "vy": 0.0, "omega": 0.1},
+                    "actionStates": [],
+                    "batteryState": {
+                        "batteryCharge": round(rng.uniform(30, 100), 1),
+                        "charging": False,
+                    },
+                    "errors": [],
+                    "safetyState": {"eStop": "NONE", "fieldViolation": False},
+                }
+            )
+            self._templates.append(b'{"headerId":%d,"timestamp":"%s",' + body[1:])
+
+    def births(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def render(self, device: int, seq: int, ts_ms: int) -> bytes:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts_ms // 1000))
+        return self._templates[device] % (seq, f"{stamp}.{ts_ms % 1000:03d}Z".encode())
+
+
+class SparkplugFormat:
+    """One Sparkplug B edge node per publisher process, its devices sending aliased DDATA
+    of `SPARKPLUG_METRICS` doubles after NBIRTH/DBIRTH. The node's seq (0-255) is kept
+    here; the per-device seq the publisher passes in is not part of the protocol."""
+
+    def __init__(self, project: str, node: str, names: list[str], metrics: int) -> None:
+        from services.protocols import sparkplug as spb
+
+        self.spb = spb
+        self.project, self.node, self.names, self.metrics = project, node, names, metrics
+        self.topics = [f"{spb.NAMESPACE}/{project}/DDATA/{node}/{d}" for d in names]
+        self.seq = 0
+        self._step = 0
+
+    def _next_seq(self) -> int:
+        current = self.seq
+        self.seq = (self.seq + 1) % self.spb.SEQ_MODULO
+        return current
+
+    def births(self) -> list[tuple[str, bytes]]:
+        spb = self.spb
+        self.seq = 0
+        now = int(time.time() * 1000) - 60_000  # before the run, so counts can tell births
+        nb = spb.Payload(timestamp=now, seq=self._next_seq())
+        nb.metrics.add(name=b"bdSeq", datatype=spb.DataType.Int64, long_value=0)
+        out = [(f"{spb.NAMESPACE}/{self.project}/NBIRTH/{self.node}", nb.SerializeToString())]
+        for d in self.names:
+            db = spb.Payload(timestamp=now, seq=self._next_seq())
+            for alias in range(self.metrics):
+                db.metrics.add(
+                    name=f"Axis {alias}/Load".encode(),
+                    alias=alias,
+                    datatype=spb.DataType.Double,
+                    double_value=0.0,
+                )
+            out.append(
+                (f"{spb.NAMESPACE}/{self.project}/DBIRTH/{self.node}/{d}", db.SerializeToString())
+            )
+        return out
+
+    def render(self, device: int, seq: int, ts_ms: int) -> bytes:
+        p = self.spb.Payload(timestamp=ts_ms, seq=self._next_seq())
+        self._step += 1
+        base = 50.0 + (self._step % 97)
+        for alias in range(self.metrics):
+            p.metrics.add(alias=alias, double_value=base + alias)
+        return bytes(p.SerializeToString())
+
+
+def make_format(
+    stream: str, project: str, index: int, names: list[str], batch: int, seed: int
+) -> DeviceFormat:
+    if stream == "vda5050":
+        return Vda5050Format(names, seed)
+    if stream == "sparkplug":
+        return SparkplugFormat(project, f"n{index:02d}", names, SPARKPLUG_METRICS)
+    return NativeFormat(stream, project, names, batch, seed)
+
+
+def stored_device(stream: str, index: int, name: str) -> str:
+    """The device id the platform stores a generator device under."""
+    if stream == "vda5050":
+        return f"{VDA_MANUFACTURER}.{name}"
+    if stream == "sparkplug":
+        return f"n{index:02d}.{name}"
+    return name

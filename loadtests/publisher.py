@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from loadtests.payloads import PayloadMaker, topic
+from loadtests.payloads import make_format
 
 TICK_S = 0.2
 
@@ -76,8 +76,9 @@ def run_publisher(cfg: PublisherConfig, ticks: Queue[Any]) -> None:
 
 def _publish(cfg: PublisherConfig, ticks: Queue[Any]) -> PublisherResult:
     names = device_names(cfg.index, cfg.devices)
-    makers = [PayloadMaker(cfg.stream, d, cfg.batch, cfg.seed) for d in names]
-    topics = [topic(cfg.project, cfg.stream, d) for d in names]
+    fmt = make_format(cfg.stream, cfg.project, cfg.index, names, cfg.batch, cfg.seed)
+    topics = fmt.topics
+    render = fmt.render
     next_seq = [1] * cfg.devices
     pending: dict[int, tuple[int, int]] = {}  # mid -> (device index, first seq)
     state = {"acked": 0, "connected": False, "reconnects": 0}
@@ -113,6 +114,9 @@ def _publish(cfg: PublisherConfig, ticks: Queue[Any]) -> PublisherResult:
     )
     while not state["connected"]:
         client.loop(timeout=0.05)
+    for birth_topic, birth in fmt.births():
+        client.publish(birth_topic, birth, qos=1)
+    client.loop(timeout=0.05)
 
     result = PublisherResult(cfg.index, names, [0] * cfg.devices, target_rate=cfg.rate)
     qos1 = cfg.qos > 0
@@ -133,9 +137,7 @@ def _publish(cfg: PublisherConfig, ticks: Queue[Any]) -> PublisherResult:
             allowed = 0  # QoS 0 cannot be queued for later: count only what went out
         for _ in range(min(allowed, 256)):
             seq = next_seq[d]
-            info = client.publish(
-                topics[d], makers[d].render(seq, int(time.time() * 1000)), cfg.qos
-            )
+            info = client.publish(topics[d], render(d, seq, int(time.time() * 1000)), cfg.qos)
             if qos1:
                 pending[info.mid] = (d, seq)
             elif info.rc != mqtt.MQTT_ERR_SUCCESS:

@@ -122,9 +122,11 @@ def _plots(out: Path, runs: list[dict[str, Any]]) -> list[str]:
     for i, r in enumerate(runs):
         lat = r["summary"].get("latency_steady") or r["summary"].get("alarm_latency", {})
         vals = [lat.get(q, math.nan) for q in qs]
+        if not any(v > 0 for v in vals):  # NaN compares false: no samples, no bars
+            continue
         ax1.bar([j + i * 0.4 for j in range(len(qs))], vals, width=0.4, label=r["ingestor"])
         names.append(r["ingestor"])
-        pts = (r.get("series") or {}).get("latency", [])
+        pts = [p for p in (r.get("series") or {}).get("latency", []) if p[1] > 0]
         if pts:
             t0 = r["series"]["published"][0][0] if r["series"].get("published") else pts[0][0]
             ax2.plot(
@@ -132,14 +134,14 @@ def _plots(out: Path, runs: list[dict[str, Any]]) -> list[str]:
             )
     ax1.set_xticks([j + 0.2 for j in range(len(qs))], [q.replace("_ms", "") for q in qs])
     ax1.set_ylabel("ms (upper bound)")
-    ax1.set_yscale("log")
     ax1.set_title("Publish-to-commit latency percentiles")
-    ax1.legend()
-    ax2.set_yscale("log")
     ax2.set_xlabel("seconds since first publish")
     ax2.set_ylabel("ms")
     ax2.set_title("Latency of probe records over time")
-    ax2.legend()
+    for ax in (ax1, ax2):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+            ax.set_yscale("log")
     fig.tight_layout()
     fig.savefig(out / "latency.png", dpi=100)
     plt.close(fig)

@@ -22,9 +22,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from loadtests import stats
-from loadtests.fleet import Fleet, FleetConfig
-from loadtests.observer import Observer
-from loadtests.payloads import ROWS_PER_RECORD, STREAM_TABLE, PayloadMaker, topic
+from loadtests.fleet import Fleet, FleetConfig, FleetTotals
+from loadtests.observer import Audit, Observer
+from loadtests.payloads import (
+    ROWS_PER_RECORD,
+    SEQ_AUDITED,
+    STREAM_TABLE,
+    PayloadMaker,
+    stored_device,
+    topic,
+)
 from loadtests.procs import Ingestor, wait_until
 from loadtests.publisher import device_names
 from services.core import db
@@ -134,8 +141,8 @@ def _inject(kind: str, servers: Servers, duration_s: float) -> None:
 def wait_ready(observer: Observer, port: int, stream: str, timeout: float = 90.0) -> bool:
     """Publish warm-up records until one is stored: proves the ingestor subscribed and can
     commit, whatever ingestor it is (a health endpoint would prove less)."""
-    maker = PayloadMaker(stream, "ready")
-    warm = Observer(observer.url, observer.table, "warmup", [])
+    maker = PayloadMaker("link", "ready")  # every ingestor speaks the native contract
+    warm = Observer(observer.url, "link_kpis", "warmup", [])
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -144,7 +151,7 @@ def wait_ready(observer: Observer, port: int, stream: str, timeout: float = 90.0
     try:
         while time.monotonic() < deadline:
             payload = maker.render(seq, int(time.time() * 1000))
-            client.publish(topic("warmup", stream, "ready"), payload, qos=1)
+            client.publish(topic("warmup", "link", "ready"), payload, qos=1)
             seq += maker.batch
             if wait_until(lambda: warm.count() > 0, 1.0, 0.1):
                 return True
@@ -193,14 +200,22 @@ def run_workload(
             "F5G_MQTT__PORT": str(broker.port),
             "F5G_INGEST__CLIENT_ID": f"bench-{run_id}",
             "F5G_LOG_LEVEL": "WARNING",
+            "F5G_INGEST__VDA5050_DEFAULT_PROJECT": "bench",
             **(extra_env or {}),
         },
         log_dir / f"{name}.log",
     )
     table = STREAM_TABLE[work.stream]
     per_process = min(work.probes_per_process, work.devices // work.processes)
-    probes = [d for i in range(work.processes) for d in device_names(i, per_process)]
-    observer = Observer(url, table, "bench", probes, ROWS_PER_RECORD[work.stream])
+    probes = [
+        stored_device(work.stream, i, d)
+        for i in range(work.processes)
+        for d in device_names(i, per_process)
+        if work.stream in SEQ_AUDITED
+    ]
+    observer = Observer(
+        url, table, "bench", probes, ROWS_PER_RECORD[work.stream], since=time.time()
+    )
     result = RunResult(name, {**work.__dict__, "faults": [f.__dict__ for f in work.faults]})
     servers = Servers(env.pg, broker, ingestor)
     fault_threads: list[threading.Thread] = []
@@ -263,7 +278,7 @@ def run_workload(
             result.notes.append(f"{name} was not running at the end of the run")
         result.metrics = ingestor.metrics()
         observer.stop()
-        audit = observer.audit(totals.last_seq(), totals.unacked())
+        audit = _audit(observer, totals, work.stream)
         result.audit = audit.as_dict()
         result.audit["drained"] = drained
         result.audit["drain"] = drain
@@ -293,6 +308,22 @@ def run_workload(
             env.drop_database(url)
         except Exception as exc:  # keep the run's result; the env is thrown away anyway
             progress(f"[{name}] could not drop {url}: {exc}")
+
+
+def _audit(observer: Observer, totals: FleetTotals, stream: str) -> Audit:
+    """Audit under the device ids the platform stores (VDA 5050 and Sparkplug rename)."""
+    last: dict[str, int] = {}
+    unacked: dict[str, list[int]] = {}
+    for r in totals.results:
+        for name, top in zip(r.devices, r.last_seq, strict=True):
+            stored = stored_device(stream, r.index, name)
+            last[stored] = top
+            if name in r.unacked:
+                unacked[stored] = r.unacked[name]
+    if stream in SEQ_AUDITED:
+        return observer.audit(last, unacked)
+    acked = {d: top - len(unacked.get(d, [])) for d, top in last.items()}
+    return observer.audit_rows(acked, last)
 
 
 def _drain(

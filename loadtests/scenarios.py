@@ -112,6 +112,36 @@ SCENARIOS: dict[str, Scenario] = {
             ),
         ),
         Scenario(
+            "ingest-sparkplug",
+            "Ingest throughput: Sparkplug B DDATA, 20 metrics per message, as fast as possible",
+            Workload(stream="sparkplug", devices=200, processes=2, duration_s=30.0),
+            (
+                Target(
+                    "committed metrics/s (steady)",
+                    "summary.committed_steady_rows_per_s",
+                    ">=",
+                    100_000,
+                    "issue 7",
+                ),
+                RSS,
+                NO_LOSS,
+            ),
+            baseline=False,
+            notes=("The naive baseline speaks only the native contract: no baseline here.",),
+        ),
+        Scenario(
+            "ingest-vda5050",
+            "Ingest: VDA 5050 v2 AGV state messages at a fixed 5,000 msg/s",
+            Workload(stream="vda5050", devices=500, processes=2, rate=5000.0, duration_s=30.0),
+            (
+                Target("publisher reached its rate", "summary.target_reached", "==", 1, "run"),
+                RSS,
+                NO_LOSS,
+            ),
+            baseline=False,
+            notes=("The naive baseline speaks only the native contract: no baseline here.",),
+        ),
+        Scenario(
             "soak",
             "Soak: 30 minutes at a steady 5,000 msg/s; memory and lag must stay flat",
             Workload(
@@ -196,4 +226,4 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
-INGEST_SUITE = ("ingest-throughput", "ingest-arrays", "ingest-latency")
+INGEST_SUITE = ("ingest-throughput", "ingest-arrays", "ingest-latency", "ingest-sparkplug")

@@ -11,17 +11,26 @@ import dataclasses
 import json
 import math
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loadtests import report, stats
-from loadtests.payloads import STREAMS, PayloadMaker, topic
+from loadtests.payloads import (
+    ROWS_PER_RECORD,
+    STREAMS,
+    PayloadMaker,
+    make_format,
+    stored_device,
+    topic,
+)
 from loadtests.procs import INGESTORS, rss_bytes
 from loadtests.runner import BenchEnv, Fault, RunResult, Workload, run_workload
 from loadtests.scenarios import SCENARIOS
 from services.core.contracts import decode, parse_topic
+from services.core.settings import load_settings
 from services.devstack.servers import Postgres
 
 TINY = Workload(
@@ -58,6 +67,30 @@ def test_payloads_obey_the_contract_and_carry_seq_and_publish_time(stream: str, 
     assert [r.seq for r in decoded.records] == list(range(41, 41 + batch))
     assert all(r.ts == 1_700_000_000_123 for r in decoded.records)
     assert parse_topic(topic("bench", stream, "dev-1")).stream == stream
+
+
+def test_vda5050_and_sparkplug_payloads_decode_through_the_ingest_adapters() -> None:
+    from services.ingest.adapters.sparkplug import create_adapter as sparkplug_adapter
+    from services.ingest.adapters.vda5050 import create_adapter as vda_adapter
+
+    now = datetime.now(UTC)
+    settings = load_settings(ingest={"vda5050_default_project": "bench"})
+    vda = make_format("vda5050", "bench", 0, ["d00-00000"], 1, 0)
+    result = vda_adapter(settings).decode(vda.topics[0], vda.render(0, 7, 1_795_000_000_123), now)
+    ((t, decoded),) = result.items
+    assert (t.project, t.device) == ("bench", stored_device("vda5050", 0, "d00-00000"))
+    assert decoded.records[0].seq == 7
+    assert decoded.records[0].ts == 1_795_000_000_123
+
+    adapter = sparkplug_adapter(settings)
+    spb = make_format("sparkplug", "bench", 3, ["d03-00000"], 1, 0)
+    for birth_topic, birth in spb.births():
+        adapter.decode(birth_topic, birth, now)
+    result = adapter.decode(spb.topics[0], spb.render(0, 1, 1_795_000_000_123), now)
+    ((t, decoded),) = result.items
+    assert t.device == stored_device("sparkplug", 3, "d03-00000")
+    assert len(decoded.records[0].metrics) == ROWS_PER_RECORD["sparkplug"]
+    assert result.commands == []  # no seq gap, no unknown alias: no rebirth request
 
 
 def test_payload_of_a_single_link_record_is_about_200_bytes() -> None:
