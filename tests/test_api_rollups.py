@@ -223,7 +223,13 @@ async def test_queries_answer_the_same_from_rollups_and_raw_rows(
         return c.get("/api/v1/projects/p1/kpis", params={"start": start, "end": end}, headers=h)
 
     def series(stream: str, field: str, bucket: int) -> Any:
-        params = {"start": start, "end": end, "stream": stream, "field": field, "bucket": bucket}
+        params: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "stream": stream,
+            "field": field,
+            "bucket": bucket,
+        }
         return lambda: c.get("/api/v1/projects/p1/series", params=params, headers=h)
 
     calls = [

@@ -29,6 +29,7 @@ from services.api.observe import MetricsMiddleware
 from services.api.projects.views import router as projects_router
 from services.api.responses import JSONResponse
 from services.api.rollups import maintain
+from services.api.sanitize import RejectNul
 from services.api.series.views import router as series_router
 from services.core import db
 from services.core.settings import Settings
@@ -98,8 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api.key_cache_s)
     errors.install(app)
+    app.include_router(health_router)
     for router in (
-        health_router,
         projects_router,
         devices_router,
         series_router,
@@ -107,7 +108,8 @@ def create_app(settings: Settings) -> FastAPI:
         alarms_router,
         ingest_router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=errors.documented(401, 403, 404, 422))
+    app.add_middleware(RejectNul)
     app.add_middleware(MetricsMiddleware)
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
     return app

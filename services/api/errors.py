@@ -10,10 +10,33 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.api.responses import JSONResponse
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, str]] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses, all with the one error shape."""
+    text = {
+        401: "No key, or an unknown or revoked one.",
+        403: "The key's scope does not allow this.",
+        404: "Unknown id, or one in a project this key may not see.",
+        409: "Conflicts with the current state.",
+        422: "Invalid input; the message says which and why.",
+    }
+    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
 
 
 class ApiError(Exception):
@@ -39,7 +62,7 @@ def invalid(message: str) -> ApiError:
     return ApiError(422, "invalid", message)
 
 
-def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+def body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         err["details"] = details
@@ -52,21 +75,21 @@ def _loc(loc: Any) -> str:
 
 async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(_body(exc.code, exc.message), exc.status, headers=exc.headers)
+    return JSONResponse(body(exc.code, exc.message), exc.status, headers=exc.headers)
 
 
 async def _validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     details = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
     message = "; ".join(f"{d['loc']}: {d['msg']}" for d in details) or "invalid request"
-    return JSONResponse(_body("invalid", message, details), 422)
+    return JSONResponse(body("invalid", message, details), 422)
 
 
 async def _http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
     return JSONResponse(
-        _body(code.get(exc.status_code, "error"), str(exc.detail)),
+        body(code.get(exc.status_code, "error"), str(exc.detail)),
         exc.status_code,
         headers=getattr(exc, "headers", None),
     )

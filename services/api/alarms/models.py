@@ -46,4 +46,6 @@ class AlarmPage(BaseModel):
 class AlarmAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(None, max_length=1000, description="Kept in the alarm history.")
+    note: str | None = Field(
+        None, max_length=1000, pattern=r"^[^\x00]*$", description="Kept in the alarm history."
+    )

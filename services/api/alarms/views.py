@@ -12,13 +12,12 @@ from services.api.alarms.lifecycle import TransitionError, transition
 from services.api.alarms.models import Alarm, AlarmAction, AlarmDetail, AlarmPage
 from services.api.auth.guard import Operator, Reader
 from services.api.deps import Conn
-from services.api.errors import ApiError, invalid, not_found
+from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
 from services.api.scope import project_filter
 from services.core.tables import alarm_events, alarms
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
-_MISSING: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown alarm."}}
 _MAX_ID = 2**63 - 1
 
 
@@ -74,7 +73,7 @@ async def list_alarms(
     return {"items": items, "next_cursor": nxt}
 
 
-@router.get("/{alarm_id}", response_model=AlarmDetail, responses=_MISSING)
+@router.get("/{alarm_id}", response_model=AlarmDetail)
 async def get_alarm(alarm_id: int, conn: Conn, key: Reader) -> dict[str, Any]:
     _check_id(alarm_id)
     row = (await conn.execute(sa.select(alarms).where(alarms.c.id == alarm_id))).first()
@@ -112,10 +111,7 @@ async def _act(
     return out
 
 
-_ACT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **_MISSING,
-    409: {"description": "The alarm's state does not allow it."},
-}
+_ACT_RESPONSES = documented(409)
 
 
 @router.post(

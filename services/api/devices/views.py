@@ -37,7 +37,6 @@ _LAST_WINDOW = timedelta(days=1)
 @router.get(
     "/devices",
     response_model=DevicePage,
-    responses={404: {"description": "Unknown (or hidden) project."}},
     summary="Devices of the visible projects, by project then device id.",
 )
 async def list_devices(
@@ -75,7 +74,6 @@ async def list_devices(
 @router.get(
     "/projects/{project_id}/devices/{device_id}",
     response_model=DeviceDetail,
-    responses={404: {"description": "Unknown device or project."}},
     summary="One device with its latest record per stream.",
 )
 async def get_device(project_id: str, device_id: str, conn: Conn, key: Reader) -> dict[str, Any]:

@@ -26,7 +26,6 @@ RATE_WINDOW_S = 60
 
 @router.get(
     "/health",
-    responses={404: {"description": "Unknown (or hidden) project."}},
     summary="Rows per second, freshness and delay per stream; dead letters by reason.",
 )
 async def ingest_health(

@@ -17,7 +17,6 @@ router = APIRouter(prefix="/api/v1/projects", tags=["kpis"])
 
 @router.get(
     "/{project_id}/kpis",
-    responses={404: {"description": "Unknown project."}},
     summary="Quality, AGV, 5G link and alarm KPIs over a range (default: last 24 h).",
 )
 async def get_kpis(

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.contracts import ID_PATTERN
 
 Status = Literal["planned", "active", "paused", "completed", "archived"]
-Text = Field(min_length=1, max_length=200)
-Targets = dict[str, float]
+# PostgreSQL text cannot hold NUL; refusing it here makes it a 422, not a database error.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+Targets = dict[
+    Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)],
+    Annotated[float, Field(allow_inf_nan=False)],
+]
 
 
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ID_PATTERN, description="Project id as used in MQTT topics.")
-    name: str = Field(min_length=1, max_length=200)
-    enterprise: str | None = Field(None, min_length=1, max_length=200)
-    city: str | None = Field(None, min_length=1, max_length=200)
-    scenario: str | None = Field(None, min_length=1, max_length=200)
+    name: Name
+    enterprise: Name | None = None
+    city: Name | None = None
+    scenario: Name | None = None
     status: Status = "active"
     targets: Targets = Field(
         default_factory=dict,
@@ -33,10 +38,10 @@ class ProjectCreate(BaseModel):
 class ProjectUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    enterprise: str | None = Field(None, min_length=1, max_length=200)
-    city: str | None = Field(None, min_length=1, max_length=200)
-    scenario: str | None = Field(None, min_length=1, max_length=200)
+    name: Name | None = None
+    enterprise: Name | None = None
+    city: Name | None = None
+    scenario: Name | None = None
     status: Status | None = None
     targets: Targets | None = Field(None, max_length=100)
 

@@ -10,13 +10,12 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api.auth.guard import Admin, Reader
 from services.api.deps import Conn
-from services.api.errors import ApiError, invalid, not_found
+from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
 from services.api.projects.models import Project, ProjectCreate, ProjectPage, ProjectUpdate
 from services.core.tables import projects
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown project."}}
 
 
 def _out(row: sa.Row[Any]) -> dict[str, Any]:
@@ -46,7 +45,7 @@ async def _get(conn: Conn, project_id: str) -> dict[str, Any]:
     return _out(row)
 
 
-@router.get("/{project_id}", response_model=Project, responses=_NOT_FOUND)
+@router.get("/{project_id}", response_model=Project)
 async def get_project(project_id: str, conn: Conn, key: Reader) -> dict[str, Any]:
     if not key.sees(project_id):
         raise not_found(f"project {project_id!r}")
@@ -57,7 +56,7 @@ async def get_project(project_id: str, conn: Conn, key: Reader) -> dict[str, Any
     "",
     response_model=Project,
     status_code=201,
-    responses={409: {"description": "The id is taken."}},
+    responses=documented(409),
     summary="Register a project (admin).",
 )
 async def create_project(body: ProjectCreate, conn: Conn, key: Admin) -> dict[str, Any]:
@@ -74,9 +73,7 @@ async def create_project(body: ProjectCreate, conn: Conn, key: Admin) -> dict[st
     return _out(row)
 
 
-@router.patch(
-    "/{project_id}", response_model=Project, responses=_NOT_FOUND, summary="Update (admin)."
-)
+@router.patch("/{project_id}", response_model=Project, summary="Update (admin).")
 async def update_project(
     project_id: str, body: ProjectUpdate, conn: Conn, key: Admin
 ) -> dict[str, Any]:

@@ -70,7 +70,6 @@ def bucket_for(seconds: float, points: int) -> int:
 @router.get(
     "/{project_id}/series",
     response_model=Series,
-    responses={404: {"description": "Unknown project or device."}},
     summary="Bucketed min/max/avg/last/count of one field (latency also p50/p95/p99).",
 )
 async def get_series(
