@@ -127,13 +127,14 @@ class Postgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        result: subprocess.CompletedProcess[str] = subprocess.run(
             _as_service_user(cmd),
             check=True,
             text=True,
             capture_output=True,
             **kw,  # type: ignore[call-overload]
         )
+        return result
 
     def init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
