@@ -20,7 +20,7 @@ from typing import Any
 from loadtests import report
 from loadtests.procs import INGESTORS, ingest_available
 from loadtests.runner import BenchEnv, run_workload
-from loadtests.scenarios import INGEST_SUITE, SCENARIOS, Scenario
+from loadtests.scenarios import FAULT_SUITE, INGEST_SUITE, SCENARIOS, Scenario
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,10 +28,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="factory5g bench",
         description="Run a benchmark scenario against servers of its own and write a report.",
-        epilog=f"scenarios:\n{names}\n  {'ingest-all':22} {', '.join(INGEST_SUITE)} in turn",
+        epilog=f"scenarios:\n{names}\n  {'ingest-all':22} {', '.join(INGEST_SUITE)}"
+        f"\n  {'fault-all':22} {', '.join(FAULT_SUITE)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("scenario", help="scenario name, 'ingest-all', or 'list'")
+    p.add_argument("scenario", help="scenario name, 'ingest-all', 'fault-all' or 'list'")
     p.add_argument("--duration", type=float, help="seconds of publishing")
     p.add_argument("--rate", type=float, help="total msg/s (0 = as fast as possible)")
     p.add_argument("--devices", type=int, help="simulated devices")
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in SCENARIOS.values():
             print(f"{s.name:22} {s.title}")
         return 0
-    names = list(INGEST_SUITE) if args.scenario == "ingest-all" else [args.scenario]
+    suites = {"ingest-all": INGEST_SUITE, "fault-all": FAULT_SUITE}
+    names = list(suites.get(args.scenario, (args.scenario,)))
     ok = True
     for name in names:
         scenario = SCENARIOS.get(name)

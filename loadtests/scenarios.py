@@ -226,4 +226,5 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
+FAULT_SUITE = ("fault-db-outage", "fault-broker-restart", "fault-ingest-crash")
 INGEST_SUITE = ("ingest-throughput", "ingest-arrays", "ingest-latency", "ingest-sparkplug")
