@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.staticfiles import StaticFiles
@@ -21,6 +22,7 @@ from services.api import errors
 from services.api.alarms.views import router as alarms_router
 from services.api.auth.guard import KeyCache
 from services.api.devices.views import router as devices_router
+from services.api.fastpool import FastPool
 from services.api.health.views import Readiness
 from services.api.health.views import router as health_router
 from services.api.ingest.views import router as ingest_router
@@ -45,6 +47,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=d.pool_max,
         max_overflow=d.pool_max,
         pool_pre_ping=False,
+        json_deserializer=orjson.loads,
+        json_serializer=lambda v: orjson.dumps(v).decode(),
         connect_args={"timeout": d.connect_timeout_s},
     )
 
@@ -75,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
         app.state.engine = engine
+        app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        app.state.fast_pool = FastPool(settings)
         app.state.readiness = Readiness(engine, db.head_revisions())
         await app.state.readiness.check()
         tasks = [asyncio.create_task(app.state.readiness.loop())]
@@ -87,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await app.state.fast_pool.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query
 from services.api.alarms.lifecycle import TransitionError, transition
 from services.api.alarms.models import Alarm, AlarmAction, AlarmDetail, AlarmPage
 from services.api.auth.guard import Operator, Reader
-from services.api.deps import Conn
+from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
 from services.api.scope import project_filter
@@ -95,7 +95,7 @@ async def get_alarm(alarm_id: int, conn: Conn, key: Reader) -> dict[str, Any]:
 
 
 async def _act(
-    conn: Conn,
+    conn: TxConn,
     key: Any,
     alarm_id: int,
     action: Literal["acknowledged", "cleared"],
@@ -121,7 +121,7 @@ _ACT_RESPONSES = documented(409)
     summary="Acknowledge an open alarm (operate scope).",
 )
 async def acknowledge(
-    alarm_id: int, conn: Conn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
+    alarm_id: int, conn: TxConn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
 ) -> dict[str, Any]:
     return await _act(conn, key, alarm_id, "acknowledged", body.note if body else None)
 
@@ -133,6 +133,6 @@ async def acknowledge(
     summary="Clear an open or acknowledged alarm (operate scope).",
 )
 async def clear(
-    alarm_id: int, conn: Conn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
+    alarm_id: int, conn: TxConn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
 ) -> dict[str, Any]:
     return await _act(conn, key, alarm_id, "cleared", body.note if body else None)

@@ -54,7 +54,7 @@ async def current_key(
     digest = hash_token(token)
     found, key = cache.get(digest)
     if not found:
-        async with request.app.state.engine.connect() as conn:
+        async with request.app.state.read_engine.connect() as conn:
             key = await lookup(conn, token)
         cache.put(digest, key)
     if key is None:

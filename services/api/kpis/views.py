@@ -27,4 +27,4 @@ async def get_kpis(
     rng: Annotated[TimeRange, Depends(time_range)],
 ) -> dict[str, Any]:
     await visible_project(conn, key, project_id)
-    return await project_kpis(request.app.state.engine, project_id, rng)
+    return await project_kpis(request.app.state.read_engine, project_id, rng)

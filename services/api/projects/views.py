@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 
 from services.api.auth.guard import Admin, Reader
-from services.api.deps import Conn
+from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
 from services.api.projects.models import Project, ProjectCreate, ProjectPage, ProjectUpdate
@@ -59,7 +59,7 @@ async def get_project(project_id: str, conn: Conn, key: Reader) -> dict[str, Any
     responses=documented(409),
     summary="Register a project (admin).",
 )
-async def create_project(body: ProjectCreate, conn: Conn, key: Admin) -> dict[str, Any]:
+async def create_project(body: ProjectCreate, conn: TxConn, key: Admin) -> dict[str, Any]:
     if not key.sees(body.id):
         raise ApiError(403, "forbidden", f"this key may not manage project {body.id!r}")
     try:
@@ -75,7 +75,7 @@ async def create_project(body: ProjectCreate, conn: Conn, key: Admin) -> dict[st
 
 @router.patch("/{project_id}", response_model=Project, summary="Update (admin).")
 async def update_project(
-    project_id: str, body: ProjectUpdate, conn: Conn, key: Admin
+    project_id: str, body: ProjectUpdate, conn: TxConn, key: Admin
 ) -> dict[str, Any]:
     if not key.sees(project_id):
         raise not_found(f"project {project_id!r}")
