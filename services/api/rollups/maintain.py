@@ -12,6 +12,7 @@ Rows that arrive later than the re-aggregation reach stay in the raw tables only
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -95,33 +96,33 @@ async def _step(
     return Progress(spec.name, res, new_wm, new_wm >= closed)
 
 
+async def _run_spec(engine: AsyncEngine, i: int, spec: Spec, now: datetime) -> list[Progress]:
+    async with engine.begin() as conn:
+        got = await conn.execute(
+            sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK_BASE + i}
+        )
+        if not got.scalar():
+            return []  # another maintainer holds this spec right now
+        current = await watermarks(conn)
+        minute = await _step(
+            conn, spec, "1m", floor_to(now - GRACE, 60), current.get((spec.name, "1m"))
+        )
+        if minute.watermark is None:
+            return [minute]
+        hour = await _step(
+            conn, spec, "1h", floor_to(minute.watermark, 3600), current.get((spec.name, "1h"))
+        )
+        return [minute, hour]
+
+
 async def run_once(engine: AsyncEngine, now: datetime | None = None) -> list[Progress]:
-    """One bounded pass over every spec: minutes first, then the hours they complete."""
+    """One bounded pass over every spec (concurrently, one connection each): minutes
+    first, then the hours they complete."""
     now = now or datetime.now(UTC)
-    out: list[Progress] = []
-    for i, spec in enumerate(SPECS.values()):
-        async with engine.begin() as conn:
-            got = await conn.execute(
-                sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK_BASE + i}
-            )
-            if not got.scalar():
-                continue  # another maintainer holds this spec right now
-            current = await watermarks(conn)
-            minute = await _step(
-                conn, spec, "1m", floor_to(now - GRACE, 60), current.get((spec.name, "1m"))
-            )
-            out.append(minute)
-            if minute.watermark is not None:
-                out.append(
-                    await _step(
-                        conn,
-                        spec,
-                        "1h",
-                        floor_to(minute.watermark, 3600),
-                        current.get((spec.name, "1h")),
-                    )
-                )
-    return out
+    results = await asyncio.gather(
+        *(_run_spec(engine, i, spec, now) for i, spec in enumerate(SPECS.values()))
+    )
+    return [p for r in results for p in r]
 
 
 async def catch_up(

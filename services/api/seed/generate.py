@@ -217,16 +217,17 @@ GENERATORS: Final[dict[str, Generator]] = {
 async def _stream(
     plan: SeedPlan, table: str, devs: list[SeedDevice], seed: int
 ) -> AsyncIterator[bytes]:
+    """Day by day, all devices per day: only the current day's chunk and its indexes are
+    hot while loading, which keeps PostgreSQL's inserts in memory."""
     yield HEADER
-    days = int(np.ceil(plan.days))
-    for dev in devs:
-        rng = np.random.default_rng(seed * 100_003 + dev.index)
-        seq = 0
-        for day in range(days):
+    rngs = {d.index: np.random.default_rng(seed * 100_003 + d.index) for d in devs}
+    seqs = dict.fromkeys(rngs, 0)
+    for day in range(int(np.ceil(plan.days))):
+        for dev in devs:
             t = _times(plan, day, dev, plan.rows_per_device_per_day)
-            for chunk in GENERATORS[table](dev, t, seq, rng):
+            for chunk in GENERATORS[table](dev, t, seqs[dev.index], rngs[dev.index]):
                 yield chunk
-            seq += len(t)
+            seqs[dev.index] += len(t)
             await asyncio.sleep(0)  # let the other tables' COPYs send
     yield TRAILER
 
