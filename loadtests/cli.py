@@ -32,7 +32,11 @@ def parser() -> argparse.ArgumentParser:
         f"\n  {'fault-all':22} {', '.join(FAULT_SUITE)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("scenario", help="scenario name, 'ingest-all', 'fault-all' or 'list'")
+    p.add_argument(
+        "scenario",
+        help="scenario name, 'ingest-all', 'fault-all', 'list', or 'render' (redraw the "
+        "report in the --results directory from its result.json)",
+    )
     p.add_argument("--duration", type=float, help="seconds of publishing")
     p.add_argument("--rate", type=float, help="total msg/s (0 = as fast as possible)")
     p.add_argument("--devices", type=int, help="simulated devices")
@@ -105,7 +109,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
             # The baseline's figures come from the steady window; waiting for its backlog
             # to drain would add minutes and no information.
             result = run_workload(
-                env, name, command, work, log_dir, drain_s=10.0 if name == "naive" else None
+                env, name, command, work, log_dir, drain_s=5.0 if name == "naive" else None
             )
             runs.append(result.as_dict())
             s = result.summary
@@ -131,6 +135,10 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.scenario == "render":  # factory5g bench render --results <result directory>
+        print(report.rerender(args.results))
+        report.write_latest(args.results.parent)
+        return 0
     if args.scenario == "list":
         for s in SCENARIOS.values():
             print(f"{s.name:22} {s.title}")

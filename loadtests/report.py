@@ -282,13 +282,16 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
         if result.get("ratios"):
             lines += ["Ratios to the naive baseline (target / baseline):", ""]
             for k, v in result["ratios"].items():
-                lines.append(f"- {k}: {_fmt(v)}x")
+                if v == v:  # NaN: one side had no figure
+                    lines.append(f"- {k}: {_fmt(v)}x")
             lines.append("")
         for r in runs:
             for note in r.get("notes", []):
                 lines += [f"> {r['ingestor']}: {note}", ""]
             if r["audit"].get("lost_examples"):
-                lines += [f"{r['ingestor']} lost e.g. {', '.join(r['audit']['lost_examples'])}", ""]
+                what = "not yet stored" if r["audit"].get("lost") is None else "lost"
+                examples = ", ".join(r["audit"]["lost_examples"])
+                lines += [f"{r['ingestor']} {what}, e.g. {examples}", ""]
     for p in plots:
         lines += [f"![{p}]({p})", ""]
     lines += [
@@ -309,6 +312,13 @@ def write(result: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
     (out / "report.md").write_text(render_markdown(result, plots))
     write_latest(results_dir)
     return out
+
+
+def rerender(out: Path) -> Path:
+    """Redraw report.md and the plots of a result directory from its result.json."""
+    result = json.loads((out / "result.json").read_text())
+    (out / "report.md").write_text(render_markdown(result, _plots(out, result["runs"])))
+    return out / "report.md"
 
 
 def write_latest(results_dir: Path = RESULTS_DIR) -> Path:
@@ -354,7 +364,7 @@ def build_result(
             ("p99 latency (baseline / target)", "summary.latency_steady.p99_ms"),
         ):
             a, b = _get(runs[0], path), _get(runs[1], path)
-            if isinstance(a, int | float) and isinstance(b, int | float) and a and b:
+            if all(isinstance(x, int | float) and x == x and x > 0 for x in (a, b)):
                 ratios[label] = (a / b) if "latency" not in label else (b / a)
     return {
         "scenario": scenario.name,

@@ -291,11 +291,17 @@ def run_workload(
                 "publishing stopped); records not yet stored are reported as backlog, not loss"
             )
         result.summary = stats.summarise(work, totals, observer, rss, drained, base_rows)
+        if probes and not result.summary["latency_steady"]["samples"]:
+            result.notes.append(
+                "no probe record published in the steady window was committed before the run "
+                "ended, so steady-window latency percentiles are missing: latency exceeded "
+                f"{time.time() - totals.publish_end + work.duration_s - work.warmup_s:.0f} s"
+            )
         result.series = {
             "published": [[t, float(s)] for t, s, _ in totals.samples],
             "acked": [[t, float(a)] for t, _, a in totals.samples],
             "committed_rows": [[t, float(c - base_rows)] for t, c in observer.counts],
-            "latency": [[t, lat] for t, lat in observer.latencies],
+            "latency": _thin([[t, lat] for t, lat in observer.latencies], 4000),
             "rss": rss,
         }
         return result
@@ -308,6 +314,12 @@ def run_workload(
             env.drop_database(url)
         except Exception as exc:  # keep the run's result; the env is thrown away anyway
             progress(f"[{name}] could not drop {url}: {exc}")
+
+
+def _thin(points: list[list[float]], limit: int) -> list[list[float]]:
+    """Every k-th point, so result.json stays small; figures come from the full series."""
+    step = max(1, -(-len(points) // limit))
+    return [[round(t, 3), round(v, 4)] for t, v in points[::step]]
 
 
 def _audit(observer: Observer, totals: FleetTotals, stream: str) -> Audit:

@@ -65,7 +65,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "ingest-throughput",
             "Ingest throughput: single ~200 B records, QoS 1, as fast as possible",
-            Workload(stream="link", devices=1000, processes=3, rate=0.0, duration_s=40.0),
+            Workload(stream="link", devices=1000, processes=3, rate=0.0, duration_s=30.0),
             (
                 Target(
                     "committed msgs/s (steady)",
