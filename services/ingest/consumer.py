@@ -5,6 +5,13 @@ while ingest is down or reconnecting the broker keeps queueing its QoS 1 message
 CONNECT property Receive Maximum caps the messages the broker sends without our PUBACK:
 acknowledging only after commit turns a slow database into broker-side queueing.
 
+Shared subscriptions (`$share/{share_group}/...`) let replicas split the load. Mosquitto 2
+does not restore shared subscriptions from its persistence file: after a broker restart,
+messages published before ingest has resubscribed (typically well under a second) reach
+no subscriber and are dropped by the broker. An empty `share_group` subscribes without
+`$share` (one replica only), and the persistent session then keeps that subscription
+across broker restarts, so nothing is lost.
+
 Message ids belong to one connection. Each connection is a new generation and a new
 client object; acknowledgements for an older generation are dropped (the broker
 redelivers those messages and the writer's unique keys absorb the duplicates).
@@ -28,7 +35,7 @@ from services.core.runtime import mqtt_client_kwargs
 from services.core.settings import Settings
 from services.ingest.adapters.base import Adapter, Command
 from services.ingest.metrics import IngestMetrics
-from services.ingest.mqttio import FastReader, enable_manual_ack, send_acks
+from services.ingest.mqttio import PacketReader, enable_manual_ack, send_acks
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +65,7 @@ class Consumer:
         self.gen = 0
         self.connected = False
         self._client: aiomqtt.Client | None = None
-        self._reader: FastReader | None = None
+        self._reader: PacketReader | None = None
         self._paused = False
 
     # ------------------------------------------------------------------ controls
@@ -66,7 +73,7 @@ class Consumer:
     def pause(self) -> None:
         """Stop reading from the broker (backpressure or shutdown)."""
         self._paused = True
-        if self._reader is not None:
+        if self._reader is not None and self.connected:  # CONNACK and SUBACK must be read
             self._reader.pause()
 
     def resume(self) -> None:
@@ -94,7 +101,7 @@ class Consumer:
         group = self.settings.ingest.share_group
         subs: list[tuple[str, SubscribeOptions]] = []
         for adapter in self.adapters:
-            prefix = f"$share/{group}/" if adapter.shared() else ""
+            prefix = f"$share/{group}/" if adapter.shared() and group else ""
             subs.extend((prefix + f, SubscribeOptions(qos=1)) for f in adapter.topic_filters())
         return subs
 
@@ -123,16 +130,10 @@ class Consumer:
                 timeout=10,
             )
         )
+        # PacketReader hands PUBLISH packets to us without paho; should one ever reach
+        # paho, manual acknowledgement keeps it from being acknowledged before commit.
         enable_manual_ack(client)
-        client._client.on_message = self._on_message
         return client
-
-    def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = msg._topic.decode("utf-8", "replace")
-        self.handle(topic, msg.payload, msg.mid, msg.qos, bool(msg.dup))
 
     async def run(self, stop: asyncio.Event, drain: Callable[[], Awaitable[None]]) -> None:
         """Consume until `stop` is set; then stop reading, `drain`, and disconnect cleanly."""
@@ -143,6 +144,9 @@ class Consumer:
                 self.metrics.reconnects.inc()
             first = False
             client = self._make_client()
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = PacketReader(client, self.handle)
             # Messages can arrive right after CONNACK, before `async with` returns.
             self.gen += 1
             self._client = client
@@ -164,14 +168,13 @@ class Consumer:
     async def _session(
         self, client: aiomqtt.Client, stop: asyncio.Event, drain: Callable[[], Awaitable[None]]
     ) -> None:
-        self._reader = FastReader(client)
-        if self._paused:
-            self._reader.pause()
         granted = await client.subscribe(self._subscriptions())
         failed = [str(code) for code in granted if getattr(code, "is_failure", False)]
         if failed:
             raise aiomqtt.MqttError(f"subscription refused: {', '.join(failed)}")
         self.connected = True
+        if self._paused and self._reader is not None:
+            self._reader.pause()
         self.metrics.mqtt_connected.set(1)
         log.info("connected to %s:%d", self.settings.mqtt.host, self.settings.mqtt.port)
         for hook in self._hook("on_connect"):

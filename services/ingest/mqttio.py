@@ -6,15 +6,16 @@ second:
 
 * aiomqtt acknowledges on receipt and queues without bound. Paho's manual-ack mode keeps
   QoS 1 messages unacknowledged until `send_acks` writes their PUBACKs (after commit).
-* Paho reads a packet with three `recv` calls of one byte, one byte and the rest, and
-  aiomqtt handles one packet per readiness event. `BufferedSocket` turns that into one
-  `recv` of up to 256 KiB per many packets, and `FastReader` parses until the buffer is
-  empty, so a burst of messages costs one event-loop wake-up.
+* Paho reads a packet with three `recv` calls, aiomqtt handles one packet per readiness
+  event, and paho's PUBLISH decoding (properties objects, message objects, callback
+  locks) costs more CPU than validating the payload. `PacketReader` reads up to 256 KiB
+  at a time and parses PUBLISH itself (a few slices per message), handing every other
+  packet to paho, which keeps the protocol state (CONNACK, SUBACK, PINGRESP, ...).
 * Paho queues one write per PUBACK. `send_acks` packs a whole batch of PUBACKs (4 bytes
   each) into one buffer and one write.
 * To stop reading (backpressure, shutdown) the reader is removed from the event loop;
   TCP flow control then holds the broker back. While paused, paho would take the missing
-  PINGRESP for a dead broker, so `FastReader` keeps its receive clock fresh; the broker
+  PINGRESP for a dead broker, so `PacketReader` keeps its receive clock fresh; the broker
   still gets our PINGREQs and acknowledgements and so keeps the session alive.
 
 Everything here is tied to paho-mqtt 2.x internals (pinned `<3` in pyproject.toml);
@@ -24,12 +25,15 @@ Everything here is tied to paho-mqtt 2.x internals (pinned `<3` in pyproject.tom
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.exception import MalformedPacket
 
 _READ_SIZE: Final = 256 * 1024
 _PUBACK: Final = 0x40
@@ -37,93 +41,166 @@ _PUBACK: Final = 0x40
 # code 0 (success) and properties.
 _PUBACK_HEAD: Final = 0x40020000
 
-
-class BufferedSocket:
-    """A paho socket whose `recv` is served from one large read."""
-
-    __slots__ = ("_buf", "_pos", "_sock")
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-
-    def recv(self, n: int) -> bytes:
-        buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            data: bytes = self._sock.recv(_READ_SIZE)  # raises BlockingIOError when empty
-            if len(data) <= n:
-                return data
-            self._buf, self._pos = data, n
-            return data[:n]
-        end = pos + n
-        self._pos = end
-        return buf[pos:end]
-
-    def pending(self) -> int:
-        """Bytes already read but not consumed (paho and aiomqtt call this for TLS)."""
-        inner = getattr(self._sock, "pending", None)
-        return len(self._buf) - self._pos + (inner() if inner is not None else 0)
-
-    def send(self, data: bytes) -> int:
-        sent: int = self._sock.send(data)
-        return sent
-
-    def fileno(self) -> int:
-        fd: int = self._sock.fileno()
-        return fd
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+# (topic, payload, message id, qos, dup flag)
+PublishHandler = Callable[[str, bytes, int, int, bool], None]
 
 
-class FastReader:
-    """Reads a connected aiomqtt client's socket in bulk; can pause and resume reading."""
+class PacketReader:
+    """Reads one client's socket and parses the MQTT stream itself.
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    PUBLISH packets of QoS 0 and 1 go straight to `on_publish(topic, payload, mid, qos,
+    dup)`; every other packet (CONNACK, SUBACK, PUBACK of our publishes, PINGRESP,
+    DISCONNECT, QoS 2) is handed to paho exactly as its own reader would. It takes over
+    the socket as it opens, before CONNACK, so it sees the stream from its first byte.
+    """
+
+    def __init__(self, client: aiomqtt.Client, on_publish: PublishHandler) -> None:
         self._client = client
         # Typed loosely: this module reaches into paho attributes its stubs do not describe.
         paho_client: Any = client._client
         self._paho = paho_client
+        self._on_publish = on_publish
         self._loop = asyncio.get_running_loop()
-        sock = paho_client._sock
-        if sock is None:
-            raise aiomqtt.MqttError("not connected")
-        self._sock = BufferedSocket(sock)
-        paho_client._sock = self._sock
-        self._fd = self._sock.fileno()
+        self._sock: Any = None
+        self._fd = -1
+        self._buf = b""
         self.paused = False
         self._closed = False
         self._keepalive_task: asyncio.Task[None] | None = None
-        # aiomqtt registered its own one-packet reader while connecting; replace it.
+        aiomqtt_open = paho_client.on_socket_open
+
+        def on_socket_open(c: Any, userdata: Any, sock: Any) -> None:
+            aiomqtt_open(c, userdata, sock)
+            # Runs after aiomqtt's add_reader (same thread, FIFO) and before any read.
+            self._loop.call_soon_threadsafe(self._attach, sock)
+
+        paho_client.on_socket_open = on_socket_open
+
+    def _attach(self, sock: Any) -> None:
+        if self._closed or self._paho._sock is not sock:
+            return
+        self._sock = sock
+        self._fd = sock.fileno()
         self._loop.remove_reader(self._fd)
-        self._loop.add_reader(self._fd, self._on_readable)
+        if not self.paused:
+            self._loop.add_reader(self._fd, self._on_readable)
 
     def _on_readable(self) -> None:
-        paho_client = self._paho
         sock = self._sock
+        if sock is None or self._paho._sock is not sock:
+            return
         try:
-            while not self.paused:
-                if paho_client._sock is not sock:
-                    return  # paho closed the connection
-                if paho_client.loop_read() != paho.MQTT_ERR_SUCCESS:
-                    return  # paho reported the disconnect to aiomqtt
-                if sock.pending() <= 0:
+            while True:
+                try:
+                    data = sock.recv(_READ_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    return
+                except OSError:
+                    self._lost()
+                    return
+                if not data:
+                    self._lost()
+                    return
+                self._paho._last_bytes_received = time.monotonic()
+                self._buf = self._parse(self._buf + data if self._buf else data)
+                if self.paused or self._paho._sock is not sock:
+                    return
+                pending = getattr(sock, "pending", None)  # TLS may hold decrypted bytes
+                if pending is None or pending() <= 0:
                     return
         except Exception as exc:
-            # As aiomqtt's own reader does: a read error means the connection broke.
+            # As aiomqtt's own reader does: an error here means the connection is unusable.
             disconnected = self._client._disconnected
             if not disconnected.done():
                 disconnected.set_exception(exc)
+
+    def _parse(self, buf: bytes) -> bytes:
+        """Handle every complete packet in `buf`; return the incomplete rest."""
+        n = len(buf)
+        pos = 0
+        on_publish = self._on_publish
+        while pos < n and not self.paused:
+            cmd = buf[pos]
+            i = pos + 1
+            length = 0
+            shift = 0
+            while True:
+                if i >= n:
+                    return buf[pos:]
+                b = buf[i]
+                i += 1
+                length |= (b & 0x7F) << shift
+                if not b & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise aiomqtt.MqttError("malformed remaining length")
+            end = i + length
+            if end > n:
+                return buf[pos:]
+            if cmd & 0xF0 == 0x30 and cmd & 0x06 != 0x04:  # PUBLISH, QoS 0 or 1
+                j = i + 2 + ((buf[i] << 8) | buf[i + 1])
+                topic = buf[i + 2 : j].decode("utf-8", "replace")
+                qos = (cmd >> 1) & 3
+                mid = 0
+                if qos:
+                    mid = (buf[j] << 8) | buf[j + 1]
+                    j += 2
+                props = 0  # MQTT v5 properties: skipped (no topic aliases are allowed)
+                shift = 0
+                while True:
+                    b = buf[j]
+                    j += 1
+                    props |= (b & 0x7F) << shift
+                    if not b & 0x80:
+                        break
+                    shift += 7
+                on_publish(topic, buf[j + props : end], mid, qos, bool(cmd & 0x08))
+            else:
+                self._to_paho(cmd, buf[i:end], length)
+                if self._paho._sock is not self._sock:
+                    return b""
+            pos = end
+        return buf[pos:] if pos < n else b""
+
+    def _to_paho(self, cmd: int, body: bytes, length: int) -> None:
+        p = self._paho
+        p._in_packet = {
+            "command": cmd,
+            "have_remaining": 1,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": length,
+            "to_process": 0,
+            "packet": body,
+            "pos": 0,
+        }
+        try:
+            rc = p._packet_handle()
+        except MalformedPacket:
+            rc = paho.MQTT_ERR_PROTOCOL
+        p._in_packet = {
+            "command": 0,
+            "have_remaining": 0,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": 0,
+            "packet": bytearray(b""),
+            "to_process": 0,
+            "pos": 0,
+        }
+        if rc:
+            p._loop_rc_handle(rc)
+
+    def _lost(self) -> None:
+        self._paho._loop_rc_handle(paho.MQTT_ERR_CONN_LOST)
 
     def pause(self) -> None:
         if self.paused or self._closed:
             return
         self.paused = True
-        self._loop.remove_reader(self._fd)
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
         if self._keepalive_task is None:
             self._keepalive_task = self._loop.create_task(self._keep_session())
 
@@ -131,13 +208,24 @@ class FastReader:
         if not self.paused or self._closed:
             return
         self.paused = False
-        if self._paho._sock is self._sock:
+        sock = self._sock
+        if sock is not None and self._paho._sock is sock:
             self._loop.add_reader(self._fd, self._on_readable)
-            if self._sock.pending() > 0:  # already buffered: no readiness event will come
-                self._loop.call_soon(self._on_readable)
+            if self._buf:  # complete packets may wait in the buffer: no event will come
+                self._loop.call_soon(self._drain_buffer)
+
+    def _drain_buffer(self) -> None:
+        if not self.paused and self._sock is not None and self._paho._sock is self._sock:
+            try:
+                self._buf = self._parse(self._buf)
+            except Exception as exc:
+                disconnected = self._client._disconnected
+                if not disconnected.done():
+                    disconnected.set_exception(exc)
 
     def close(self) -> None:
         self._closed = True
+        self._buf = b""
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
 
