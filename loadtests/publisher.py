@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 from loadtests.payloads import make_format
 
 TICK_S = 0.2
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class PublisherResult:
     publish_end: float = 0.0
     target_rate: float = 0.0
     reconnects: int = 0
+    no_subscribers: int = 0  # acknowledged with reason "no matching subscribers"
     error: str | None = None
 
     @property
@@ -81,11 +83,14 @@ def _publish(cfg: PublisherConfig, ticks: Queue[Any]) -> PublisherResult:
     render = fmt.render
     next_seq = [1] * cfg.devices
     pending: dict[int, tuple[int, int]] = {}  # mid -> (device index, first seq)
-    state = {"acked": 0, "connected": False, "reconnects": 0}
+    state = {"acked": 0, "connected": False, "reconnects": 0, "no_subscribers": 0}
 
     def on_publish(_c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
         if pending.pop(mid, None) is not None and not getattr(rc, "is_failure", False):
             state["acked"] += 1
+            # 0x10 "No matching subscribers": accepted, but nobody (no session) will get it.
+            if getattr(rc, "value", 0) == NO_MATCHING_SUBSCRIBERS:
+                state["no_subscribers"] += 1
 
     def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         state["connected"] = not getattr(rc, "is_failure", False)
@@ -171,6 +176,7 @@ def _publish(cfg: PublisherConfig, ticks: Queue[Any]) -> PublisherResult:
     result.messages = sent
     result.acked = state["acked"] if qos1 else sent
     result.reconnects = state["reconnects"]
+    result.no_subscribers = state["no_subscribers"]
     result.last_seq = [s - 1 for s in next_seq]
     for dev, seq in pending.values():
         result.unacked.setdefault(names[dev], []).extend(range(seq, seq + cfg.batch))

@@ -192,6 +192,8 @@ ROWS = (
     ("lost (acked, never stored)", "audit.lost"),
     ("duplicated rows", "audit.duplicated_rows"),
     ("unacked but stored", "audit.unacked_stored"),
+    ("acked with 'no matching subscribers'", "summary.acked_without_subscriber"),
+    ("publisher reconnects", "summary.publisher_reconnects"),
     ("backlog not yet stored at the end", "audit.backlog_at_end"),
     ("all acked stored before the end", "audit.drained"),
 )

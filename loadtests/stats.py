@@ -124,5 +124,7 @@ def summarise(
         "lag_end_msgs": lag[-1][1] if lag else math.nan,
         "lag_slope_msgs_per_min": slope_per_min(lag),
         "observer_db_errors": observer.db_errors,
+        "acked_without_subscriber": sum(r.no_subscribers for r in totals.results),
+        "publisher_reconnects": sum(r.reconnects for r in totals.results),
     }
     return summary

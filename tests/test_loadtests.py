@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterator
+import multiprocessing
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ from loadtests.payloads import (
     topic,
 )
 from loadtests.procs import INGESTORS, rss_bytes
+from loadtests.publisher import PublisherConfig, _publish
 from loadtests.runner import BenchEnv, Fault, RunResult, Workload, run_workload
 from loadtests.scenarios import SCENARIOS
 from services.core.contracts import decode, parse_topic
 from services.core.settings import load_settings
-from services.devstack.servers import Postgres
+from services.devstack.servers import Mosquitto, Postgres
 
 TINY = Workload(
     stream="link",
@@ -185,3 +187,13 @@ def test_real_ingest_run_is_counted_like_the_baseline(env: BenchEnv, stack_tmp: 
     assert result.audit["lost"] == 0
     assert result.audit["stored_records"] == result.audit["acked_records"]
     assert "factory5g_ingest" in " ".join(result.metrics)
+
+
+def test_acks_without_any_subscriber_are_told_apart(new_broker: Callable[[], Mosquitto]) -> None:
+    broker = new_broker()
+    ticks: Any = multiprocessing.get_context("spawn").Queue()
+    cfg = PublisherConfig(0, "127.0.0.1", broker.port, "bench", "link", 4, 200.0, 1, 0.5)
+    result = _publish(cfg, ticks)
+    assert result.messages > 50
+    assert result.acked == result.messages
+    assert result.no_subscribers == result.acked
