@@ -61,3 +61,13 @@ def test_seed_command_loads_every_stream_and_builds_rollups(
     assert [tuple(d) for d in devices] == [("p1", 4), ("p2", 4)]
     marks = _rows(url, "SELECT count(*) FROM rollup_watermarks")[0][0]
     assert marks == 10
+    again = subprocess.run(
+        [sys.executable, "-m", "services.cli", "rollup", "--once", "--since",
+         "2020-01-01T00:00:00"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "F5G_DATABASE__URL": url},
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "rollups current" in again.stdout
+    total = _rows(url, "SELECT sum(n) FROM rollup_agv_1m")[0][0]
+    assert total == counts["agv_status"]

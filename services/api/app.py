@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
+import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.staticfiles import StaticFiles
@@ -66,8 +67,6 @@ async def _rollup_loop(engine: AsyncEngine, interval_s: float) -> None:
 
 async def _log_license(engine: AsyncEngine) -> None:
     """Rollups are always our own; the license is logged so operators know why."""
-    import sqlalchemy as sa
-
     with contextlib.suppress(Exception):
         async with engine.connect() as conn:
             lic = (await conn.execute(sa.text("SHOW timescaledb.license"))).scalar()

@@ -15,8 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.core.metrics import LATENCY_BUCKETS, metric_name
 
+# prometheus_client appends `_total` to counters: exposed as factory5g_api_requests_total.
 REQUESTS = Counter(
-    metric_name("api", "requests", "total").removesuffix("_total"),
+    metric_name("api", "requests"),
     "API requests by route template, method and status.",
     ["route", "method", "status"],
 )

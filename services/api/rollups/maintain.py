@@ -61,12 +61,15 @@ async def _set_watermark(conn: AsyncConnection, spec: str, res: str, wm: datetim
     )
 
 
-async def _first_time(conn: AsyncConnection, spec: Spec, res: str) -> datetime | None:
-    if res == "1m":
-        query = f"SELECT min(ts) FROM {spec.source}"
-    else:
-        query = f"SELECT min(bucket) FROM {spec.table('1m')}"
-    value = (await conn.execute(sa.text(query))).scalar()
+async def _first_time(
+    conn: AsyncConnection, spec: Spec, res: str, after: datetime | None = None
+) -> datetime | None:
+    """Time of the first source row (at or after `after`): where work can start."""
+    col, table = ("ts", spec.source) if res == "1m" else ("bucket", spec.table("1m"))
+    where = "" if after is None else f" WHERE {col} >= :after"
+    value = (
+        await conn.execute(sa.text(f"SELECT min({col}) FROM {table}{where}"), {"after": after})
+    ).scalar()
     return value if isinstance(value, datetime) else None
 
 
@@ -82,6 +85,15 @@ async def _step(
         wm = start
     else:
         start = wm - timedelta(seconds=width * RELOOK[res])
+        if closed - wm > MAX_SPAN[res]:
+            # Far behind (a rewind, a quiet period): skip stretches without source rows
+            # instead of walking them one bounded window at a time.
+            nxt = await _first_time(conn, spec, res, start)
+            if nxt is None or nxt >= closed:
+                await _set_watermark(conn, spec.name, res, closed)
+                return Progress(spec.name, res, closed, True)
+            if nxt > wm:
+                start = wm = floor_to(nxt, width)
     end = min(closed, wm + MAX_SPAN[res])
     if end <= start:
         return Progress(spec.name, res, wm, True)
