@@ -205,7 +205,7 @@ RULES_ROWS = (
     ("background achieved msgs/s", "summary.publish_achieved_msgs_per_s"),
     ("target rate reached", "summary.target_reached"),
     ("e-stop triggers", "summary.triggers"),
-    ("alarms missing", "summary.alarms_missing"),
+    ("alarms not seen 15 s after publishing ended", "summary.alarms_missing"),
     ("alarm stored+published p50 (ms)", "summary.alarm_latency.p50_ms"),
     ("alarm stored+published p99 (ms)", "summary.alarm_latency.p99_ms"),
     ("alarm stored+published max (ms)", "summary.alarm_latency.max_ms"),

@@ -28,6 +28,7 @@ from loadtests.payloads import STREAM_TABLE, topic
 from loadtests.procs import INGESTORS, Ingestor, wait_until
 from loadtests.runner import BenchEnv, RunResult, Workload, wait_ready
 from services.devstack.servers import free_port
+from services.rules.publisher import alarm_filter
 
 RULES_COMMAND = [*INGESTORS["ingest"][:-1], "rules"]
 PROJECT = "bench"
@@ -63,16 +64,17 @@ class AlarmWatch:
     def start(self) -> None:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self._client.on_message = self._on_message
-        self._client.on_connect = lambda c, *_: c.subscribe(f"f5g/v1/{PROJECT}/alarms/+/+", 1)
+        self._client.on_connect = lambda c, *_: c.subscribe(alarm_filter("f5g/v1", PROJECT), 1)
         self._client.connect("127.0.0.1", self.port)
         self._client.loop_start()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        device = msg.topic.split("/")[4]
-        if device.startswith(TRIGGER_PREFIX):
-            self.published.setdefault(device, time.time())
+        # The rules service owns the alarm topic layout; find the trigger device in it.
+        for level in msg.topic.split("/"):
+            if level.startswith(TRIGGER_PREFIX):
+                self.published.setdefault(level, time.time())
 
     def _poll(self) -> None:
         conn: Any = None

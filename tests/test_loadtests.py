@@ -197,3 +197,15 @@ def test_acks_without_any_subscriber_are_told_apart(new_broker: Callable[[], Mos
     assert result.messages > 50
     assert result.acked == result.messages
     assert result.no_subscribers == result.acked
+
+
+def test_rules_alarm_latency_is_measured_per_trigger(env: BenchEnv, stack_tmp: Path) -> None:
+    from loadtests.rules_bench import run_rules
+
+    work = dataclasses.replace(TINY, duration_s=2.0, rate=200.0)
+    result = run_rules(env, work, stack_tmp / "bench-logs", triggers_per_s=5.0)
+    summary = result.summary
+    assert summary["triggers"] == 10
+    assert summary["alarms_missing"] == 0
+    assert summary["alarm_latency"]["samples"] == 10
+    assert 0 < summary["alarm_latency"]["p99_ms"] < 10_000
