@@ -38,6 +38,11 @@ def parser() -> argparse.ArgumentParser:
         "report in the --results directory from its result.json)",
     )
     p.add_argument("--duration", type=float, help="seconds of publishing")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        help="seconds before the steady window starts (default: per scenario)",
+    )
     p.add_argument("--rate", type=float, help="total msg/s (0 = as fast as possible)")
     p.add_argument("--devices", type=int, help="simulated devices")
     p.add_argument("--processes", type=int, help="publisher processes")
@@ -82,6 +87,10 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
         if v is not None
     }
     work = dataclasses.replace(scenario.workload, **overrides)
+    if args.warmup is not None:
+        work = dataclasses.replace(work, warmup_s=args.warmup)
+    elif work.warmup_s > work.duration_s / 3:  # a shortened run keeps a steady window
+        work = dataclasses.replace(work, warmup_s=work.duration_s / 6)
     if args.ingestor == "ingest" and not ingest_available():
         print(
             "services/ingest/service.py is not in this checkout yet; use --ingestor naive "
