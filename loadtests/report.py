@@ -232,8 +232,8 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
         f"({result['elapsed_s']:.0f} s), commit `{m['commit']}`.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}; load average at start {m['load_avg_at_start']}. Broker, "
-        "database, generator and ingestor all ran on this machine.",
+        f"Python {m['python']}; load average at start {m['load_avg_at_start']}."
+        + (" Broker, database, generator and ingestor all ran on this machine." if runs else ""),
         "",
     ]
     for note in result.get("notes", []):
@@ -294,14 +294,17 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
                 what = "not yet stored" if r["audit"].get("lost") is None else "lost"
                 examples = ", ".join(r["audit"]["lost_examples"])
                 lines += [f"{r['ingestor']} {what}, e.g. {examples}", ""]
+    if result.get("output"):
+        lines += ["## Output", "", "```text", result["output"].rstrip(), "```", ""]
     for p in plots:
         lines += [f"![{p}]({p})", ""]
-    lines += [
-        "Method: docs/benchmarks.md. Latencies are upper bounds with "
-        f"{_fmt((runs[0]['summary'].get('latency_resolution_s') or 0) * 1000 if runs else 0)} ms "
-        "resolution (commit time = first poll that sees the row).",
-        "",
-    ]
+    if runs:
+        lines += [
+            "Method: docs/benchmarks.md. Latencies are upper bounds with "
+            f"{_fmt((runs[0]['summary'].get('latency_resolution_s') or 0) * 1000)} ms "
+            "resolution (commit time = first poll that sees the row).",
+            "",
+        ]
     return "\n".join(lines)
 
 
