@@ -209,3 +209,15 @@ def test_rules_alarm_latency_is_measured_per_trigger(env: BenchEnv, stack_tmp: P
     assert summary["alarms_missing"] == 0
     assert summary["alarm_latency"]["samples"] == 10
     assert 0 < summary["alarm_latency"]["p99_ms"] < 10_000
+
+
+def test_api_benchmark_target_lines_are_parsed() -> None:
+    from loadtests.cli import _TARGET_LINE
+
+    hit = _TARGET_LINE.match("  kpi_24h_p95_ms               10.3  target 50  met")
+    assert hit is not None
+    assert hit.groups() == ("kpi_24h_p95_ms", "10.3", "50", "met")
+    missed = _TARGET_LINE.match("  devices_rps                1200.0  target 1500  MISSED")
+    assert missed is not None
+    assert missed.group(4) == "MISSED"
+    assert _TARGET_LINE.match("throughput (wrk, 32 connections, 3 s):") is None
