@@ -164,6 +164,10 @@ def api() -> None:
 from services.api.cli import keys_app, rollup, seed  # noqa: E402  (API tools, kept together)
 
 app.add_typer(keys_app, name="keys")
+
+from services.api.dashboard.cli import dashboard_app  # noqa: E402
+
+app.add_typer(dashboard_app, name="dashboard")
 app.command()(rollup)
 app.command()(seed)
 

@@ -22,6 +22,10 @@ from starlette.staticfiles import StaticFiles
 from services.api import errors
 from services.api.alarms.views import router as alarms_router
 from services.api.auth.guard import KeyCache
+from services.api.dashboard.headers import DashboardHeaders
+from services.api.dashboard.hub import AlarmHub
+from services.api.dashboard.live import router as live_router
+from services.api.dashboard.views import router as dashboard_router
 from services.api.devices.views import router as devices_router
 from services.api.fastpool import FastPool
 from services.api.health.views import Readiness
@@ -80,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine = engine
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.fast_pool = FastPool(settings)
+        app.state.alarm_hub = AlarmHub(settings)
         app.state.readiness = Readiness(engine, db.head_revisions())
         await app.state.readiness.check()
         tasks = [asyncio.create_task(app.state.readiness.loop())]
@@ -92,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await app.state.alarm_hub.close()
             await app.state.fast_pool.close()
             await engine.dispose()
 
@@ -113,9 +119,12 @@ def create_app(settings: Settings) -> FastAPI:
         kpis_router,
         alarms_router,
         ingest_router,
+        dashboard_router,
+        live_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422))
     app.add_middleware(RejectNul)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(DashboardHeaders)
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
     return app

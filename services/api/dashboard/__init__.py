@@ -1,0 +1,1 @@
+"""The plant dashboard's server side: live alarm stream, page summaries, security headers."""

@@ -1,0 +1,69 @@
+"""`GET /api/v1/live`: server-sent events for the dashboard, filtered by the key's projects.
+
+Events: `hello` (once, with whether the alarm feed is live), `alarm` (every alarm
+transition the rules service publishes, as on the MQTT topic), `status` (the broker went
+away or came back) and `tick` every few seconds, telling pages to refresh what ingest has
+written since. The key travels in a header (the page reads the stream with fetch), never in
+the URL, so it stays out of access logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from services.api.auth.guard import Reader
+from services.api.dashboard.hub import AlarmHub
+from services.api.errors import not_found
+
+router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+TICK_S = 5.0
+HELLO_WAIT_S = 2.0
+
+
+def frame(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+@router.get(
+    "/live",
+    summary="Live alarm transitions and refresh ticks (text/event-stream).",
+    response_class=StreamingResponse,
+)
+async def live(
+    request: Request,
+    key: Reader,
+    project: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse:
+    if project is not None and not key.sees(project):
+        raise not_found(f"project {project!r}")
+    projects = frozenset([project]) if project is not None else key.projects
+    hub: AlarmHub = request.app.state.alarm_hub
+    watcher = hub.watch(projects)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hub.connected.wait(), HELLO_WAIT_S)
+            yield frame("hello", {"live": hub.connected.is_set(), "tick_s": TICK_S})
+            while True:
+                try:
+                    event, data = await asyncio.wait_for(watcher.queue.get(), TICK_S)
+                except TimeoutError:
+                    yield frame("tick", {})
+                    continue
+                yield frame(event, data)
+        finally:
+            hub.leave(watcher)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,133 @@
+// The dashboard shell: sign-in, hash routes, time range, language, one live stream.
+import { api, getKey, liveStream, setKey } from "./api.js";
+import { disposeAll } from "./charts.js";
+import { applyStatic, currentLang, setLang, t } from "./i18n.js";
+import { h, failure, loading } from "./ui.js";
+import * as portfolio from "./pages/portfolio.js";
+import * as project from "./pages/project.js";
+import * as device from "./pages/device.js";
+
+const RANGES = { h1: 3600, h6: 6 * 3600, h24: 86400, d7: 7 * 86400, d30: 30 * 86400 };
+const main = document.getElementById("main");
+const rangeSel = document.getElementById("range");
+const liveDot = document.getElementById("live");
+let current = null;
+let me = null;
+let stopLive = null;
+
+function rangeKey() {
+  const k = localStorage.getItem("f5g.range");
+  return k in RANGES ? k : "h24";
+}
+
+export function timeRange() {
+  const end = new Date();
+  const start = new Date(end.getTime() - RANGES[rangeKey()] * 1000);
+  return { start: start.toISOString(), end: end.toISOString(), seconds: RANGES[rangeKey()] };
+}
+
+function fillRanges() {
+  rangeSel.replaceChildren(...Object.keys(RANGES).map((k) => h("option", { value: k, selected: k === rangeKey() }, t(k))));
+}
+
+function setLive(on) {
+  liveDot.className = `live ${on ? "on" : "off"}`;
+  liveDot.textContent = t(on ? "live_on" : "live_off");
+  document.body.dataset.live = on ? "1" : "0";
+}
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "p" && parts[1] && parts[2] === "d" && parts[3]) return { page: device, project: parts[1], device: parts[3] };
+  if (parts[0] === "p" && parts[1]) return { page: project, project: parts[1] };
+  return { page: portfolio };
+}
+
+function crumbs(r) {
+  const nav = document.getElementById("crumbs");
+  const items = [h("a", { href: "#/" }, t("portfolio"))];
+  if (r.project) items.push(h("span", { class: "sep" }, "›"), h("a", { href: `#/p/${encodeURIComponent(r.project)}` }, r.project));
+  if (r.device) items.push(h("span", { class: "sep" }, "›"), h("span", {}, r.device));
+  nav.replaceChildren(...items);
+}
+
+async function show() {
+  if (current?.dispose) current.dispose();
+  disposeAll();
+  const r = route();
+  crumbs(r);
+  main.replaceChildren(loading());
+  document.body.dataset.page = r.page.NAME;
+  current = await r.page.render(main, { me, range: timeRange, project: r.project, device: r.device });
+}
+
+function login(message) {
+  stopLive?.();
+  document.body.dataset.page = "login";
+  const input = h("input", { id: "key", type: "password", autocomplete: "off", placeholder: "f5g_…", required: true });
+  const form = h(
+    "form",
+    { class: "login panel", onsubmit: async (e) => {
+      e.preventDefault();
+      setKey(input.value.trim());
+      await start();
+    } },
+    h("h1", {}, t("login_title")),
+    h("p", {}, t("login_hint")),
+    message ? h("p", { class: "bad" }, message) : null,
+    h("label", {}, t("login_key"), input),
+    h("button", { type: "submit", id: "signin" }, t("login_go")),
+  );
+  main.replaceChildren(form);
+  input.focus();
+}
+
+async function start() {
+  if (!getKey()) return login();
+  try {
+    me = await api("/dashboard/me");
+  } catch (e) {
+    if (e.status === 401) {
+      setKey(null);
+      return login(t("login_bad"));
+    }
+    main.replaceChildren(failure(e, start));
+    return;
+  }
+  document.body.dataset.scope = me.scope;
+  stopLive?.();
+  stopLive = liveStream({}, {
+    onState: setLive,
+    onEvent: (event, data) => {
+      if (event === "alarm") current?.onAlarm?.(data);
+      if (event === "tick") current?.onTick?.();
+    },
+  });
+  await show();
+}
+
+document.getElementById("lang").addEventListener("click", async () => {
+  setLang(currentLang() === "zh" ? "en" : "zh");
+  document.getElementById("lang").textContent = currentLang() === "zh" ? "English" : "中文";
+  applyStatic();
+  fillRanges();
+  if (me) await show();
+  else login();
+});
+document.getElementById("logout").addEventListener("click", () => {
+  setKey(null);
+  me = null;
+  login();
+});
+rangeSel.addEventListener("change", async () => {
+  localStorage.setItem("f5g.range", rangeSel.value);
+  if (me) await show();
+});
+window.addEventListener("hashchange", () => me && show());
+
+setLang(currentLang());
+document.getElementById("lang").textContent = currentLang() === "zh" ? "English" : "中文";
+applyStatic();
+fillRanges();
+setLive(false);
+start();

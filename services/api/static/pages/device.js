@@ -1,0 +1,114 @@
+// One device: its last values, recent series, its alarms and its dead letters.
+import { api } from "../api.js";
+import { draw, line } from "../charts.js";
+import { fmtNum, fmtTime, t } from "../i18n.js";
+import { empty, fill, h, panel, severityBadge } from "../ui.js";
+
+export const NAME = "device";
+const FIELDS = {
+  inspection: ["confidence", "inference_ms", "defect_count"],
+  agv: ["battery", "speed", "localization"],
+  link: ["latency_ms", "rsrp", "sinr", "loss_pct"],
+};
+
+function valueText(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "number") return fmtNum(v, 3);
+  if (typeof v === "boolean") return v ? "✓" : "✗";
+  if (typeof v === "object" && typeof v.value === "number") return fmtNum(v.value, 3);
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+function lastTable(last) {
+  const rows = [];
+  for (const [stream, rec] of Object.entries(last)) {
+    for (const [k, v] of Object.entries(rec)) rows.push(h("tr", {}, h("td", { class: "muted" }, stream), h("th", {}, k), h("td", {}, valueText(v))));
+  }
+  if (!rows.length) return empty("no_data");
+  return h("table", { class: "table" }, h("thead", {}, h("tr", {}, h("th", {}, t("stream")), h("th", {}, ""), h("th", {}, t("value")))), h("tbody", {}, rows));
+}
+
+export async function render(main, ctx) {
+  const pid = ctx.project;
+  const did = ctx.device;
+  const base = `/projects/${encodeURIComponent(pid)}/devices/${encodeURIComponent(did)}`;
+  const head = h("div", { class: "project-head" });
+  const lastBox = h("div", { class: "holder" });
+  const seriesBox = h("div", { class: "charts-col" });
+  const alarmsBox = h("div", { class: "holder" });
+  const deadBox = h("div", { class: "holder" });
+  main.replaceChildren(h("div", { class: "page device-page" }, head,
+    h("div", { class: "grid" },
+      panel("last_values", lastBox),
+      panel("recent", seriesBox, { class: "wide" }),
+      panel("its_alarms", alarmsBox),
+      panel("dead_letters", deadBox))));
+
+  let dev = null;
+  async function loadDevice() {
+    dev = await api(base);
+    head.replaceChildren(h("h1", { class: "page-title" }, did),
+      h("div", { class: "muted" }, `${t("kind")}: ${dev.kind} · ${dev.online ? t("online") : t("offline")} · ${t("last_seen")}: ${fmtTime(dev.last_seen)}`));
+    return lastTable(dev.last);
+  }
+
+  async function loadSeries() {
+    const r = ctx.range();
+    const jobs = [];
+    for (const stream of Object.keys(dev.last)) {
+      const fields = stream === "telemetry" ? Object.keys(dev.last.telemetry).filter((k) => typeof dev.last.telemetry[k] === "number" || typeof dev.last.telemetry[k]?.value === "number") : FIELDS[stream] || [];
+      for (const field of fields) jobs.push([stream, field]);
+    }
+    if (!jobs.length) return empty("no_data");
+    const results = await Promise.all(jobs.map(([stream, field]) =>
+      api(`/projects/${encodeURIComponent(pid)}/series`, { params: { stream, field, device: did, start: r.start, end: r.end, points: 240 } })));
+    const boxes = results.map((s, i) => {
+      const box = h("div", { class: "chart-box small" });
+      const wrap = h("div", { class: "sub" }, h("h3", {}, `${jobs[i][0]} · ${jobs[i][1]}`), box);
+      setTimeout(() => draw(box, `${jobs[i][0]}.${jobs[i][1]}`, {
+        series: [line(t("avg"), s.points.map((p) => [p.t, p.avg])),
+          line(t("min"), s.points.map((p) => [p.t, p.min]), { lineStyle: { type: "dashed", opacity: 0.5 } }),
+          line(t("max"), s.points.map((p) => [p.t, p.max]), { lineStyle: { type: "dashed", opacity: 0.5 } })],
+      }, s.points.length));
+      return wrap;
+    });
+    return h("div", { class: "charts-grid" }, boxes);
+  }
+
+  async function loadAlarms() {
+    const page = await api("/alarms", { params: { project: pid, device: did, limit: 50 } });
+    if (!page.items.length) return empty("no_alarms_device");
+    return h("ul", { class: "feed" }, page.items.map((a) =>
+      h("li", { class: `alarm state-${a.state}`, dataset: { alarmId: a.id, state: a.state } }, severityBadge(a.severity),
+        h("div", { class: "what" }, h("b", {}, a.rule), h("div", { class: "muted small" }, a.message)),
+        h("div", { class: "when small" }, h("span", { class: `st st-${a.state}` }, t(a.state)), h("br"), fmtTime(a.opened_at)))));
+  }
+
+  async function loadDead() {
+    const r = ctx.range();
+    const page = await api(`${base}/dead-letters`, { params: { start: r.start, end: r.end, limit: 50 } });
+    if (!page.items.length) return empty("no_dead_letters");
+    return h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("time")), h("th", {}, t("reason")), h("th", {}, t("detail")))),
+      h("tbody", {}, page.items.map((d) => h("tr", {}, h("td", {}, fmtTime(d.received_at)), h("td", {}, h("code", {}, d.reason)), h("td", { class: "small" }, d.detail)))));
+  }
+
+  const refresh = async () => {
+    await fill(lastBox, loadDevice);
+    if (dev) await Promise.all([fill(seriesBox, loadSeries), fill(alarmsBox, loadAlarms), fill(deadBox, loadDead)]);
+  };
+  await refresh();
+  let last = Date.now();
+  return {
+    onAlarm(ev) {
+      if (ev.project === pid && ev.device === did) fill(alarmsBox, loadAlarms);
+    },
+    onTick() {
+      if (Date.now() - last > 15000) {
+        last = Date.now();
+        refresh();
+      }
+    },
+  };
+}
