@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 servers:
 	bash scripts/install-stack.sh
+	bash scripts/install-browser.sh
 
 run: bootstrap servers
 	$(BIN)/factory5g up
