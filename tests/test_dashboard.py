@@ -95,6 +95,9 @@ def test_project_page_charts_and_targets(stack: Stack, page: Any) -> None:
     page.wait_for_selector("text=各工位缺陷率")
     wait_charts(page, PROJECT_CHARTS)
     page.click("#lang")
+    page.set_viewport_size({"width": 1366, "height": 768})  # a laptop: nothing spills sideways
+    wait_charts(page, PROJECT_CHARTS)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert page.console.errors == []
 
 

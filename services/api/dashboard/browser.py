@@ -26,6 +26,11 @@ CHROMIUM_ARGS: Final = [
 ]
 PROJECT_CHARTS: Final = ("defect_rate", "throughput", "agv_states", "battery", "latency", "rsrp")
 WAIT_MS: Final = 20_000
+_FIRST_DEVICE: Final = """async (p) => {
+  const r = await fetch(`/api/v1/devices?project=${encodeURIComponent(p)}&limit=1`,
+    {headers: {Authorization: `Bearer ${localStorage.getItem('f5g.key')}`}});
+  return r.ok ? ((await r.json()).items[0] || {}).device_id || null : null;
+}"""
 
 
 def launch(pw: Playwright) -> Browser:
@@ -99,7 +104,9 @@ def screenshot_pages(
             link = page.locator("#alarm-feed a").first
             href = link.get_attribute("href") if link.count() else None
             device = href.rsplit("/", 1)[-1] if href else None
-        if device is None:
+        if device is None:  # else the project's first device
+            device = page.evaluate(_FIRST_DEVICE, project)
+        if not device:
             raise LookupError("no device to show: pass --device")
         page.goto(f"{base}/#/p/{project}/d/{device}")
         page.wait_for_selector(

@@ -24,8 +24,8 @@ function base() {
     grid: { left: 56, right: 20, top: 36, bottom: 36, containLabel: false },
     tooltip: { trigger: "axis", confine: true },
     legend: { top: 0, textStyle: { color: "#cfd8dc" }, type: "scroll" },
-    xAxis: { type: "time", axisLine: { lineStyle: { color: "#546e7a" } }, splitLine: { show: false } },
-    yAxis: { type: "value", axisLine: { lineStyle: { color: "#546e7a" } }, splitLine: { lineStyle: { color: "#263238" } }, scale: true },
+    xAxis: { type: "time", axisLine: { lineStyle: { color: "#546e7a" } }, axisLabel: { color: "#90a4ae", fontSize: 12 }, splitLine: { show: false } },
+    yAxis: { type: "value", axisLine: { lineStyle: { color: "#546e7a" } }, axisLabel: { color: "#90a4ae", fontSize: 12 }, splitLine: { lineStyle: { color: "#263238" } }, scale: true },
     animation: false,
   };
 }

@@ -47,9 +47,9 @@ export async function render(main) {
   const grid = h("div", { class: "holder" });
   const chartBox = h("div", { class: "chart-box" });
   main.replaceChildren(h("div", { class: "page" },
-    panel("devices", chartBox, { class: "wide" }),
     h("h1", { class: "page-title" }, t("portfolio")),
-    grid));
+    grid,
+    h("div", { class: "grid" }, panel("devices", chartBox, { class: "wide" }))));
 
   async function load() {
     const [projects, summary] = await Promise.all([

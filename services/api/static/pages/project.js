@@ -86,7 +86,7 @@ export async function render(main, ctx) {
   head.replaceChildren(
     h("h1", { class: "page-title" }, project.name || pid),
     h("div", { class: "muted" }, [project.enterprise, project.scenario, project.city].filter(Boolean).join(" · ")),
-    can ? null : h("span", { class: "chip" }, t("read_only")));
+    ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
 
   function alarmRow(a) {
     const actions = h("span", { class: "actions" });
