@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -280,3 +281,16 @@ async def test_unknown_project_is_404(env: Env) -> None:
     for path in ("/api/v1/projects/zz/kpis", "/api/v1/projects/zz/series?stream=agv&field=x"):
         r = await env.c.get(path, headers=auth(env.k.admin))
         assert r.status_code == 404
+
+
+async def test_concurrent_kpis_cannot_starve_a_small_pool(env: Env) -> None:
+    # Each summary runs four queries at once; with two pooled connections (plus two of
+    # overflow) and uncached keys, many at once must queue, not deadlock.
+    settings = api_settings(env.url, key_cache_s=0)
+    settings.database.pool_max = 2
+    async with client(settings) as (_, c):
+        h = auth(env.k.read_p1)
+        calls = [c.get("/api/v1/projects/p1/kpis", headers=h) for _ in range(12)]
+        calls += [c.get("/api/v1/devices", headers=h) for _ in range(12)]
+        results = await asyncio.wait_for(asyncio.gather(*calls), timeout=60)
+    assert {r.status_code for r in results} == {200}

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from services.api.auth.keys import ApiKey, hash_token, lookup
+from services.api.auth.keys import LOOKUP_SQL, ApiKey, hash_token, split_token, verify
 from services.api.errors import ApiError
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
@@ -54,8 +54,11 @@ async def current_key(
     digest = hash_token(token)
     found, key = cache.get(digest)
     if not found:
-        async with request.app.state.read_engine.connect() as conn:
-            key = await lookup(conn, token)
+        # The plain pool, not the request's: no request waits for a second connection
+        # while holding one from the same pool.
+        prefix = split_token(token)
+        rows = [] if prefix is None else await request.app.state.fast_pool.fetch(LOOKUP_SQL, prefix)
+        key = verify(dict(rows[0]) if rows else None, token)
         cache.put(digest, key)
     if key is None:
         raise _unauthorized("the API key is unknown or revoked")

@@ -13,7 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,15 +61,18 @@ def split_token(token: str) -> str | None:
 
 
 def _row_to_key(row: sa.Row[tuple[object, ...]]) -> ApiKey:
-    m = row._mapping
+    return key_from_mapping(dict(row._mapping))
+
+
+def key_from_mapping(m: dict[str, Any]) -> ApiKey:
     projects = m["projects"]
     return ApiKey(
         prefix=str(m["prefix"]),
         name=str(m["name"]),
         scope=str(m["scope"]),
-        projects=None if projects is None else frozenset(projects),  # type: ignore[arg-type]
-        created_at=m["created_at"],  # type: ignore[arg-type]
-        revoked_at=m["revoked_at"],  # type: ignore[arg-type]
+        projects=None if projects is None else frozenset(projects),
+        created_at=m.get("created_at"),
+        revoked_at=m.get("revoked_at"),
     )
 
 
@@ -111,6 +114,19 @@ async def list_keys(conn: AsyncConnection) -> list[ApiKey]:
     return [_row_to_key(r) for r in rows]
 
 
+LOOKUP_SQL: Final = (
+    "SELECT prefix, hash, name, scope, projects, created_at, revoked_at FROM api_keys "
+    "WHERE prefix = $1 AND revoked_at IS NULL"
+)
+
+
+def verify(row: dict[str, Any] | None, token: str) -> ApiKey | None:
+    """The key of a looked-up row if the token's hash matches (in constant time)."""
+    if row is None or not hmac.compare_digest(str(row["hash"]), hash_token(token)):
+        return None
+    return key_from_mapping(row)
+
+
 async def lookup(conn: AsyncConnection, token: str) -> ApiKey | None:
     """The live key a token belongs to, or None (unknown, malformed or revoked)."""
     prefix = split_token(token)
@@ -121,6 +137,4 @@ async def lookup(conn: AsyncConnection, token: str) -> ApiKey | None:
             sa.select(api_keys).where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
         )
     ).first()
-    if row is None or not hmac.compare_digest(str(row.hash), hash_token(token)):
-        return None
-    return _row_to_key(row)
+    return verify(None if row is None else dict(row._mapping), token)

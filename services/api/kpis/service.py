@@ -28,6 +28,7 @@ from services.api.rollups.specs import AGV_STATES, BAND_NAMES, SPECS, Spec
 from services.api.rollups.sql import merge_expr
 
 TOP_DEFECTS = 5
+QUERIES_PER_SUMMARY = 4  # stream summaries run concurrently, one connection each
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
