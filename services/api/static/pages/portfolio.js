@@ -80,8 +80,16 @@ export async function render(main) {
   const refresh = () => fill(grid, load);
   await refresh();
   let last = Date.now();
+  let pending = null;
   return {
-    onAlarm: refresh,
+    // An alarm storm refreshes the cards at most every two seconds.
+    onAlarm() {
+      pending ??= setTimeout(() => {
+        pending = null;
+        refresh();
+      }, 2000);
+    },
+    dispose: () => clearTimeout(pending),
     onTick: () => {
       if (Date.now() - last > 30000) {
         last = Date.now();

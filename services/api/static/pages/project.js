@@ -104,7 +104,7 @@ export async function render(main, ctx) {
   }
 
   function renderFeed() {
-    const list = [...alarms.values()].sort((x, y) => String(y.opened_at).localeCompare(String(x.opened_at)));
+    const list = [...alarms.values()].sort((x, y) => Date.parse(y.opened_at) - Date.parse(x.opened_at));
     feed.replaceChildren(...list.slice(0, 100).map(alarmRow));
     if (!list.length) feedBox.replaceChildren(empty("no_alarms"));
     else if (feedBox.firstChild !== feed) feedBox.replaceChildren(feed);
@@ -195,6 +195,8 @@ export async function render(main, ctx) {
     chartsInto(loadStations)(),
     chartsInto(loadSeries)(),
   ]);
+  // Acknowledgements and clears by other operators arrive with the periodic refresh.
+  const refreshAll = () => Promise.all([refreshData(), loadAlarms().catch(() => {})]);
   for (const b of Object.values(boxes)) fill(b, () => new Promise(() => {}));
   await Promise.all([refreshData(), fill(feedBox, async () => { await loadAlarms(); return null; })]);
 
@@ -215,7 +217,7 @@ export async function render(main, ctx) {
     onTick() {
       if (Date.now() - last > 15000) {
         last = Date.now();
-        refreshData();
+        refreshAll();
       }
     },
   };
