@@ -118,6 +118,22 @@ def test_device_page_last_values_series_alarms_dead_letters(stack: Stack, page: 
     assert page.console.errors == []
 
 
+def test_device_page_shows_the_devices_messages_live(stack: Stack, page: Any) -> None:
+    dev = stack.agv_device
+    sign_in(page, stack.url, stack.keys.read_p1)
+    page.goto(f"{stack.url}/#/p/p1/d/{dev}")
+    wait_charts(page, ["agv.battery"])
+    page.wait_for_selector("body[data-live='1']")
+    t0 = time.monotonic()
+    payload = orjson.dumps([agv(time.time(), 7, battery=61.25, speed=0.75)])
+    mqtt_publish.single(
+        f"f5g/v1/p1/agv/{dev}/agv", payload, qos=1, hostname="127.0.0.1", port=stack.mqtt_port
+    )
+    page.wait_for_selector(".device-page table >> text=61.25", timeout=5000)
+    assert time.monotonic() - t0 < 2.0
+    assert page.console.errors == []
+
+
 def _publish_estop(stack: Stack, device: str) -> None:
     """One AGV record in e-stop: the rules service's safety_stop opens a critical alarm."""
     payload = orjson.dumps(agv(time.time(), 1, state="estop"))

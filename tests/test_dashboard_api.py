@@ -73,6 +73,39 @@ def test_live_stream_filters_by_key_and_survives_bad_messages(stack: Stack) -> N
         assert (got2["project"], got2["device"]) == ("p2", "a-2")
 
 
+def test_device_records_reach_only_the_streams_watching_that_device(stack: Stack) -> None:
+    t = httpx.Timeout(10.0)
+    h = bearer(stack.keys.read_p1)
+    with (
+        httpx.stream("GET", f"{stack.url}/api/v1/live?project=p1&device=cam-9", headers=h,
+                     timeout=t) as watching,
+        httpx.stream("GET", f"{stack.url}/api/v1/live", headers=h, timeout=t) as other,
+    ):  # fmt: skip
+        ew, eo = events(watching), events(other)
+        assert next(ew)[0] == "hello"
+        assert next(eo)[0] == "hello"
+        mqtt_publish.multiple(
+            [
+                ("f5g/v1/p1/vision/cam-9/inspection", b"{broken", 1, False),
+                ("f5g/v1/p1/vision/cam-8/inspection", b'{"seq": 1}', 1, False),
+                ("f5g/v1/p1/vision/cam-9/inspection", b'[{"seq": 2}, {"seq": 3}]', 1, False),
+                ("f5g/v1/p1/alarms/vision/cam-1/r", alarm_message("p1", "cam-1"), 1, False),
+            ],
+            hostname="127.0.0.1",
+            port=stack.mqtt_port,
+        )
+        first = next((e, d) for e, d in ew if e == "record")
+        assert first == (
+            "record",
+            {"project": "p1", "kind": "vision", "device": "cam-9", "stream": "inspection",
+             "records": [{"seq": 2}, {"seq": 3}]},
+        )  # fmt: skip
+        # The other stream gets the alarm and never a record.
+        assert next((e, d) for e, d in eo if e != "tick")[0] == "alarm"
+    r = httpx.get(f"{stack.url}/api/v1/live?device=cam-9", headers=h)
+    assert r.status_code == 422
+
+
 def test_live_stream_needs_a_key_and_hides_other_projects(stack: Stack) -> None:
     assert httpx.get(f"{stack.url}/api/v1/live").status_code == 401
     r = httpx.get(f"{stack.url}/api/v1/live?project=p2", headers=bearer(stack.keys.read_p1))

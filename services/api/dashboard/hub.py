@@ -1,7 +1,9 @@
-"""One MQTT subscription to every alarm topic, fanned out to the dashboard's live streams.
+"""One MQTT connection per API process feeding the dashboard's live streams.
 
-Each API process holds a single broker connection however many browsers watch, so a wall of
-screens costs the broker one subscriber. The subscription starts with the first watcher and
+It subscribes to every alarm topic, and to a device's own stream topics only while some
+page watches that device (a subscription per device, not the whole firehose, so the API
+never competes with ingest for the plant's message rate). However many browsers watch, the
+broker sees one subscriber. The subscription starts with the first watcher and
 reconnects on its own; watchers learn when the broker is unreachable (`status` events)
 instead of silently seeing nothing. A watcher that cannot keep up loses its oldest events,
 never the other watchers' ones.
@@ -36,9 +38,13 @@ EVENTS = Counter(
 )
 
 
+MAX_RECORD_BYTES = 64 * 1024
+
+
 @dataclass(eq=False)
 class Watcher:
     projects: frozenset[str] | None
+    device: tuple[str, str] | None = None
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_MAX)
     )
@@ -56,20 +62,65 @@ class AlarmHub:
         self.connected = asyncio.Event()
         self._watchers: set[Watcher] = set()
         self._task: asyncio.Task[None] | None = None
-        self._depth = len(settings.mqtt.topic_root.split("/"))
+        self._client: aiomqtt.Client | None = None
+        self._devices: dict[tuple[str, str], int] = {}
+        self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._root = settings.mqtt.topic_root
+        self._depth = len(self._root.split("/"))
 
-    def watch(self, projects: frozenset[str] | None) -> Watcher:
+    def _device_filter(self, device: tuple[str, str]) -> str:
+        return f"{self._root}/{device[0]}/+/{device[1]}/+"
+
+    def watch(
+        self, projects: frozenset[str] | None, device: tuple[str, str] | None = None
+    ) -> Watcher:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
-        w = Watcher(projects)
+        w = Watcher(projects, device)
         self._watchers.add(w)
         WATCHERS.inc()
+        if device is not None:
+            self._devices[device] = self._devices.get(device, 0) + 1
+            if self._devices[device] == 1:
+                self._resubscribe(device, True)
         return w
 
     def leave(self, w: Watcher) -> None:
         if w in self._watchers:
             self._watchers.discard(w)
             WATCHERS.dec()
+            if w.device is not None:
+                self._devices[w.device] -= 1
+                if not self._devices[w.device]:
+                    del self._devices[w.device]
+                    self._resubscribe(w.device, False)
+
+    def _resubscribe(self, device: tuple[str, str], on: bool) -> None:
+        """(Un)subscribe a device's streams now if connected; a reconnect does it anyway."""
+        client = self._client
+        if client is None:
+            return
+        filt = self._device_filter(device)
+        coro = client.subscribe(filt, qos=0) if on else client.unsubscribe(filt)
+
+        async def go() -> None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await coro
+
+        task = asyncio.create_task(go())
+        self._pending[device] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._pending.get(device) is t:
+                del self._pending[device]
+
+        task.add_done_callback(done)
+
+    async def subscribed(self, device: tuple[str, str]) -> None:
+        """Returns once a device subscription asked for on a live connection is in place."""
+        task = self._pending.get(device)
+        if task is not None:
+            await asyncio.shield(task)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -82,6 +133,10 @@ class AlarmHub:
         if len(parts) <= self._depth:
             return
         project = parts[self._depth]
+        rest = parts[self._depth + 1 :]
+        if len(rest) == 3 and rest[0] != "alarms":
+            self._record(project, rest, payload)
+            return
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -95,6 +150,24 @@ class AlarmHub:
         for w in self._watchers:
             if w.projects is None or project in w.projects:
                 w.offer("alarm", body)
+
+    def _record(self, project: str, rest: list[str], payload: bytes) -> None:
+        """A device message as published (a record or a list of them), for its watchers."""
+        kind, device, stream = rest
+        watchers = [w for w in self._watchers if w.device == (project, device)]
+        if not watchers or len(payload) > MAX_RECORD_BYTES:
+            return
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            EVENTS.labels("malformed").inc()
+            return
+        records = body if isinstance(body, list) else [body]
+        data: dict[str, Any] = {"project": project, "kind": kind, "device": device}
+        data |= {"stream": stream, "records": [r for r in records if isinstance(r, dict)]}
+        EVENTS.labels("record").inc()
+        for w in watchers:
+            w.offer("record", data)
 
     def _status(self, live: bool) -> None:
         for w in self._watchers:
@@ -110,12 +183,17 @@ class AlarmHub:
                 )
                 async with aiomqtt.Client(**kwargs) as client:
                     await client.subscribe(filt, qos=1)
+                    for device in list(self._devices):
+                        await client.subscribe(self._device_filter(device), qos=0)
+                    self._client = client
                     self.connected.set()
                     self._status(True)
                     async for msg in client.messages:
                         self.dispatch(str(msg.topic), bytes(msg.payload))  # type: ignore[arg-type]
             except aiomqtt.MqttError as exc:
                 log.warning("alarm stream: broker unreachable (%s); retrying", exc)
+            finally:
+                self._client = None
             if self.connected.is_set():
                 self.connected.clear()
                 self._status(False)

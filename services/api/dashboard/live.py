@@ -1,7 +1,8 @@
 """`GET /api/v1/live`: server-sent events for the dashboard, filtered by the key's projects.
 
 Events: `hello` (once, with whether the alarm feed is live), `alarm` (every alarm
-transition the rules service publishes, as on the MQTT topic), `status` (the broker went
+transition the rules service publishes, as on the MQTT topic), `record` (with `device`:
+that device's messages as it publishes them), `status` (the broker went
 away or came back) and `tick` every few seconds, telling pages to refresh what ingest has
 written since. The key travels in a header (the page reads the stream with fetch), never in
 the URL, so it stays out of access logs.
@@ -20,7 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from services.api.auth.guard import Reader
 from services.api.dashboard.hub import AlarmHub
-from services.api.errors import not_found
+from services.api.errors import invalid, not_found
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 TICK_S = 5.0
@@ -40,17 +41,24 @@ async def live(
     request: Request,
     key: Reader,
     project: Annotated[str | None, Query(max_length=64)] = None,
+    device: Annotated[
+        str | None, Query(max_length=64, description="Also this device's records (needs project).")
+    ] = None,
 ) -> StreamingResponse:
     if project is not None and not key.sees(project):
         raise not_found(f"project {project!r}")
+    if device is not None and project is None:
+        raise invalid("device needs project")
     projects = frozenset([project]) if project is not None else key.projects
     hub: AlarmHub = request.app.state.alarm_hub
-    watcher = hub.watch(projects)
+    watcher = hub.watch(projects, None if device is None else (str(project), device))
 
     async def stream() -> AsyncIterator[bytes]:
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hub.connected.wait(), HELLO_WAIT_S)
+                if watcher.device is not None:
+                    await asyncio.wait_for(hub.subscribed(watcher.device), HELLO_WAIT_S)
             yield frame("hello", {"live": hub.connected.is_set(), "tick_s": TICK_S})
             while True:
                 try:

@@ -51,11 +51,26 @@ function crumbs(r) {
   nav.replaceChildren(...items);
 }
 
+// One stream per page: the device page also asks for its device's own messages.
+function connectLive(r) {
+  stopLive?.();
+  stopLive = liveStream(r.device ? { project: r.project, device: r.device } : {}, {
+    onState: setLive,
+    onEvent: (event, data) => {
+      if (event === "alarm") current?.onAlarm?.(data);
+      if (event === "record") current?.onRecord?.(data);
+      if (event === "tick") current?.onTick?.();
+    },
+  });
+}
+
 async function show() {
   if (current?.dispose) current.dispose();
+  current = null;
   disposeAll();
   const r = route();
   crumbs(r);
+  connectLive(r);
   main.replaceChildren(loading());
   document.body.dataset.page = r.page.NAME;
   current = await r.page.render(main, { me, range: timeRange, project: r.project, device: r.device });
@@ -95,14 +110,6 @@ async function start() {
     return;
   }
   document.body.dataset.scope = me.scope;
-  stopLive?.();
-  stopLive = liveStream({}, {
-    onState: setLive,
-    onEvent: (event, data) => {
-      if (event === "alarm") current?.onAlarm?.(data);
-      if (event === "tick") current?.onTick?.();
-    },
-  });
   await show();
 }
 

@@ -101,6 +101,24 @@ export async function render(main, ctx) {
   await refresh();
   let last = Date.now();
   return {
+    // The device's own messages, as it publishes them: last values change without a reload.
+    onRecord(ev) {
+      if (!dev || ev.device !== did) return;
+      for (const rec of ev.records) {
+        const merged = { ...(dev.last[ev.stream] || {}) };
+        for (const [k, v] of Object.entries(rec)) {
+          if (ev.stream === "telemetry" && k === "metrics") {
+            for (const [m, x] of Object.entries(v || {})) merged[m] = { value: x, ts: rec.ts };
+          } else if (ev.stream !== "telemetry" || k !== "seq") {
+            merged[k] = k === "ts" && typeof v === "number" ? new Date(v).toISOString() : v;
+          }
+        }
+        if (ev.stream === "telemetry") delete merged.ts;
+        dev.last[ev.stream] = merged;
+      }
+      lastBox.replaceChildren(lastTable(dev.last));
+      lastBox.dataset.liveRecords = String(Number(lastBox.dataset.liveRecords || 0) + ev.records.length);
+    },
     onAlarm(ev) {
       if (ev.project === pid && ev.device === did) fill(alarmsBox, loadAlarms);
     },
