@@ -342,9 +342,11 @@ def write_latest(results_dir: Path = RESULTS_DIR) -> Path:
         data = json.loads((d / "result.json").read_text())
         targets = data.get("targets", [])
         met = sum(1 for t in targets if t["met"])
+        unmeasured = sum(1 for t in targets if t["met"] is None)
+        verdict = f"{met}/{len(targets)}" + (f" ({unmeasured} not measured)" if unmeasured else "")
         m = data["machine"]
         lines.append(
-            f"| {name} | [{d.name}]({d.name}/report.md) | {met}/{len(targets)} | "
+            f"| {name} | [{d.name}]({d.name}/report.md) | {verdict} | "
             f"{m['cpu']}, {m['cores']} cores |"
         )
     lines.append("")
