@@ -15,6 +15,7 @@ import httpx
 import orjson
 import paho.mqtt.publish as mqtt_publish
 import pytest
+from playwright.sync_api import sync_playwright
 
 from services.api.dashboard.browser import (
     CHROMIUM,
@@ -27,8 +28,6 @@ from services.api.dashboard.browser import (
 from tests.test_dashboard_support import Stack, browser_required, stack_fixture  # noqa: F401
 from tests.test_rules_scenarios import agv
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
@@ -36,7 +35,7 @@ def browser() -> Iterator[Any]:
         if browser_required():
             pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh")
         pytest.skip(f"{CHROMIUM} is missing (CI would fail): run scripts/install-browser.sh")
-    with playwright_sync.sync_playwright() as pw:
+    with sync_playwright() as pw:
         b = launch(pw)
         yield b
         b.close()
