@@ -191,6 +191,26 @@ def test_empty_and_error_states_are_shown(stack: Stack, page: Any) -> None:
     page.wait_for_selector(".state.error")
 
 
+def test_time_range_picker_reloads_the_page_for_the_range(stack: Stack, page: Any) -> None:
+    sign_in(page, stack.url, stack.keys.read_p1)
+    page.goto(f"{stack.url}/#/p/p1")
+    wait_charts(page, ["latency"])
+    page.select_option("#range", "custom")
+    page.fill("#from", "2020-01-01T00:00")
+    page.fill("#to", "2020-01-02T00:00")  # long before the seeded data
+    page.wait_for_selector('[data-chart="latency"][data-points="0"] .state.empty')
+    assert page.inner_text('.tile[data-kpi="inspections"] b') == "0"
+    page.select_option("#range", "h6")
+    wait_charts(page, ["latency"])
+    six_h = int(page.get_attribute('[data-chart="latency"]', "data-points") or 0)
+    page.select_option("#range", "h24")
+    # One point per 5 minutes of seeded data: 6 h ~ 72 points, 24 h at 6-minute buckets ~ 240.
+    deadline = time.monotonic() + 10
+    while int(page.get_attribute('[data-chart="latency"]', "data-points") or 0) <= 2 * six_h:
+        assert time.monotonic() < deadline, "the 24 h range did not load"
+        page.wait_for_timeout(100)
+
+
 def test_screenshots_of_the_three_pages(stack: Stack, browser: Any, tmp_path: Path) -> None:
     paths = screenshot_pages(browser, stack.url, stack.keys.admin, tmp_path, "p1", stack.agv_device)
     assert [p.name for p in paths] == [

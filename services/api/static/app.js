@@ -15,19 +15,37 @@ let current = null;
 let me = null;
 let stopLive = null;
 
+const fromInput = document.getElementById("from");
+const toInput = document.getElementById("to");
+
 function rangeKey() {
   const k = localStorage.getItem("f5g.range");
-  return k in RANGES ? k : "h24";
+  return k in RANGES || k === "custom" ? k : "h24";
 }
 
-export function timeRange() {
+// datetime-local works in local time without a zone: convert both ways explicitly.
+function toLocalInput(d) {
+  const off = d.getTimezoneOffset() * 60000;
+  return new Date(d.getTime() - off).toISOString().slice(0, 16);
+}
+
+// The chosen range, evaluated at each load: presets end now, a custom range is fixed.
+function timeRange() {
+  if (rangeKey() === "custom" && fromInput.value && toInput.value) {
+    const start = new Date(fromInput.value);
+    const end = new Date(toInput.value);
+    if (end > start) return { start: start.toISOString(), end: end.toISOString(), seconds: (end - start) / 1000 };
+  }
+  const secs = RANGES[rangeKey()] || RANGES.h24;
   const end = new Date();
-  const start = new Date(end.getTime() - RANGES[rangeKey()] * 1000);
-  return { start: start.toISOString(), end: end.toISOString(), seconds: RANGES[rangeKey()] };
+  const start = new Date(end.getTime() - secs * 1000);
+  return { start: start.toISOString(), end: end.toISOString(), seconds: secs };
 }
 
 function fillRanges() {
-  rangeSel.replaceChildren(...Object.keys(RANGES).map((k) => h("option", { value: k, selected: k === rangeKey() }, t(k))));
+  const keys = [...Object.keys(RANGES), "custom"];
+  rangeSel.replaceChildren(...keys.map((k) => h("option", { value: k, selected: k === rangeKey() }, t(k))));
+  document.getElementById("custom").hidden = rangeKey() !== "custom";
 }
 
 function setLive(on) {
@@ -127,9 +145,25 @@ document.getElementById("logout").addEventListener("click", () => {
   login();
 });
 rangeSel.addEventListener("change", async () => {
+  if (rangeSel.value === "custom" && !fromInput.value) {
+    toInput.value = toLocalInput(new Date());
+    fromInput.value = toLocalInput(new Date(Date.now() - 86400000));
+  }
   localStorage.setItem("f5g.range", rangeSel.value);
+  document.getElementById("custom").hidden = rangeSel.value !== "custom";
   if (me) await show();
 });
+for (const input of [fromInput, toInput]) {
+  input.addEventListener("change", async () => {
+    localStorage.setItem("f5g.custom", JSON.stringify([fromInput.value, toInput.value]));
+    if (me) await show();
+  });
+}
+try {
+  [fromInput.value, toInput.value] = JSON.parse(localStorage.getItem("f5g.custom")) || ["", ""];
+} catch {
+  localStorage.removeItem("f5g.custom");
+}
 window.addEventListener("hashchange", () => me && show());
 
 setLang(currentLang());
