@@ -6,6 +6,7 @@ import { empty, fill, h, panel, severityBadge } from "../ui.js";
 
 export const NAME = "portfolio";
 const SEVERITIES = ["critical", "major", "minor", "warning", "info"];
+const SEV_COLORS = { critical: "#d500f9", major: "#ef5350", minor: "#ffb74d", warning: "#fff176", info: "#4fc3f7" };
 
 function todayStart() {
   const d = new Date();
@@ -46,10 +47,11 @@ function card(p, s, kpis) {
 export async function render(main) {
   const grid = h("div", { class: "holder" });
   const chartBox = h("div", { class: "chart-box" });
+  const alarmBox = h("div", { class: "chart-box" });
   main.replaceChildren(h("div", { class: "page" },
     h("h1", { class: "page-title" }, t("portfolio")),
     grid,
-    h("div", { class: "grid" }, panel("devices", chartBox, { class: "wide" }))));
+    h("div", { class: "grid" }, panel("devices", chartBox), panel("open_alarms", alarmBox))));
 
   async function load() {
     const [projects, summary] = await Promise.all([
@@ -61,6 +63,7 @@ export async function render(main) {
     for (const s of summary.items) if (!list.some((p) => p.id === s.project_id)) list.push({ id: s.project_id, name: s.project_id });
     if (!list.length) {
       chartBox.replaceChildren(empty("no_projects"));
+      alarmBox.replaceChildren(empty("no_projects"));
       return empty("no_projects");
     }
     const kpis = await Promise.all(list.map((p) =>
@@ -74,6 +77,17 @@ export async function render(main) {
         { name: t("offline"), type: "bar", stack: "d", data: list.map((p) => byId.get(p.id)?.devices_offline ?? 0), itemStyle: { color: "#ef5350" } },
       ],
     }, list.length);
+    const sevs = SEVERITIES.filter((sv) => summary.items.some((x) => x.active_alarms_by_severity[sv]));
+    const total = summary.items.reduce((a, x) => a + Object.values(x.active_alarms_by_severity).reduce((b, n) => b + n, 0), 0);
+    draw(alarmBox, "alarms", {
+      xAxis: { type: "category", data: list.map((p) => p.id) },
+      yAxis: { type: "value", scale: false, minInterval: 1 },
+      series: sevs.map((sv) => ({
+        name: t(sv), type: "bar", stack: "a", itemStyle: { color: SEV_COLORS[sv] },
+        data: list.map((p) => byId.get(p.id)?.active_alarms_by_severity[sv] ?? 0),
+      })),
+    }, total);
+    if (!total) alarmBox.replaceChildren(empty("no_alarms"));
     return h("div", { class: "cards" }, list.map((p, i) => card(p, byId.get(p.id), kpis[i])));
   }
 
