@@ -171,6 +171,12 @@ app.add_typer(dashboard_app, name="dashboard")
 app.command()(rollup)
 app.command()(seed)
 
+from services.security.cli import db_roles, devices_app, stack_certs  # noqa: E402
+
+app.add_typer(devices_app, name="devices")
+stack_app.command("certs")(stack_certs)
+db_app.command("roles")(db_roles)
+
 
 @app.command(
     help=_help(

@@ -18,6 +18,7 @@ from pathlib import Path
 from services.core import db
 from services.core.settings import Settings
 from services.devstack.stack import LocalStack
+from services.security.stack_accounts import service_env
 
 SERVICES = (
     ("ingest", "services.ingest.service"),
@@ -31,13 +32,15 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def start_service(name: str, log_dir: Path) -> subprocess.Popen[bytes]:
+def start_service(
+    name: str, log_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log = (log_dir / f"{name}.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", name],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -45,7 +48,8 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
     stack = LocalStack.default()
     print("starting the local stack (first run installs and builds what is missing)...")
     stack.up()
-    db.migrate(settings.database.url)
+    db.migrate(settings.database.url)  # as the schema owner; services get their own roles
+    stack.ensure_db_users()
     log_dir = stack.base_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -56,7 +60,9 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
         if not available(module):
             print(f"  {name:9} not available in this build")
             continue
-        procs.append((name, start_service(name, log_dir)))
+        # Each service connects as itself: its broker account and its database role.
+        env = service_env(name, stack.broker_auth, stack.db_users, settings.database.url)
+        procs.append((name, start_service(name, log_dir, env)))
         time.sleep(0.5)
 
     api = f"http://{settings.api.host}:{settings.api.port}"

@@ -253,6 +253,13 @@ class Mosquitto:
     base_dir: Path
     port: int = 1883
     extra_config: str = ""
+    # Opt-in security (the local stack turns it on; most tests keep an anonymous broker):
+    # a directory with `passwd` and `acl` files (see services/security/broker_auth.py) ...
+    auth_dir: Path | None = None
+    # ... and a TLS device listener with `ca.crt`, `server.crt`, `server.key` in `tls_dir`.
+    tls_port: int | None = None
+    tls_dir: Path | None = None
+    require_certificate: bool = False  # mutual TLS: the certificate's CN is the account
 
     @property
     def conf_file(self) -> Path:
@@ -275,7 +282,7 @@ class Mosquitto:
                     "# Written by factory5g; edits are overwritten on start.",
                     f"listener {self.port} 127.0.0.1",
                     "protocol mqtt",
-                    "allow_anonymous true",
+                    *self._security_config(),
                     "persistence true",
                     f"persistence_location {self.base_dir / 'data'}/",
                     "autosave_interval 5",
@@ -299,6 +306,35 @@ class Mosquitto:
             )
         )
         _own(self.base_dir)
+
+    def _security_config(self) -> list[str]:
+        if self.auth_dir is None:
+            return ["allow_anonymous true"]
+        lines = [
+            "allow_anonymous false",
+            f"password_file {self.auth_dir / 'passwd'}",
+            f"acl_file {self.auth_dir / 'acl'}",
+        ]
+        if self.tls_port is not None and self.tls_dir is not None:
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                "protocol mqtt",
+                f"cafile {self.tls_dir / 'ca.crt'}",
+                f"certfile {self.tls_dir / 'server.crt'}",
+                f"keyfile {self.tls_dir / 'server.key'}",
+                "tls_version tlsv1.2",
+                f"require_certificate {'true' if self.require_certificate else 'false'}",
+            ]
+            if self.require_certificate:
+                lines.append("use_identity_as_username true")
+        return lines
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads the password and ACL files without dropping clients."""
+        pid = self.pid()
+        if pid is None:
+            raise StackError("mosquitto is not running")
+        os.kill(pid, signal.SIGHUP)
 
     def pid(self) -> int | None:
         try:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.devstack.servers import REPO_ROOT, Mosquitto, Postgres, StackError
+from services.security.broker_auth import SERVICE_ACLS, BrokerAuth
+from services.security.stack_accounts import DatabaseUsers
 
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-stack.sh"
 
@@ -21,6 +23,7 @@ class LocalStack:
     base_dir: Path
     pg_port: int = 55432
     mqtt_port: int = 1883
+    mqtts_port: int = 8883
 
     @classmethod
     def default(cls) -> LocalStack:
@@ -31,8 +34,40 @@ class LocalStack:
         return Postgres(self.base_dir / "postgres", port=self.pg_port)
 
     @property
+    def broker_auth(self) -> BrokerAuth:
+        """Broker accounts; inside the broker's directory so it owns and can read them."""
+        return BrokerAuth(self.base_dir / "mosquitto" / "auth")
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.base_dir / "mosquitto" / "tls"
+
+    @property
+    def db_users(self) -> DatabaseUsers:
+        return DatabaseUsers(self.base_dir / "secrets")
+
+    @property
     def mosquitto(self) -> Mosquitto:
-        return Mosquitto(self.base_dir / "mosquitto", port=self.mqtt_port)
+        tls = (self.tls_dir / "server.crt").exists()
+        return Mosquitto(
+            self.base_dir / "mosquitto",
+            port=self.mqtt_port,
+            auth_dir=self.broker_auth.directory,
+            tls_port=self.mqtts_port if tls else None,
+            tls_dir=self.tls_dir if tls else None,
+        )
+
+    def ensure_accounts(self) -> None:
+        """Broker files and every service account, before the broker first reads them."""
+        auth = self.broker_auth
+        auth.ensure_files()
+        for name in SERVICE_ACLS:
+            auth.service_credentials(name)
+
+    def ensure_db_users(self) -> None:
+        """LOGIN users of the service roles; the group roles come from migration 0004."""
+        for statement in self.db_users.create_sql():
+            self.postgres.psql(statement)
 
     def install(self) -> None:
         """Install missing server packages and build TimescaleDB if needed (idempotent)."""
@@ -45,7 +80,14 @@ class LocalStack:
         self.install()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
-        self.mosquitto.start()
+        self.ensure_accounts()
+        mq = self.mosquitto
+        if mq.running() and "password_file" not in mq.conf_file.read_text():
+            print(
+                "warning: the running broker allows anonymous clients; restart it "
+                "(factory5g stack down && factory5g stack up) to turn authentication on"
+            )
+        mq.start()
 
     def down(self) -> None:
         self.mosquitto.stop()
@@ -55,6 +97,8 @@ class LocalStack:
         pg, mq = self.postgres, self.mosquitto
         return {
             "postgres": f"{'running' if pg.running() else 'stopped'}  {pg.url}",
-            "mosquitto": f"{'running' if mq.running() else 'stopped'}  mqtt://127.0.0.1:{mq.port}",
+            "mosquitto": f"{'running' if mq.running() else 'stopped'}  mqtt://127.0.0.1:{mq.port}"
+            + (f", mqtts://127.0.0.1:{mq.tls_port}" if mq.tls_port else "")
+            + f"  (accounts in {self.broker_auth.directory})",
             "data": str(self.base_dir),
         }

@@ -1,0 +1,115 @@
+"""Security commands: device accounts, the development CA and the database login users."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from services.devstack.servers import Mosquitto
+    from services.security.broker_auth import BrokerAuth
+
+devices_app = typer.Typer(help="Device broker accounts: provision, revoke, list.")
+
+AuthDir = Annotated[
+    Path | None,
+    typer.Option(help="Broker account directory (default: the local stack's)."),
+]
+
+
+def _targets(auth_dir: Path | None) -> tuple[BrokerAuth, Mosquitto | None]:
+    """The account files, and the local broker to reload when they are the stack's."""
+    from services.devstack.stack import LocalStack
+    from services.security.broker_auth import BrokerAuth
+
+    if auth_dir is not None:
+        return BrokerAuth(auth_dir), None
+    stack = LocalStack.default()
+    return stack.broker_auth, stack.mosquitto
+
+
+def _apply(broker: Mosquitto | None) -> None:
+    if broker is not None and broker.running():
+        broker.reload()
+        typer.echo("broker reloaded its accounts (no restart)")
+    else:
+        typer.echo("broker not running here: send it SIGHUP (or restart it) to apply", err=True)
+
+
+@devices_app.command("provision")
+def provision(
+    project: str,
+    kind: str,
+    device: str,
+    cert: Annotated[
+        bool, typer.Option(help="Also issue a client certificate from the development CA.")
+    ] = False,
+    auth_dir: AuthDir = None,
+) -> None:
+    """Create a device's broker account (or rotate its password): it may publish only under
+    f5g/v1/{project}/{kind}/{device}/# and read only .../cmd/#. The password is shown once."""
+    from services.security.broker_auth import ProvisionError
+
+    auth, broker = _targets(auth_dir)
+    try:
+        creds = auth.provision_device(project, kind, device)
+    except ProvisionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"username: {creds.username}\npassword: {creds.password}")
+    if cert:
+        from services.devstack.stack import LocalStack
+        from services.security.certs import DevCA
+
+        ca = DevCA(LocalStack.default().tls_dir)
+        ca.ensure()
+        crt, key = ca.issue_client(creds.username)
+        typer.echo(f"certificate: {crt}\nkey: {key}\nca: {ca.ca_cert}")
+    _apply(broker)
+
+
+@devices_app.command("revoke")
+def revoke(project: str, kind: str, device: str, auth_dir: AuthDir = None) -> None:
+    """Remove a device's account; the broker drops its sessions when it reloads."""
+    from services.security.broker_auth import ProvisionError
+
+    auth, broker = _targets(auth_dir)
+    try:
+        username = auth.revoke_device(project, kind, device)
+    except ProvisionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {username}")
+    _apply(broker)
+
+
+@devices_app.command("list")
+def list_devices(auth_dir: AuthDir = None) -> None:
+    """Provisioned devices and the topic subtree each may publish under."""
+    auth, _ = _targets(auth_dir)
+    for account in sorted(auth.devices(), key=lambda a: a.username):
+        typer.echo(f"{account.username:50} {account.subtree}/#")
+
+
+def stack_certs() -> None:
+    """Create the development CA and the broker's server certificate (TLS on port 8883
+    from the next `factory5g stack up`)."""
+    from services.devstack.stack import LocalStack
+    from services.security.certs import DevCA
+
+    ca = DevCA(LocalStack.default().tls_dir)
+    ca.ensure()
+    typer.echo(f"CA certificate: {ca.ca_cert}\nrestart the stack to open the TLS listener")
+
+
+def db_roles() -> None:
+    """Create or refresh the services' database login users (local stack)."""
+    from services.core import db
+    from services.devstack.stack import LocalStack
+
+    stack = LocalStack.default()
+    db.migrate(stack.postgres.url)
+    stack.ensure_db_users()
+    typer.echo(f"login users in {stack.db_users.file}")

@@ -1,0 +1,157 @@
+"""Broker access on a real Mosquitto with the password and ACL files `devices provision` writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from services.devstack.servers import Mosquitto, free_port
+from services.security.broker_auth import BrokerAuth, Credentials
+
+V5 = aiomqtt.ProtocolVersion.V5
+
+
+@pytest.fixture
+def secured(stack_tmp: Path) -> Iterator[tuple[Mosquitto, BrokerAuth]]:
+    base = stack_tmp / f"mosquitto-auth-{uuid.uuid4().hex[:8]}"
+    auth = BrokerAuth(base / "auth")
+    auth.ensure_files()
+    server = Mosquitto(base, port=free_port(), auth_dir=auth.directory)
+    server.start()
+    yield server, auth
+    server.stop()
+
+
+def client(port: int, creds: Credentials | None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        "127.0.0.1",
+        port,
+        protocol=V5,
+        username=creds.username if creds else None,
+        password=creds.password if creds else None,
+        timeout=5,
+    )
+
+
+@contextlib.asynccontextmanager
+async def collector(port: int, creds: Credentials, filt: str) -> AsyncIterator[list[str]]:
+    """Everything the account receives on `filt` while the body runs, plus a short drain."""
+    got: list[str] = []
+    async with client(port, creds) as sub:
+        await sub.subscribe(filt, qos=1)
+
+        async def read() -> None:
+            async for msg in sub.messages:
+                got.append(f"{msg.topic.value} {msg.payload!r}")
+
+        task = asyncio.ensure_future(read())
+        try:
+            yield got
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def refused(port: int, creds: Credentials | None) -> bool:
+    try:
+        async with client(port, creds):
+            return False
+    except aiomqtt.MqttError:
+        return True
+
+
+async def publish_denied(port: int, creds: Credentials, topic: str) -> None:
+    """A publish the ACL forbids: Mosquitto answers PUBACK 0x87 and the client drops the link."""
+    with contextlib.suppress(aiomqtt.MqttError):
+        async with client(port, creds) as c:
+            await c.publish(topic, b"forbidden", qos=1)
+            await asyncio.sleep(0.2)
+
+
+async def test_anonymous_and_wrong_password_are_refused(
+    secured: tuple[Mosquitto, BrokerAuth],
+) -> None:
+    server, auth = secured
+    dev = auth.provision_device("p1", "camera", "cam-1")
+    assert await refused(server.port, dev), "not valid before the broker re-reads its files"
+    server.reload()
+    await asyncio.sleep(0.3)
+    assert await refused(server.port, None)
+    assert await refused(server.port, Credentials(dev.username, dev.password + "x"))
+    assert await refused(server.port, Credentials("ingest", "guess"))
+    assert not await refused(server.port, dev)
+
+
+async def test_device_publishes_only_under_its_own_topics(
+    secured: tuple[Mosquitto, BrokerAuth],
+) -> None:
+    server, auth = secured
+    ingest = auth.service_credentials("ingest")
+    cam1 = auth.provision_device("p1", "camera", "cam-1")
+    auth.provision_device("p1", "camera", "cam-2")
+    server.reload()
+    await asyncio.sleep(0.3)
+    own = "f5g/v1/p1/camera/cam-1/inspection"
+    async with collector(server.port, ingest, "#") as got:
+        async with client(server.port, cam1) as c:
+            await c.publish(own, b"mine", qos=1)
+        for foreign in (
+            "f5g/v1/p1/camera/cam-2/inspection",  # another device of the same project
+            "f5g/v1/p2/camera/cam-1/inspection",  # same id under another project
+            "f5g/v1/p1/agv/cam-1/agv",  # same id under another kind
+            "f5g/v1/p1/alarms/camera/cam-1/fake",  # forging an alarm
+            "spBv1.0/p1/NCMD/line1",  # a command to someone else
+        ):
+            await publish_denied(server.port, cam1, foreign)
+    assert got == [f"{own} b'mine'"]
+
+
+async def test_device_reads_only_its_commands(secured: tuple[Mosquitto, BrokerAuth]) -> None:
+    server, auth = secured
+    simulator = auth.service_credentials("simulator")
+    cam1 = auth.provision_device("p1", "camera", "cam-1")
+    server.reload()
+    await asyncio.sleep(0.3)
+    async with collector(server.port, cam1, "#") as got, client(server.port, simulator) as c:
+        await c.publish("f5g/v1/p1/camera/cam-1/cmd/reboot", b"for-me", qos=1)
+        await c.publish("f5g/v1/p1/camera/cam-2/cmd/reboot", b"not-for-me", qos=1)
+        await c.publish("f5g/v1/p1/camera/cam-2/inspection", b"other-data", qos=1)
+    assert got == ["f5g/v1/p1/camera/cam-1/cmd/reboot b'for-me'"]
+
+
+async def test_revoked_device_is_refused_without_broker_restart(
+    secured: tuple[Mosquitto, BrokerAuth],
+) -> None:
+    server, auth = secured
+    ingest = auth.service_credentials("ingest")
+    cam1 = auth.provision_device("p1", "camera", "cam-1")
+    server.reload()
+    await asyncio.sleep(0.3)
+    pid = server.pid()
+    assert not await refused(server.port, cam1)
+
+    async with collector(server.port, ingest, "f5g/v1/#") as got:
+        dropped = False
+        try:
+            async with client(server.port, cam1) as live:
+                await live.publish("f5g/v1/p1/camera/cam-1/inspection", b"before", qos=1)
+                auth.revoke_device("p1", "camera", "cam-1")
+                server.reload()
+                await asyncio.sleep(1.0)
+                await live.publish("f5g/v1/p1/camera/cam-1/inspection", b"after", qos=1)
+                await asyncio.sleep(0.3)
+        except aiomqtt.MqttError:
+            dropped = True
+    assert server.pid() == pid, "revocation must not restart the broker"
+    assert await refused(server.port, cam1)
+    # Mosquitto 2 re-checks accounts on reload and drops the revoked device's live session.
+    assert dropped
+    assert got == ["f5g/v1/p1/camera/cam-1/inspection b'before'"]
