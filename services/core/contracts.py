@@ -227,6 +227,8 @@ def decode(stream: str, payload: bytes) -> Decoded:
         raise ContractError(Reason.SCHEMA, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ContractError(Reason.INVALID_JSON, str(exc)) from None
+    except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 inside a string
+        raise ContractError(Reason.INVALID_JSON, f"invalid UTF-8: {exc.reason}") from None
     records = value if isinstance(value, list) else [value]
     times: list[datetime] = []
     for i, rec in enumerate(records):
