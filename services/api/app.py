@@ -32,6 +32,7 @@ from services.api.health.views import Readiness
 from services.api.health.views import router as health_router
 from services.api.ingest.views import router as ingest_router
 from services.api.kpis.views import router as kpis_router
+from services.api.limits import RequestLimits
 from services.api.observe import MetricsMiddleware
 from services.api.projects.views import router as projects_router
 from services.api.responses import JSONResponse
@@ -126,5 +127,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RejectNul)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(DashboardHeaders)
+    app.add_middleware(
+        RequestLimits,
+        rate_per_s=settings.api.rate_limit_per_s,
+        burst=settings.api.rate_limit_burst,
+        max_body_bytes=settings.api.max_body_bytes,
+    )
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
     return app

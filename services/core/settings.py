@@ -165,6 +165,16 @@ class ApiSettings(BaseModel):
     max_range_days: int = Field(
         400, ge=1, le=3650, description="Longest time range a query may ask for."
     )
+    rate_limit_per_s: float = Field(
+        0.0,
+        ge=0,
+        description="Sustained requests per second per API key and process (0: no limit; "
+        "`factory5g up` sets 100).",
+    )
+    rate_limit_burst: int = Field(400, ge=1, description="Requests a key may make at once.")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
 
 
 class SimulatorSettings(BaseModel):
