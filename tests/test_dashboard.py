@@ -160,6 +160,14 @@ def test_live_alarm_appears_and_is_acknowledged_from_the_page(stack: Stack, page
     ).json()
     assert got["state"] == "acknowledged"
     assert got["acknowledged_by"] == "operator-p1"
+    page.click(f"#alarm-feed li[data-alarm-id='{alarm_id}'] button.clear")
+    page.wait_for_selector(f"#alarm-feed li[data-alarm-id='{alarm_id}'][data-state='cleared']")
+    got = httpx.get(
+        f"{stack.url}/api/v1/alarms/{alarm_id}",
+        headers={"Authorization": f"Bearer {stack.keys.admin}"},
+    ).json()
+    assert got["state"] == "cleared"
+    assert [e["transition"] for e in got["history"]][-2:] == ["acknowledged", "cleared"]
     assert page.console.errors == []
 
 
