@@ -1,31 +1,26 @@
-"""Operator transitions of an alarm (acknowledge, clear) with their history event.
+"""Operator transitions of an alarm (acknowledge, clear), scoped to the key's projects.
 
-The rules service owns the alarm lifecycle; until its module offers these transitions, the
-API performs them here, in one function, so swapping in the rules implementation is a
-one-line change. The row is locked and its state checked in the same transaction as the
-event insert, so two operators racing produce one transition and one clear answer.
+The statements themselves belong to the alarm lifecycle in `services.rules.lifecycle`, so
+the rules service and the API change alarms the same way; this module only adds what the
+API needs around them: project visibility and the transaction.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core.tables import alarm_events, alarms
+from services.core.tables import alarms
+from services.rules import lifecycle
 
 Action = Literal["acknowledged", "cleared"]
-# Which states each transition may leave from.
-ALLOWED_FROM: Final[dict[str, tuple[str, ...]]] = {
-    "acknowledged": ("open",),
-    "cleared": ("open", "acknowledged"),
-}
 
 
 class TransitionError(Exception):
-    def __init__(self, state: str, action: str) -> None:
-        super().__init__(f"alarm is {state}; it cannot be {action}")
+    """The alarm's state does not allow the action (answered with 409)."""
 
 
 async def transition(
@@ -37,37 +32,20 @@ async def transition(
     note: str | None = None,
 ) -> dict[str, Any] | None:
     """Apply `action` and commit; None when the alarm is unknown or not visible."""
-    q = sa.select(alarms).where(alarms.c.id == alarm_id).with_for_update()
+    q = sa.select(alarms.c.project_id).where(alarms.c.id == alarm_id)
     if projects is not None:
         q = q.where(alarms.c.project_id.in_(projects))
-    row = (await conn.execute(q)).first()
-    if row is None:
+    if (await conn.execute(q)).first() is None:
         await conn.rollback()
         return None
-    if row.state not in ALLOWED_FROM[action]:
+    change = lifecycle.acknowledge if action == "acknowledged" else lifecycle.clear
+    try:
+        row = await change(conn, alarm_id, actor, datetime.now(UTC), note)
+    except lifecycle.AlarmNotFoundError:
         await conn.rollback()
-        raise TransitionError(row.state, action)
-    now = sa.func.now()
-    values: dict[str, Any] = {"state": action, "updated_at": now}
-    if action == "acknowledged":
-        values.update(acknowledged_at=now, acknowledged_by=actor)
-    else:
-        values.update(cleared_at=now)
-    updated = (
-        await conn.execute(
-            alarms.update().where(alarms.c.id == alarm_id).values(**values).returning(*alarms.c)
-        )
-    ).one()
-    await conn.execute(
-        alarm_events.insert().values(
-            ts=now,
-            alarm_id=alarm_id,
-            project_id=row.project_id,
-            transition=action,
-            severity=row.severity,
-            actor=actor,
-            evidence={"note": note} if note else {},
-        )
-    )
+        return None
+    except lifecycle.InvalidTransitionError as exc:
+        await conn.rollback()
+        raise TransitionError(str(exc)) from None
     await conn.commit()
-    return dict(updated._mapping)
+    return row
