@@ -49,3 +49,11 @@ DEVICES = Gauge(metric_name("rules", "devices"), "Devices with rule state on thi
 RELOADS = Counter(
     metric_name("rules", "reloads", "total"), "Rule file reloads, by outcome.", ["outcome"]
 )
+INPUT_PAUSES = Counter(
+    metric_name("rules", "input_pauses", "total"),
+    "Times the MQTT input stopped reading because too many transitions awaited the database.",
+)
+PENDING_TRANSITIONS = Gauge(
+    metric_name("rules", "pending_transitions"),
+    "Alarm transitions decided by the engine and not yet stored.",
+)

@@ -1,8 +1,10 @@
 """The rules service: MQTT in, the engine in the middle, alarms stored and published out.
 
-One task reads MQTT and feeds the engine (synchronously: evaluation is microseconds), a
-clock task drives absence rules once a second, and a writer task stores each batch of
-transitions and then publishes it. Messages are acknowledged as they are read: the
+The MQTT input (`mqttin`) feeds each message to the engine in its socket callback
+(evaluation is microseconds), a clock task drives absence rules once a second, and a
+writer task stores each batch of transitions in one transaction and then publishes it.
+When transitions pile up for the database the input stops reading, so memory stays
+bounded. Messages are acknowledged once evaluated: the
 database tables of ingest are the system of record, and rules accept at-most-once
 evaluation across a crash (docs/rules.md). A message that breaks the contract is counted
 and skipped; nothing it contains can stop the evaluation of the next one.
@@ -24,13 +26,15 @@ import asyncpg
 
 from services.core.db import asyncpg_dsn
 from services.core.metrics import MetricsServer
-from services.core.runtime import cancel_and_wait, mqtt_client_kwargs, run_async
+from services.core.runtime import cancel_and_wait, run_async
 from services.core.settings import Settings
 from services.ingest.adapters.base import Adapter
 from services.rules import lifecycle, metrics, store
+from services.rules.adapters import passive_adapters
 from services.rules.config import RulesConfigError, RuleSet, load_rules
 from services.rules.engine import Engine, Transition
 from services.rules.ingress import Ingress
+from services.rules.mqttin import RulesInput
 from services.rules.publisher import alarm_payload, alarm_topic
 from services.rules.sharding import ShardFilter
 
@@ -38,7 +42,10 @@ log = logging.getLogger("factory5g.rules")
 
 TICK_S = 1.0
 RELOAD_POLL_S = 2.0
-RECONNECT_S = 1.0
+BATCH_MAX = 1000
+# Transitions waiting for the database before the input stops reading, and resumes.
+HIGH_WATER = 5000
+LOW_WATER = 1000
 
 
 class RulesService:
@@ -46,7 +53,7 @@ class RulesService:
         self,
         settings: Settings,
         ruleset: RuleSet | None = None,
-        adapters: Sequence[Adapter] = (),
+        adapters: Sequence[Adapter] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -54,12 +61,15 @@ class RulesService:
         self.ruleset = ruleset or load_rules(self.rules_file)
         self.engine = Engine(self.ruleset)
         self.shards = ShardFilter(settings.rules.shard_index, settings.rules.shard_count)
+        if adapters is None:
+            adapters = passive_adapters(settings)
         self.ingress = Ingress(self.engine, self.shards, settings.mqtt.topic_root, adapters)
         self.clock = clock
         self.queue: asyncio.Queue[list[Transition]] = asyncio.Queue()
-        self.client: aiomqtt.Client | None = None
-        self.connected = asyncio.Event()
-        self.ready = asyncio.Event()
+        self.pending = 0  # transitions queued for the writer
+        self.input = RulesInput(settings, self.ingress.topic_filters(), self._on_message)
+        self.connected = self.input.connected
+        self.ready = self.input.ready
         self.db_ok = False
         self.reload_requested = asyncio.Event()
         self._mtime = self._file_mtime()
@@ -79,7 +89,7 @@ class RulesService:
         try:
             await self._restore(pool)
             tasks = [
-                asyncio.create_task(self._mqtt_loop(stop), name="rules-mqtt"),
+                asyncio.create_task(self.input.run(stop), name="rules-mqtt"),
                 asyncio.create_task(self._clock_loop(stop), name="rules-clock"),
                 asyncio.create_task(self._reload_loop(stop), name="rules-reload"),
             ]
@@ -137,52 +147,27 @@ class RulesService:
 
     # ----------------------------------------------------------------- MQTT
 
-    async def _mqtt_loop(self, stop: asyncio.Event) -> None:
-        s = self.settings
-        filters = self.ingress.topic_filters()
-        while not stop.is_set():
-            try:
-                kwargs = mqtt_client_kwargs(
-                    s,
-                    s.rules.client_id,
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    clean_start=True,
-                    max_queued_incoming_messages=100_000,
-                )
-                client = aiomqtt.Client(**kwargs)
-                client.pending_calls_threshold = 10_000  # alarm bursts publish concurrently
-                async with client:
-                    await client.subscribe([(f, 1) for f in filters])
-                    self.client = client
-                    self.connected.set()
-                    metrics.MQTT_CONNECTED.set(1)
-                    self.ready.set()
-                    log.info(
-                        "subscribed to %s as shard %d/%d",
-                        filters,
-                        self.shards.index,
-                        self.shards.count,
-                    )
-                    await self._consume(client)
-            except aiomqtt.MqttError as exc:
-                log.warning("MQTT connection lost or refused: %s; retrying", exc)
-            finally:
-                self.client = None
-                self.connected.clear()
-                metrics.MQTT_CONNECTED.set(0)
-            await asyncio.sleep(RECONNECT_S)
+    @property
+    def client(self) -> aiomqtt.Client | None:
+        return self.input.client
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
-        ingress = self.ingress
-        clock = self.clock
-        put = self.queue.put_nowait
-        async for message in client.messages:
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
-            transitions = ingress.handle(message.topic.value, bytes(payload), clock())
-            if transitions:
-                put(transitions)
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        transitions = self.ingress.handle(topic, payload, self.clock())
+        if transitions:
+            self._enqueue(transitions)
+
+    def _enqueue(self, transitions: list[Transition]) -> None:
+        self.queue.put_nowait(transitions)
+        self.pending += len(transitions)
+        metrics.PENDING_TRANSITIONS.set(self.pending)
+        if self.pending > HIGH_WATER:
+            self.input.pause()
+
+    def _dequeued(self, n: int) -> None:
+        self.pending -= n
+        metrics.PENDING_TRANSITIONS.set(self.pending)
+        if self.input.paused and self.pending < LOW_WATER:
+            self.input.resume()
 
     async def _clock_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -190,7 +175,7 @@ class RulesService:
             transitions = self.engine.tick(self.clock())
             metrics.DEVICES.set(len(self.engine.devices))
             if transitions:
-                self.queue.put_nowait(transitions)
+                self._enqueue(transitions)
 
     # ----------------------------------------------------------------- reload
 
@@ -226,7 +211,7 @@ class RulesService:
         self.ruleset = ruleset
         transitions = self.engine.reload(ruleset, self.clock())
         if transitions:
-            self.queue.put_nowait(transitions)
+            self._enqueue(transitions)
         metrics.RELOADS.labels("ok").inc()
         log.info("rules reloaded from %s", ruleset.source)
         return True
@@ -236,11 +221,12 @@ class RulesService:
     async def _writer(self, pool: asyncpg.Pool) -> None:
         while True:
             batch = await self.queue.get()
-            while not self.queue.empty() and len(batch) < 1000:
+            while not self.queue.empty() and len(batch) < BATCH_MAX:
                 batch.extend(self.queue.get_nowait())
                 self.queue.task_done()
             try:
                 stored = await self._store(pool, batch)
+                self._dequeued(len(batch))
                 await self._publish(stored)
             finally:
                 self.queue.task_done()
