@@ -114,7 +114,16 @@ Names of the Secrets the pods read, whether the chart creates them or they alrea
 True (non-empty) when the pods get MQTT credentials from a Secret.
 */}}
 {{- define "factory5g.mqttCredentials" -}}
-{{- if or .Values.mqtt.existingSecret .Values.mqtt.username .Values.mqtt.password }}true{{ end }}
+{{- if or .Values.mqtt.existingSecret .Values.mqtt.username .Values.mqtt.password (include "factory5g.mqttServiceAccounts" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+True (non-empty) when any service has a broker account of its own.
+*/}}
+{{- define "factory5g.mqttServiceAccounts" -}}
+{{- if not .Values.mqtt.existingSecret }}
+{{- range $service, $account := (.Values.mqtt.serviceCredentials | default dict) }}{{ if $account.username }}true{{ end }}{{ end }}
+{{- end }}
 {{- end }}
 
 {{- define "factory5g.apiSecretName" -}}
@@ -145,33 +154,52 @@ Checksum of the non-secret configuration (environment and rule file).
 Environment variables every service container gets from Secrets.
 */}}
 {{- define "factory5g.secretEnv" -}}
+{{- $root := .root | default . -}}
 {{ include "factory5g.databaseEnv" . }}
 {{- include "factory5g.mqttEnv" . }}
 {{- end }}
 
+{{/*
+The database URL of a service: its own login user's when database.serviceUrls (or, with an
+existing Secret, database.existingSecretServiceKeys) names one, else the shared `url`.
+Call with the root context or with (dict "root" $ "component" "ingest").
+*/}}
 {{- define "factory5g.databaseEnv" -}}
+{{- $root := .root | default . -}}
+{{- $component := .component | default "" -}}
+{{- $db := $root.Values.database -}}
+{{- $key := include "factory5g.databaseSecretKey" $root -}}
+{{- if and $component $db.existingSecret (index ($db.existingSecretServiceKeys | default dict) $component) }}
+{{- $key = index $db.existingSecretServiceKeys $component -}}
+{{- else if and $component (not $db.existingSecret) (index ($db.serviceUrls | default dict) $component) }}
+{{- $key = printf "url-%s" $component -}}
+{{- end }}
 - name: F5G_DATABASE__URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "factory5g.databaseSecretName" . }}
-      key: {{ include "factory5g.databaseSecretKey" . }}
+      name: {{ include "factory5g.databaseSecretName" $root }}
+      key: {{ $key }}
 {{- end }}
 
 {{/*
 MQTT credentials from their Secret; nothing when the broker takes anonymous clients.
 */}}
 {{- define "factory5g.mqttEnv" -}}
-{{- if include "factory5g.mqttCredentials" . }}
+{{- $root := .root | default . -}}
+{{- $component := .component | default "" -}}
+{{- $m := $root.Values.mqtt -}}
+{{- $own := and $component (not $m.existingSecret) (index ($m.serviceCredentials | default dict) $component | default dict).username -}}
+{{- if or $own $m.existingSecret $m.username $m.password }}
 - name: F5G_MQTT__USERNAME
   valueFrom:
     secretKeyRef:
-      name: {{ include "factory5g.mqttSecretName" . }}
-      key: {{ if .Values.mqtt.existingSecret }}{{ .Values.mqtt.existingSecretUsernameKey }}{{ else }}username{{ end }}
+      name: {{ include "factory5g.mqttSecretName" $root }}
+      key: {{ if $own }}username-{{ $component }}{{ else if $m.existingSecret }}{{ $m.existingSecretUsernameKey }}{{ else }}username{{ end }}
 - name: F5G_MQTT__PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "factory5g.mqttSecretName" . }}
-      key: {{ if .Values.mqtt.existingSecret }}{{ .Values.mqtt.existingSecretPasswordKey }}{{ else }}password{{ end }}
+      name: {{ include "factory5g.mqttSecretName" $root }}
+      key: {{ if $own }}password-{{ $component }}{{ else if $m.existingSecret }}{{ $m.existingSecretPasswordKey }}{{ else }}password{{ end }}
 {{- end }}
 {{- end }}
 
