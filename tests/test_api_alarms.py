@@ -6,9 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
+import aiomqtt
 import httpx
+import orjson
 import pytest
 
+from services.devstack.servers import Mosquitto
+from tests.conftest import make_settings
 from tests.test_api_support import Keys, api_settings, auth, client, insert_alarms, make_keys
 
 
@@ -134,3 +138,40 @@ async def test_action_body_is_validated(env: tuple[httpx.AsyncClient, Keys]) -> 
         f"/api/v1/alarms/{items[0]['id']}/clear", json={"reason": "x"}, headers=auth(k.operate_p1)
     )
     assert r.status_code == 422
+
+
+async def test_operator_transitions_are_announced_on_mqtt(
+    new_database: Callable[..., str], broker: Mosquitto
+) -> None:
+    url = new_database()
+    await insert_alarms(
+        url,
+        [
+            {
+                "project_id": "p1",
+                "device_id": "agv-9",
+                "rule": "estop",
+                "opened_at": datetime.now(UTC),
+            }
+        ],
+    )
+    k = await make_keys(url)
+    settings = make_settings(url, broker.port, api={"rollup_interval_s": 0, "key_cache_s": 0})
+    seen: list[tuple[str, dict[str, object]]] = []
+    async with aiomqtt.Client("127.0.0.1", broker.port) as sub, client(settings) as (_, c):
+        await sub.subscribe("f5g/v1/+/alarms/#", qos=1)
+        items = (await c.get("/api/v1/alarms", headers=auth(k.read_p1))).json()["items"]
+        alarm_id = items[0]["id"]
+        op = auth(k.operate_p1)
+        assert (await c.post(f"/api/v1/alarms/{alarm_id}/acknowledge", headers=op)).is_success
+        assert (await c.post(f"/api/v1/alarms/{alarm_id}/clear", headers=op)).is_success
+        async with asyncio.timeout(10):
+            async for msg in sub.messages:
+                seen.append((str(msg.topic), orjson.loads(msg.payload)))  # type: ignore[arg-type]
+                if len(seen) == 2:
+                    break
+    assert [t for t, _ in seen] == ["f5g/v1/p1/alarms/unknown/agv-9/estop"] * 2
+    assert [(m["transition"], m["actor"], m["alarm_id"]) for _, m in seen] == [
+        ("acknowledged", "operator-p1", alarm_id),
+        ("cleared", "operator-p1", alarm_id),
+    ]

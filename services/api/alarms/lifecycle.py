@@ -13,8 +13,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core.tables import alarms
+from services.core.tables import alarms, devices
 from services.rules import lifecycle
+from services.rules.publisher import alarm_payload, alarm_topic
 
 Action = Literal["acknowledged", "cleared"]
 
@@ -49,3 +50,36 @@ async def transition(
         raise TransitionError(str(exc)) from None
     await conn.commit()
     return row
+
+
+async def announcement(
+    conn: AsyncConnection, root: str, row: dict[str, Any], actor: str
+) -> tuple[str, bytes]:
+    """Topic and payload that announce an operator's transition, as the rules service would."""
+    kind = (
+        await conn.execute(
+            sa.select(devices.c.kind).where(
+                devices.c.project_id == row["project_id"], devices.c.device_id == row["device_id"]
+            )
+        )
+    ).scalar() or "unknown"
+    topic = alarm_topic(root, row["project_id"], str(kind), row["device_id"], row["rule"])
+    payload = alarm_payload(
+        alarm_id=row["id"],
+        transition=row["state"],
+        state=row["state"],
+        project=row["project_id"],
+        kind=str(kind),
+        device=row["device_id"],
+        rule=row["rule"],
+        rule_type=None,
+        severity=row["severity"],
+        at=row["updated_at"],
+        opened_at=row["opened_at"],
+        value=row["last_value"],
+        count=row["count"],
+        message=row["message"],
+        evidence=row["evidence"] or {},
+        actor=actor,
+    )
+    return topic, payload

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
-from services.api.alarms.lifecycle import TransitionError, transition
+from services.api.alarms.lifecycle import TransitionError, announcement, transition
 from services.api.alarms.models import Alarm, AlarmAction, AlarmDetail, AlarmPage
 from services.api.auth.guard import Operator, Reader
 from services.api.deps import Conn, TxConn
@@ -95,6 +95,7 @@ async def get_alarm(alarm_id: int, conn: Conn, key: Reader) -> dict[str, Any]:
 
 
 async def _act(
+    request: Request,
     conn: TxConn,
     key: Any,
     alarm_id: int,
@@ -108,6 +109,10 @@ async def _act(
         raise ApiError(409, "conflict", str(exc)) from None
     if out is None:
         raise not_found(f"alarm {alarm_id}")
+    # Stored first; the announcement is best effort (a broker outage must not undo it).
+    root = request.app.state.settings.mqtt.topic_root
+    topic, payload = await announcement(conn, root, out, key.name)
+    request.app.state.alarm_hub.announce(topic, payload)
     return out
 
 
@@ -121,9 +126,13 @@ _ACT_RESPONSES = documented(409)
     summary="Acknowledge an open alarm (operate scope).",
 )
 async def acknowledge(
-    alarm_id: int, conn: TxConn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
+    request: Request,
+    alarm_id: int,
+    conn: TxConn,
+    key: Operator,
+    body: Annotated[AlarmAction | None, Body()] = None,
 ) -> dict[str, Any]:
-    return await _act(conn, key, alarm_id, "acknowledged", body.note if body else None)
+    return await _act(request, conn, key, alarm_id, "acknowledged", body.note if body else None)
 
 
 @router.post(
@@ -133,6 +142,10 @@ async def acknowledge(
     summary="Clear an open or acknowledged alarm (operate scope).",
 )
 async def clear(
-    alarm_id: int, conn: TxConn, key: Operator, body: Annotated[AlarmAction | None, Body()] = None
+    request: Request,
+    alarm_id: int,
+    conn: TxConn,
+    key: Operator,
+    body: Annotated[AlarmAction | None, Body()] = None,
 ) -> dict[str, Any]:
-    return await _act(conn, key, alarm_id, "cleared", body.note if body else None)
+    return await _act(request, conn, key, alarm_id, "cleared", body.note if body else None)

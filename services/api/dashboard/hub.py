@@ -65,6 +65,7 @@ class AlarmHub:
         self._client: aiomqtt.Client | None = None
         self._devices: dict[tuple[str, str], int] = {}
         self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._announcing: set[asyncio.Task[None]] = set()
         self._root = settings.mqtt.topic_root
         self._depth = len(self._root.split("/"))
 
@@ -122,7 +123,33 @@ class AlarmHub:
         if task is not None:
             await asyncio.shield(task)
 
+    def announce(self, topic: str, payload: bytes, wait_s: float = 10.0) -> None:
+        """Publish in the background on the hub's connection (QoS 1), best effort.
+
+        The API publishes the alarm transitions operators cause, like the rules service
+        publishes its own, so every subscriber (and every other API process) sees them. The
+        transition is already stored; a broker outage delays or drops only the announcement
+        and never the response.
+        """
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
+        task = asyncio.create_task(self._publish(topic, payload, wait_s))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _publish(self, topic: str, payload: bytes, wait_s: float) -> None:
+        try:
+            await asyncio.wait_for(self.connected.wait(), wait_s)
+            if self._client is not None:
+                await self._client.publish(topic, payload, qos=1)
+                return
+        except (TimeoutError, aiomqtt.MqttError):
+            pass
+        log.warning("alarm announcement on %s not published: broker unreachable", topic)
+
     async def close(self) -> None:
+        for task in list(self._announcing):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
