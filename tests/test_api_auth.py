@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from services.api.auth.keys import hash_token
 from services.core import db
+from services.core.settings import ConfigError, load_settings
 from tests.test_api_support import Keys, api_settings, auth, client, make_keys, seed_small
 
 
@@ -191,3 +193,31 @@ def test_keys_commands_create_list_and_revoke(url: str) -> None:
     assert cli("revoke", prefix).returncode == 1
     bad = cli("create", "--scope", "superuser")
     assert bad.returncode == 2
+
+
+async def test_bootstrap_key_is_stored_at_start_and_revocation_sticks(
+    new_database: Callable[..., str],
+) -> None:
+    url = new_database()
+    token = "f5g_Boot12345x_" + "s" * 40
+    settings = api_settings(url, bootstrap_key=token)
+    async with client(settings) as (_, c):
+        r = await c.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        revoke = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.cli", "keys", "revoke", "Boot12345x"],
+            env={**os.environ, "F5G_DATABASE__URL": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert revoke.returncode == 0, revoke.stderr
+    async with client(settings) as (_, c):
+        r = await c.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+
+
+def test_bootstrap_key_format_is_checked_at_start() -> None:
+    with pytest.raises(ConfigError, match="F5G_API__BOOTSTRAP_KEY"):
+        load_settings(api={"bootstrap_key": "too-short"})

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from services.api import errors
 from services.api.alarms.views import router as alarms_router
+from services.api.auth import keys
 from services.api.auth.guard import KeyCache
 from services.api.dashboard.headers import DashboardHeaders
 from services.api.dashboard.hub import AlarmHub
@@ -70,6 +71,19 @@ async def _rollup_loop(engine: AsyncEngine, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+async def _ensure_bootstrap_key(engine: AsyncEngine, settings: Settings) -> None:
+    """A new deployment needs one admin key to create the others (the chart supplies it)."""
+    token = settings.api.bootstrap_key
+    if token is None:
+        return
+    try:
+        async with engine.begin() as conn:
+            if await keys.ensure(conn, token.get_secret_value(), name="bootstrap", scope="admin"):
+                log.info("stored the bootstrap admin key")
+    except sa.exc.DBAPIError as exc:  # e.g. not migrated yet: /readyz says so too
+        log.error("bootstrap key not stored: %s", exc.__class__.__name__)
+
+
 async def _log_license(engine: AsyncEngine) -> None:
     """Rollups are always our own; the license is logged so operators know why."""
     with contextlib.suppress(Exception):
@@ -88,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.alarm_hub = AlarmHub(settings)
         app.state.readiness = Readiness(engine, db.head_revisions())
         await app.state.readiness.check()
+        await _ensure_bootstrap_key(engine, settings)
         tasks = [asyncio.create_task(app.state.readiness.loop())]
         if settings.api.rollup_interval_s > 0:
             tasks.append(asyncio.create_task(_rollup_loop(engine, settings.api.rollup_interval_s)))

@@ -8,13 +8,15 @@ the environment name of a nested key joins the parts with `__`, for example
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "F5G_"
+BOOTSTRAP_KEY_RE = re.compile(r"f5g_[A-Za-z0-9]{10}_[A-Za-z0-9_-]{32,}")
 ENV_DELIMITER = "__"
 
 
@@ -175,6 +177,19 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
     )
+    bootstrap_key: SecretStr | None = Field(
+        None,
+        description="Admin API key made sure to exist at start, for the first access to a new "
+        "deployment: f5g_<10 letters or digits>_<32 or more of A-Z a-z 0-9 _ ->. Revoking it "
+        "with `factory5g keys revoke` sticks.",
+    )
+
+    @field_validator("bootstrap_key")
+    @classmethod
+    def _bootstrap_key_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not BOOTSTRAP_KEY_RE.fullmatch(value.get_secret_value()):
+            raise ValueError("must look like f5g_<10 letters or digits>_<32+ characters>")
+        return value
 
 
 class SimulatorSettings(BaseModel):

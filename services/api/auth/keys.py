@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.tables import api_keys
@@ -98,6 +99,23 @@ async def create(
         )
     ).one()
     return token, _row_to_key(row)
+
+
+async def ensure(conn: AsyncConnection, token: str, name: str, scope: str) -> bool:
+    """Store a key with a token chosen by the operator, unless its prefix is known already.
+
+    A known prefix is left alone, revoked or not, so revoking a bootstrap key sticks across
+    restarts. Returns whether a key was stored.
+    """
+    prefix = split_token(token)
+    if prefix is None:
+        raise ValueError("token must look like f5g_<10 letters or digits>_<32+ characters>")
+    stmt = (
+        pg_insert(api_keys)
+        .values(prefix=prefix, hash=hash_token(token), name=name, scope=scope, projects=None)
+        .on_conflict_do_nothing(index_elements=["prefix"])
+    )
+    return bool((await conn.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
 async def revoke(conn: AsyncConnection, prefix: str) -> bool:
