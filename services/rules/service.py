@@ -227,7 +227,7 @@ class RulesService:
             try:
                 stored = await self._store(pool, batch)
                 self._dequeued(len(batch))
-                await self._publish(stored)
+                self._publish(stored)
             finally:
                 self.queue.task_done()
 
@@ -246,7 +246,12 @@ class RulesService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _publish(self, stored: list[store.Stored]) -> None:
+    def _publish(self, stored: list[store.Stored]) -> None:
+        """Hand the stored transitions to the MQTT client without waiting for PUBACKs.
+
+        Waiting would deadlock under backpressure: the input reads no PUBACK while paused,
+        and only the writer's next batch brings the backlog down to resume it.
+        """
         root = self.settings.mqtt.topic_root
         sends = []
         for st in stored:
@@ -270,12 +275,11 @@ class RulesService:
                 evidence=tr.evidence,
             )
             sends.append((alarm_topic(root, tr.project, tr.kind, tr.device, tr.rule), payload))
-        client = self.client
-        if sends and client is not None:
-            try:
-                await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in sends))
-            except aiomqtt.MqttError as exc:
-                log.warning("publishing %d alarm transitions failed: %s", len(sends), exc)
+        failed = sum(1 for t, p in sends if not self.input.publish(t, p))
+        if failed:
+            log.warning(
+                "%d of %d alarm transitions not published: not connected", failed, len(sends)
+            )
         now = time.time()
         for st in stored:
             if st.transition.received_at is not None:
