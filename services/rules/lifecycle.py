@@ -33,7 +33,7 @@ class InvalidTransitionError(ValueError):
     """The alarm is not in a state the requested change applies to."""
 
 
-def _json(value: dict[str, Any]) -> str:
+def evidence_json(value: dict[str, Any]) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -109,7 +109,7 @@ async def open_or_update(
         message=message,
         count=count,
         value=value,
-        evidence=_json(evidence),
+        evidence=evidence_json(evidence),
         at=at,
     )
     return rows[0]
@@ -141,7 +141,7 @@ async def update(
         message=message,
         count=count,
         value=value,
-        evidence=_json(evidence),
+        evidence=evidence_json(evidence),
         at=at,
     )
     return rows[0] if rows else None
@@ -165,7 +165,7 @@ async def clear_by_rule(
         device=device,
         rule=rule,
         value=value,
-        evidence=_json(evidence),
+        evidence=evidence_json(evidence),
         at=at,
     )
     return rows[0] if rows else None
@@ -200,7 +200,7 @@ async def _operator(
         alarm_id=alarm_id,
         actor=actor,
         at=at,
-        evidence=_json(evidence),
+        evidence=evidence_json(evidence),
     )
     if rows:
         return rows[0]
