@@ -141,7 +141,14 @@ class RulesInput:
             self.client = client
             try:
                 async with client:
-                    await client.subscribe([(f, 1) for f in self.filters])
+                    granted = await client.subscribe([(f, 1) for f in self.filters])
+                    refused = [
+                        f
+                        for f, code in zip(self.filters, granted, strict=False)
+                        if getattr(code, "is_failure", False)
+                    ]
+                    if refused:  # the account may lack a protocol's topics: judge the rest
+                        log.warning("broker refused subscriptions %s", refused)
                     self.connected.set()
                     if self._paused:
                         self._reader.pause()
