@@ -14,6 +14,7 @@ import struct
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 
 import aiomqtt
 import orjson
@@ -72,8 +73,10 @@ def _now_ms() -> int:
 
 
 async def test_hostile_corpus_is_dead_lettered_while_valid_traffic_lands(
-    database_url: str, broker: Mosquitto
+    database_url: str, new_broker: Callable[[], Mosquitto]
 ) -> None:
+    # A broker of its own: the ingest's retained Sparkplug STATE stays out of other tests.
+    broker = new_broker()
     tag = uuid.uuid4().hex[:6]
     good_project, bad_project = f"good{tag}", f"bad{tag}"
     settings: Settings = make_settings(

@@ -155,3 +155,37 @@ async def test_revoked_device_is_refused_without_broker_restart(
     # Mosquitto 2 re-checks accounts on reload and drops the revoked device's live session.
     assert dropped
     assert got == ["f5g/v1/p1/camera/cam-1/inspection b'before'"]
+
+
+async def test_service_accounts_receive_what_their_services_subscribe_to(
+    secured: tuple[Mosquitto, BrokerAuth],
+) -> None:
+    """The ACL table must follow the services, or a service silently starves: Mosquitto 2.0
+    grants every SUBACK and applies read rights per message, so delivery is what counts."""
+    from services.core.settings import load_settings
+    from services.ingest.adapters.registry import load_adapters
+    from services.rules.service import RulesService
+
+    server, auth = secured
+    settings = load_settings(ingest={"metrics_port": 0}, rules={"metrics_port": 0})
+    wanted = {
+        "ingest": [f for a in load_adapters(settings) for f in a.topic_filters()],
+        "rules": RulesService(settings).ingress.topic_filters(),
+        "api": ["f5g/v1/+/alarms/#", "f5g/v1/p1/camera/cam-1/+"],
+    }
+    publisher = auth.service_credentials("simulator")
+    for name in wanted:
+        auth.service_credentials(name)
+    server.reload()
+    await asyncio.sleep(0.3)
+    for name, filters in wanted.items():
+        # One concrete topic per filter, wildcards filled in.
+        topics = sorted({f.replace("+", "x").replace("#", "x") for f in filters})
+        account = auth.service_credentials(name)
+        async with (
+            collector(server.port, account, "#") as got,
+            client(server.port, publisher) as pub,
+        ):
+            for t in topics:
+                await pub.publish(t, b"1", qos=1)
+        assert sorted({g.split(" ")[0] for g in got}) == topics, name

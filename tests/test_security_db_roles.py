@@ -145,9 +145,10 @@ def test_roles_migration_is_idempotent_across_databases(
 
 
 async def test_ingest_service_runs_as_its_role(
-    role_urls: dict[str, str], database_url: str, broker: Mosquitto
+    role_urls: dict[str, str], database_url: str, new_broker: Callable[[], Mosquitto]
 ) -> None:
     """The real pipeline (staging tables, upserts, hypertable chunks) under the ingest role."""
+    broker = new_broker()  # its own: ingest's retained Sparkplug STATE stays out of others
     # Its own share group: earlier tests' ingest sessions on this broker would take a share.
     tag = uuid.uuid4().hex[:6]
     settings = make_settings(

@@ -87,6 +87,8 @@ class LocalStack:
                 "warning: the running broker allows anonymous clients; restart it "
                 "(factory5g stack down && factory5g stack up) to turn authentication on"
             )
+        if mq.running():
+            mq.reload()  # account files may have changed since it started
         mq.start()
 
     def down(self) -> None:

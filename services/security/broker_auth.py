@@ -31,6 +31,8 @@ SERVICE_ACLS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "rules": (
         ("read", "f5g/v1/#"),
+        ("read", "spBv1.0/#"),  # the protocol adapters feed the rules too (passively)
+        ("read", "uagv/#"),
         ("write", "f5g/v1/+/alarms/#"),
     ),
     "api": (("read", "f5g/v1/#"),),
