@@ -17,6 +17,7 @@ from typing import Any
 import aiomqtt
 import orjson
 import pytest
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import REGISTRY
 
 from services.devstack.servers import Mosquitto
@@ -90,7 +91,9 @@ async def everything(broker: Mosquitto) -> AsyncIterator[Everything]:
         protocol=aiomqtt.ProtocolVersion.V5,
     )
     async with client:
-        await client.subscribe("#", qos=1)
+        # Only what is published from now on: retained messages left on the shared broker by
+        # other tests (e.g. a Sparkplug host STATE) are not this test's traffic.
+        await client.subscribe("#", options=SubscribeOptions(qos=1, retainHandling=2))
 
         async def pump() -> None:
             async for msg in client.messages:
