@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from loadtests import stats
 from loadtests.fleet import Fleet, FleetConfig, FleetTotals
-from loadtests.observer import Audit, Observer
+from loadtests.observer import Audit, CommittedCounter, Observer
 from loadtests.payloads import (
     ROWS_PER_RECORD,
     SEQ_AUDITED,
@@ -241,6 +241,9 @@ def run_workload(
             )
         )
         base_rows = observer.count()
+        committed = CommittedCounter(ingestor.metrics, base_rows)
+        if committed.available:
+            observer.sampler = committed
         observer.start()
         rss: list[list[float]] = []
         fleet.start()

@@ -221,3 +221,17 @@ def test_api_benchmark_target_lines_are_parsed() -> None:
     assert missed is not None
     assert missed.group(4) == "MISSED"
     assert _TARGET_LINE.match("throughput (wrk, 32 connections, 3 s):") is None
+
+
+def test_committed_counter_follows_restarts_of_the_ingestor() -> None:
+    from loadtests.observer import CommittedCounter
+
+    samples = iter([10.0, 25.0, 40.0, 5.0, 12.0])
+    metric = 'factory5g_ingest_rows_written_total{stream="link"}'
+    counter = CommittedCounter(lambda: {metric: next(samples)}, base_rows=100)
+    assert counter.available
+    assert counter() == 115  # 25 - 10 since the start
+    assert counter() == 130
+    assert counter() == 135  # restarted at 0: 40 - 10 before, plus 5 since
+    assert counter() == 142
+    assert not CommittedCounter(dict, base_rows=0).available
