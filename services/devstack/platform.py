@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -44,6 +45,22 @@ def start_service(
     )
 
 
+ADMIN_KEY_FILE = "admin-api-key"
+
+
+def local_admin_key(base_dir: Path) -> str:
+    """The local stack's admin API key: made once, kept under the stack directory (never in
+    the repository), and handed to the API as its bootstrap key so the dashboard can be
+    opened straight away."""
+    path = base_dir / ADMIN_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    token = f"f5g_{secrets.token_hex(5)}_{secrets.token_urlsafe(32)}"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
 def run_platform(settings: Settings, with_simulator: bool = True) -> None:
     stack = LocalStack.default()
     print("starting the local stack (first run installs and builds what is missing)...")
@@ -53,6 +70,7 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
     log_dir = stack.base_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 
+    admin_key = local_admin_key(stack.base_dir)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     for name, module in SERVICES:
         if name == "simulate" and not with_simulator:
@@ -62,6 +80,8 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
             continue
         # Each service connects as itself: its broker account and its database role.
         env = service_env(name, stack.broker_auth, stack.db_users, settings.database.url)
+        if name == "api":
+            env["F5G_API__BOOTSTRAP_KEY"] = admin_key
         procs.append((name, start_service(name, log_dir, env)))
         time.sleep(0.5)
 
@@ -69,7 +89,8 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
     print(
         f"""
 factory5g is running.
-  dashboard        {api}/
+  dashboard        {api}/   (sign in with the admin key below)
+  admin API key    {admin_key}   (also in {stack.base_dir / ADMIN_KEY_FILE})
   API docs         {api}/docs
   API metrics      {api}/metrics
   ingest metrics   http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
