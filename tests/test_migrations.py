@@ -7,7 +7,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from services.core import db
-from services.core.tables import HYPERTABLES, STREAM_KEYS
+from services.core.tables import HYPERTABLES, STREAM_KEYS, UNINDEXED_BY_PROJECT
 
 
 def _scalar(url: str, sql: str) -> object:
@@ -33,6 +33,12 @@ def test_upgrade_on_empty_database_creates_hypertables(new_database: Callable[..
     assert set(names.split(",")) == set(HYPERTABLES)
     for table in STREAM_KEYS:
         assert _scalar(url, f"SELECT count(*) FROM pg_indexes WHERE indexname = 'uq_{table}_key'")
+        # Each index costs every insert: the high-rate tables keep only their key and the
+        # hypertable's time index.
+        expected = 2 if table in UNINDEXED_BY_PROJECT else 3
+        assert _scalar(url, f"SELECT count(*) FROM pg_indexes WHERE tablename = '{table}'") == (
+            expected
+        )
 
 
 def test_upgrade_twice_is_a_no_op(new_database: Callable[..., str]) -> None:

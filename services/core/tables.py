@@ -225,6 +225,10 @@ STREAM_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "telemetry": ("project_id", "device_id", "metric", "ts", "seq"),
 }
 
+# High-rate stream tables without a (project_id, ts) index (migration 0005): project-wide
+# reads of them go through the rollups, and each index costs every insert.
+UNINDEXED_BY_PROJECT: Final = ("agv_status", "link_kpis", "telemetry")
+
 # --------------------------------------------------------------------------- API (0003_api)
 
 api_keys = Table(
