@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from services.core.contracts import (
     decode,
     load_schema,
     parse_topic,
+    parse_ts,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples"
@@ -161,3 +163,10 @@ def test_alarm_topics_are_never_device_streams() -> None:
         parse_topic(topic)
     assert exc.value.reason is Reason.BAD_TOPIC
     assert alarm_filter("f5g/v1") == "f5g/v1/+/alarms/+/+/+"
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800_000))
+@settings(max_examples=2000, deadline=None)
+def test_epoch_ms_timestamps_are_exact(ms: int) -> None:
+    # The hot path converts through a float; it must still land on the exact millisecond.
+    assert parse_ts(ms) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
