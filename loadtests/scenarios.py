@@ -80,9 +80,17 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "ingest-arrays",
-            "Ingest throughput: arrays of 50 records, QoS 1, as fast as possible",
-            Workload(stream="link", batch=50, devices=300, processes=2, duration_s=30.0),
+            "Ingest throughput: arrays of 50 records, QoS 1, offered at 170,000 rows/s",
+            # Offered at 13 % over the target rather than as fast as possible: unthrottled,
+            # the two publishers render about 570,000 rows/s, take the CPU the ingestor needs
+            # on a 2-core box, and within a minute fill the broker's 1 GiB session queue,
+            # past which Mosquitto drops messages it has already acknowledged. `--rate 0`
+            # still runs that variant.
+            Workload(
+                stream="link", batch=50, devices=300, processes=2, rate=3400.0, duration_s=30.0
+            ),
             (
+                Target("publisher reached its rate", "summary.target_reached", "==", 1, "run"),
                 Target(
                     "committed rows/s (steady)",
                     "summary.committed_steady_rows_per_s",
