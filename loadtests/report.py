@@ -193,6 +193,7 @@ ROWS = (
     ("duplicated rows", "audit.duplicated_rows"),
     ("unacked but stored", "audit.unacked_stored"),
     ("acked with 'no matching subscribers'", "summary.acked_without_subscriber"),
+    ("dropped by the broker at queue limits (msgs)", "summary.broker_dropped_msgs"),
     ("publisher reconnects", "summary.publisher_reconnects"),
     ("backlog not yet stored at the end", "audit.backlog_at_end"),
     ("all acked stored before the end", "audit.drained"),

@@ -8,6 +8,7 @@ ingestor run the same workload one after the other in the same process.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -106,10 +107,48 @@ class BenchEnv:
         self.pg.drop_database(url.rsplit("/", 1)[1])
 
     def new_broker(self) -> Mosquitto:
-        broker = Mosquitto(self.base / f"mosquitto-{len(self._brokers)}", port=free_port())
+        broker = Mosquitto(
+            self.base / f"mosquitto-{len(self._brokers)}",
+            port=free_port(),
+            extra_config="sys_interval 1",  # fresh $SYS counters for `broker_dropped`
+        )
         broker.start()
         self._brokers.append(broker)
         return broker
+
+
+DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+
+
+def broker_dropped(port: int, timeout_s: float = 3.0) -> int | None:
+    """Messages the broker dropped at its queue limits since it started, from `$SYS`.
+
+    Mosquitto acknowledges a QoS 1 publish and then drops it for a subscriber whose session
+    queue is over `max_queued_bytes`/`max_queued_messages`: such records are lost before
+    any ingestor sees them, and a report must say where they went.
+    """
+    got: list[int] = []
+    done = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with contextlib.suppress(ValueError):
+            got.append(int(msg.payload))
+        done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-sys-{uuid.uuid4().hex[:8]}")
+    client.on_message = on_message
+    try:
+        client.connect("127.0.0.1", port)
+    except OSError:
+        return None
+    client.subscribe(DROPPED_TOPIC)
+    client.loop_start()
+    try:
+        done.wait(timeout_s)  # retained, republished every second (sys_interval 1)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return got[-1] if got else None
 
 
 @dataclass
@@ -294,6 +333,14 @@ def run_workload(
                 "publishing stopped); records not yet stored are reported as backlog, not loss"
             )
         result.summary = stats.summarise(work, totals, observer, rss, drained, base_rows)
+        dropped = broker_dropped(broker.port)
+        result.summary["broker_dropped_msgs"] = dropped
+        if dropped and result.audit.get("lost"):
+            result.notes.append(
+                f"the broker dropped {dropped:,} messages at its session queue limit "
+                "(max_queued_bytes) after acknowledging them to the publishers: they never "
+                "reached the ingestor and are counted as lost"
+            )
         if probes and not result.summary["latency_steady"]["samples"]:
             result.notes.append(
                 "no probe record published in the steady window was committed before the run "

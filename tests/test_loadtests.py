@@ -11,12 +11,16 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from loadtests import report, stats
 from loadtests.payloads import (
@@ -29,11 +33,18 @@ from loadtests.payloads import (
 )
 from loadtests.procs import INGESTORS, rss_bytes
 from loadtests.publisher import PublisherConfig, _publish
-from loadtests.runner import BenchEnv, Fault, RunResult, Workload, run_workload
+from loadtests.runner import (
+    BenchEnv,
+    Fault,
+    RunResult,
+    Workload,
+    broker_dropped,
+    run_workload,
+)
 from loadtests.scenarios import SCENARIOS
 from services.core.contracts import decode, parse_topic
 from services.core.settings import load_settings
-from services.devstack.servers import Mosquitto, Postgres
+from services.devstack.servers import Mosquitto, Postgres, free_port
 
 TINY = Workload(
     stream="link",
@@ -235,3 +246,35 @@ def test_committed_counter_follows_restarts_of_the_ingestor() -> None:
     assert counter() == 135  # restarted at 0: 40 - 10 before, plus 5 since
     assert counter() == 142
     assert not CommittedCounter(dict, base_rows=0).available
+
+
+def test_messages_the_broker_drops_at_its_queue_limit_are_counted(stack_tmp: Path) -> None:
+    # A session whose queue holds 5 messages, away while 30 are published: the broker
+    # acknowledges all 30 and drops 25, which a report must attribute to the broker.
+    server = Mosquitto(
+        stack_tmp / f"mosquitto-{uuid.uuid4().hex[:8]}",
+        port=free_port(),
+        extra_config="sys_interval 1\nmax_queued_messages 5",
+    )
+    server.start()
+    try:
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="away", clean_session=False)
+        sub.connect("127.0.0.1", server.port)
+        sub.loop_start()
+        sub.subscribe("q/t", qos=1)
+        time.sleep(0.5)  # SUBACK
+        sub.loop_stop()
+        sub.disconnect()
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pub")
+        pub.connect("127.0.0.1", server.port)
+        pub.loop_start()
+        infos = [pub.publish("q/t", b"x", qos=1) for _ in range(30)]
+        for info in infos:
+            info.wait_for_publish(5)
+        pub.loop_stop()
+        pub.disconnect()
+        time.sleep(1.5)  # one $SYS interval
+        assert broker_dropped(server.port) == 25
+        assert broker_dropped(free_port(), timeout_s=0.5) is None  # nothing listening
+    finally:
+        server.stop()
