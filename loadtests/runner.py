@@ -240,6 +240,9 @@ def run_workload(
             "F5G_INGEST__CLIENT_ID": f"bench-{run_id}",
             "F5G_LOG_LEVEL": "WARNING",
             "F5G_INGEST__VDA5050_DEFAULT_PROJECT": "bench",
+            # As `factory5g up` runs its single ingest on Mosquitto 2.0, which does not
+            # restore `$share` subscriptions after a restart (docs/benchmarks.md).
+            "F5G_INGEST__SHARE_GROUP": "",
             **(extra_env or {}),
         },
         log_dir / f"{name}.log",

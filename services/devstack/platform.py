@@ -82,6 +82,11 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
         env = service_env(name, stack.broker_auth, stack.db_users, settings.database.url)
         if name == "api":
             env["F5G_API__BOOTSTRAP_KEY"] = admin_key
+        if name == "ingest" and "F5G_INGEST__SHARE_GROUP" not in os.environ:
+            # One ingest on one Mosquitto 2.0: a plain subscription, which its persistent
+            # session keeps across broker restarts. Mosquitto does not restore `$share`
+            # subscriptions, and messages arriving before ingest resubscribes are lost.
+            env["F5G_INGEST__SHARE_GROUP"] = ""
         procs.append((name, start_service(name, log_dir, env)))
         time.sleep(0.5)
 
