@@ -22,7 +22,7 @@ import psycopg2
 from paho.mqtt.enums import CallbackAPIVersion
 
 from loadtests import stats
-from loadtests.fleet import Fleet, FleetConfig
+from loadtests.fleet import Fleet
 from loadtests.observer import Observer
 from loadtests.payloads import STREAM_TABLE, topic
 from loadtests.procs import INGESTORS, Ingestor, wait_until
@@ -147,19 +147,7 @@ def run_rules(
                 break
         if not ok:
             raise RuntimeError("rules raised no alarm for a warm-up e-stop:\n" + rules.log_tail())
-        fleet = Fleet(
-            FleetConfig(
-                host="127.0.0.1",
-                port=broker.port,
-                stream=work.stream,
-                devices=work.devices,
-                processes=work.processes,
-                rate=work.rate,
-                qos=work.qos,
-                duration_s=work.duration_s,
-                run_id=f"rules-{run_id}",
-            )
-        )
+        fleet = Fleet(work.fleet(broker.port, f"rules-{run_id}"))
         fleet.start()
         sent: dict[str, float] = {}
         t0 = time.time()

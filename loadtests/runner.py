@@ -69,6 +69,21 @@ class Workload:
     def rows_per_message(self) -> int:
         return self.batch * ROWS_PER_RECORD[self.stream]
 
+    def fleet(self, port: int, run_id: str) -> FleetConfig:
+        """The publishers of this workload against the broker on `port`."""
+        return FleetConfig(
+            host="127.0.0.1",
+            port=port,
+            stream=self.stream,
+            devices=self.devices,
+            processes=self.processes,
+            rate=self.rate,
+            qos=self.qos,
+            duration_s=self.duration_s,
+            batch=self.batch,
+            run_id=run_id,
+        )
+
 
 class BenchEnv:
     """Servers owned by one benchmark invocation, under a temporary directory."""
@@ -268,20 +283,7 @@ def run_workload(
                 f"{name} did not store a warm-up record within 90 s; log tail:\n"
                 + ingestor.log_tail()
             )
-        fleet = Fleet(
-            FleetConfig(
-                host="127.0.0.1",
-                port=broker.port,
-                stream=work.stream,
-                devices=work.devices,
-                processes=work.processes,
-                rate=work.rate,
-                qos=work.qos,
-                duration_s=work.duration_s,
-                batch=work.batch,
-                run_id=run_id,
-            )
-        )
+        fleet = Fleet(work.fleet(broker.port, run_id))
         base_rows = observer.count()
         committed = CommittedCounter(ingestor.metrics, base_rows)
         if committed.available:
