@@ -229,3 +229,27 @@ def test_promtool_check_metrics_is_clean(scraped: dict[str, str], service: str) 
     problems = (result.stdout + result.stderr).strip()
     assert result.returncode == 0, f"promtool check metrics on {service}:\n{problems}"
     assert problems == ""
+
+
+def test_nothing_registers_on_the_global_registry(database_url: str, broker: Mosquitto) -> None:
+    """Importing and building every service leaves prometheus_client's global registry
+    without a factory5g metric: a module-level metric would be exported by every process
+    that imports its module, as the adapters' counters were by rules."""
+    from prometheus_client import REGISTRY
+
+    from services.api.app import create_app
+    from services.ingest.adapters.registry import load_adapters
+    from services.ingest.service import IngestService
+    from services.rules.service import RulesService
+    from tests.conftest import make_settings
+
+    settings = make_settings(database_url, broker.port)
+    built = (
+        create_app(settings),
+        IngestService(settings),
+        RulesService(settings),
+        load_adapters(settings),
+    )
+    assert all(built)
+    registered = sorted(f.name for f in REGISTRY.collect() if f.name.startswith("factory5g_"))
+    assert registered == []
