@@ -45,16 +45,21 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 # Debian starts packaged services on install; the project runs its own instances instead.
-# The prometheus package also starts a Prometheus server (and its node exporter): only its
-# promtool is wanted, so the services are stopped and kept from starting at boot.
-for svc in mosquitto postgresql prometheus prometheus-node-exporter; do
+stop_svcs=(mosquitto postgresql)
+# The prometheus package also starts a Prometheus server: only its promtool is wanted, so
+# when this script installed it, the server is stopped and kept from starting at boot (a
+# Prometheus the machine already ran is left alone).
+if [[ " ${need_pkgs[*]} " == *" prometheus "* ]]; then
+  stop_svcs+=(prometheus)
+  if command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --quiet prometheus 2>/dev/null || true
+  fi
+fi
+for svc in "${stop_svcs[@]}"; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi
 done
-if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus 2>/dev/null; then
-  $SUDO systemctl disable --quiet prometheus prometheus-node-exporter 2>/dev/null || true
-fi
 
 if has_tsdb; then
   log "TimescaleDB already installed"
