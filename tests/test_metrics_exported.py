@@ -37,6 +37,8 @@ NAMED_IN = (
     CHART_DIR / "metrics.txt",
 )
 METRIC_RE = re.compile(r"\bfactory5g_(?:ingest|rules|api)_[a-z0-9_]*[a-z0-9]\b")
+# Process metrics named in inline code (`process_open_fds`); every service exports them.
+PROCESS_RE = re.compile(r"`((?:process|python)_[a-z0-9_]*[a-z0-9])`")
 # Sample suffixes of counters and histograms; the family is the name without them.
 SAMPLE_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
 # What every service exports about its own process (ProcessCollector, PlatformCollector).
@@ -93,11 +95,11 @@ def _family(name: str) -> str:
     return name
 
 
-def named_metrics() -> dict[str, set[Path]]:
-    """Every factory5g metric name written in docs, alerts, dashboards and metrics.txt."""
+def named_metrics(pattern: re.Pattern[str] = METRIC_RE) -> dict[str, set[Path]]:
+    """Every metric name written in docs, alerts, dashboards and metrics.txt."""
     found: dict[str, set[Path]] = {}
     for path in NAMED_IN:
-        for name in METRIC_RE.findall(path.read_text()):
+        for name in pattern.findall(path.read_text()):
             found.setdefault(name, set()).add(path.relative_to(REPO_ROOT))
     return found
 
@@ -186,6 +188,15 @@ def test_every_metric_named_in_docs_and_chart_is_exported_by_its_service(
         if _family(name) not in exported[name.split("_")[1]]
     }
     assert not wrong, f"not exported by the service their name says: {sorted(wrong)}"
+    process = named_metrics(PROCESS_RE)
+    assert "process_resident_memory_bytes" in process
+    missing = {
+        f"{name} by {service}"
+        for name in process
+        for service, families in exported.items()
+        if _family(name) not in families
+    }
+    assert not missing, f"process metrics named in the docs but not exported: {sorted(missing)}"
 
 
 def test_each_service_exports_only_its_own_metrics_and_its_process(
