@@ -20,6 +20,12 @@ from services.core.metrics import LATENCY_BUCKETS, metric_name
 
 
 class ApiMetrics:
+    """Every metric of one API app, registered on the registry its `/metrics` serves.
+
+    One set per app rather than module-level objects, so that each app created in a
+    process (tests create many) counts and exports its own requests only.
+    """
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = r = registry
         # prometheus_client appends `_total` to counters: exposed as factory5g_api_requests_total.

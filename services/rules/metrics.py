@@ -14,6 +14,8 @@ from services.core.metrics import LATENCY_BUCKETS, metric_name
 
 
 class RulesMetrics:
+    """Every metric of one rules service; tests run several services in one process."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = r = registry
         self.events = Counter(
