@@ -26,6 +26,8 @@ pg_sharedir="/usr/share/postgresql/$PG_MAJOR"
 
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
+# promtool (from Debian's prometheus package) checks the services' /metrics in the tests.
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 [ -x "$pg_bindir/postgres" ] || need_pkgs+=("postgresql-$PG_MAJOR")
 has_tsdb() { ls "$pg_sharedir"/extension/timescaledb.control >/dev/null 2>&1; }
 if ! has_tsdb; then
@@ -43,7 +45,17 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 # Debian starts packaged services on install; the project runs its own instances instead.
-for svc in mosquitto postgresql; do
+stop_svcs=(mosquitto postgresql)
+# The prometheus package also starts a Prometheus server: only its promtool is wanted, so
+# when this script installed it, the server is stopped and kept from starting at boot (a
+# Prometheus the machine already ran is left alone).
+if [[ " ${need_pkgs[*]} " == *" prometheus "* ]]; then
+  stop_svcs+=(prometheus)
+  if command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --quiet prometheus 2>/dev/null || true
+  fi
+fi
+for svc in "${stop_svcs[@]}"; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

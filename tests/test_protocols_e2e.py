@@ -20,7 +20,7 @@ from typing import Any
 import aiomqtt
 import pysparkplug as psp
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from services.core.settings import Settings, load_settings
 from services.devstack.servers import Mosquitto
@@ -53,8 +53,9 @@ def _settings(db_url: str, port: int, **sections: dict[str, Any]) -> Settings:
     )
 
 
-def _sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """A counter of the ingest service, read from the registry its /metrics serves."""
+    return registry.get_sample_value(name, labels) or 0.0
 
 
 async def _online(url: str, project: str) -> dict[str, tuple[str, bool]]:
@@ -92,7 +93,6 @@ async def test_sparkplug_edge_node_end_to_end(
     url, broker = new_database(), new_broker()
     group, node = f"plant-{uuid.uuid4().hex[:6]}", "cell7"
     settings = _settings(url, broker.port, ingest={"sparkplug_rebirth_min_interval_s": 60.0})
-    rebirths_before = _sample("factory5g_ingest_sparkplug_rebirth_requests_total", reason="seq_gap")
 
     async def telemetry(device: str) -> dict[str, list[float]]:
         rows = await query(
@@ -108,7 +108,7 @@ async def test_sparkplug_edge_node_end_to_end(
         return out
 
     async with (
-        running(settings),
+        running(settings) as ingest,
         aiomqtt.Client("127.0.0.1", broker.port, identifier="ncmd-watcher") as watcher,
     ):
         await watcher.subscribe(f"spBv1.0/{group}/NCMD/{node}", qos=1)
@@ -210,8 +210,11 @@ async def test_sparkplug_edge_node_end_to_end(
     line = await telemetry(node)
     assert line["Motor_1/Speed_RPM"] == [1500.0, 1510.25]
     assert line["Temperature"] == [-12.0, -3.0]
-    rebirths = _sample("factory5g_ingest_sparkplug_rebirth_requests_total", reason="seq_gap")
-    assert rebirths == rebirths_before + 1
+    registry = ingest.metrics.registry
+    rebirths = _sample(
+        registry, "factory5g_ingest_sparkplug_rebirth_requests_total", reason="seq_gap"
+    )
+    assert rebirths == 1
     assert await scalar(url, "SELECT count(*) FROM dead_letters") == 0
 
 
@@ -276,7 +279,6 @@ async def test_vda5050_agv_end_to_end(
     settings = _settings(url, broker.port, ingest={"vda5050_projects": {"Acme": project}})
     gaps = "factory5g_ingest_vda5050_header_gaps_total"
     lost = "factory5g_ingest_vda5050_lost_messages_total"
-    gaps_before, lost_before = _sample(gaps, topic="state"), _sample(lost, topic="state")
     base = "uagv/v2/Acme/AGV 7"
     # The AGV's client is plain paho (own thread) so that its socket can be dropped like a
     # crash; the broker then publishes the CONNECTIONBROKEN will, as the spec intends.
@@ -289,7 +291,7 @@ async def test_vda5050_agv_end_to_end(
     def send(sub: str, payload: bytes, retain: bool = False) -> None:
         agv.publish(f"{base}/{sub}", payload, qos=1, retain=retain).wait_for_publish(5)
 
-    async with running(settings):
+    async with running(settings) as ingest:
         agv.connect("127.0.0.1", broker.port)
         agv.loop_start()
         try:
@@ -323,8 +325,8 @@ async def test_vda5050_agv_end_to_end(
         (project, "Acme.AGV_7", 1, 12.5, -3.25, 90.0, 1.0, 18.0, "charging", 0.93, "order-42"),
         (project, "Acme.AGV_7", 4, 12.5, -3.25, 90.0, 1.0, 76.5, "moving", 0.0, "order-42"),
     ]
-    assert _sample(gaps, topic="state") == gaps_before + 1
-    assert _sample(lost, topic="state") == lost_before + 2
+    assert _sample(ingest.metrics.registry, gaps, topic="state") == 1
+    assert _sample(ingest.metrics.registry, lost, topic="state") == 2
     assert await scalar(url, "SELECT count(*) FROM dead_letters") == 0
 
 

@@ -417,6 +417,56 @@ def test_station_silent_only_while_its_line_runs() -> None:
     assert key_transitions(_feed(engine, a, insp(now + 1, 2), now + 1)) == ["cleared"]
 
 
+# station_silent as the defaults have it: the raise threshold longer than the line-activity
+# window, so stations that stop together see a quiet line by the time either could alarm.
+BREAK_RULES = TEST_RULES.replace(
+    "station_silent: {raise: 2, line_active_within: 5s}",
+    "station_silent: {raise: 3, line_active_within: 2s}",
+)
+
+
+def test_station_silent_ignores_other_kinds_on_the_line() -> None:
+    """Stations stopping for a break while the project's CPE keeps reporting is a line stop."""
+    assert BREAK_RULES != TEST_RULES
+    engine = Engine(parse_rules(BREAK_RULES, "test.yaml"))
+    a, b = Topic("p1", "vision", "st-a", "inspection"), Topic("p1", "vision", "st-b", "inspection")
+    cpe, agv_topic = Topic("p1", "cpe", "cpe-1", "link"), Topic("p1", "agv", "agv-1", "agv")
+    now = T0
+    _feed(engine, a, insp(now, 1), now)
+    _feed(engine, b, insp(now, 1), now)
+    trs: list[Transition] = []
+    for i in range(2, 12):  # both stations silent, the CPE and an AGV keep reporting
+        now = T0 + i
+        trs += _feed(engine, cpe, link(now, i), now)
+        trs += _feed(engine, agv_topic, agv(now, i), now)
+        trs += engine.tick(now)
+    false = [(t.device, t.transition) for t in trs if t.rule == "station_silent"]
+    assert false == [], f"{len(false)} station_silent transitions on a quiet line: {false}"
+    # The same silence with another station still producing does alarm: the rule works.
+    for i in range(12, 20):
+        now = T0 + i
+        trs += _feed(engine, b, insp(now, i), now)
+        trs += engine.tick(now)
+    silent = [t for t in trs if t.rule == "station_silent" and t.transition != "updated"]
+    assert [(t.device, t.transition) for t in silent] == [("st-a", "opened")]
+
+
+def test_station_silent_line_activity_from_other_shards_counts_stations_only() -> None:
+    """Devices of another replica feed line activity too, under the same kind rule."""
+    engine = Engine(parse_rules(BREAK_RULES, "test.yaml"))
+    a = Topic("p1", "vision", "st-a", "inspection")
+    _feed(engine, a, insp(T0, 1), T0)
+    trs: list[Transition] = []
+    for i in range(1, 10):  # another replica's CPE keeps reporting
+        engine.seen_elsewhere("p1", "cpe", "cpe-9", T0 + i)
+        trs += engine.tick(T0 + i)
+    assert [t for t in trs if t.rule == "station_silent"] == []
+    for i in range(10, 14):  # another replica's station keeps producing
+        engine.seen_elsewhere("p1", "vision", "st-9", T0 + i)
+        trs += engine.tick(T0 + i)
+    assert key_transitions([t for t in trs if t.rule == "station_silent"]) == ["opened:major"]
+
+
 def test_connection_lost_by_silence_and_by_offline_event() -> None:
     engine = Engine(parse_rules(TEST_RULES, "test.yaml"))
     topic = Topic("p1", "agv", "agv-1", "agv")

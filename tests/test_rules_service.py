@@ -28,7 +28,16 @@ from services.rules.engine import Engine
 from services.rules.replay import replay
 from services.rules.service import RulesService
 from tests.conftest import make_settings
-from tests.test_rules_scenarios import TEST_RULES, Scenario, agv, insp, key_transitions, scenarios
+from tests.test_rules_scenarios import (
+    BREAK_RULES,
+    TEST_RULES,
+    Scenario,
+    agv,
+    insp,
+    key_transitions,
+    link,
+    scenarios,
+)
 
 T0 = time.time() - 300
 
@@ -43,10 +52,16 @@ class Running:
 
 
 async def start_service(
-    db_url: str, port: int, tmp: Path, client_id: str, index: int = 0, count: int = 1
+    db_url: str,
+    port: int,
+    tmp: Path,
+    client_id: str,
+    index: int = 0,
+    count: int = 1,
+    rules: str = TEST_RULES,
 ) -> Running:
     rules_file = tmp / f"{client_id}.yaml"
-    rules_file.write_text(TEST_RULES)
+    rules_file.write_text(rules)
     settings = make_settings(
         db_url,
         port,
@@ -256,6 +271,75 @@ async def test_timed_rules_on_the_wall_clock(
             ("st-a", "station_silent", "cleared"),
             ("st-a", "station_silent", "opened"),
         ]
+    finally:
+        await svc.close()
+
+
+async def test_station_silent_counts_only_stations_as_line_activity(
+    database_url: str, broker: Mosquitto, tmp_rules: Path
+) -> None:
+    """Issue 15.4: both stations of a project stop (a break), its CPE keeps reporting.
+
+    Project `brk` must stay without alarms. Project `run` is the control: one station
+    stops while the other keeps producing, so the rule is live and must open one alarm.
+    """
+    svc = await start_service(
+        database_url, broker.port, tmp_rules, "t-rules-mixed", rules=BREAK_RULES
+    )
+    try:
+        now = time.time()
+        await publish(
+            broker.port,
+            [
+                ("f5g/v1/brk/vision/st-a/inspection", orjson.dumps(insp(now, 1))),
+                ("f5g/v1/brk/vision/st-b/inspection", orjson.dumps(insp(now, 1))),
+                ("f5g/v1/run/vision/st-c/inspection", orjson.dumps(insp(now, 1))),
+            ],
+        )
+        engine = svc.service.engine
+        raise_s = 3.0  # BREAK_RULES: station_silent raise
+
+        def silence(project: str, device: str) -> float:
+            dev = engine.devices.get((project, device))
+            return 0.0 if dev is None else float(dev.slots["station_silent"].state.silent)
+
+        def control_opened() -> bool:
+            dev = engine.devices.get(("run", "st-c"))
+            return dev is not None and dev.slots["station_silent"].active
+
+        deadline = time.monotonic() + 90
+        i = 1
+        # Keep the CPEs and st-d reporting until the engine has judged both silent stations
+        # of `brk` well past the raise threshold on its clock, and opened the control alarm
+        # (a stalled machine may delay it: st-d must still be reporting when it does).
+        while (
+            min(silence("brk", "st-a"), silence("brk", "st-b")) < 2 * raise_s
+            or not control_opened()
+        ):
+            assert time.monotonic() < deadline, "the rules clock did not tick"
+            i += 1
+            t = time.time()
+            await publish(
+                broker.port,
+                [
+                    ("f5g/v1/brk/cpe/cpe-1/link", orjson.dumps(link(t, i))),
+                    ("f5g/v1/run/cpe/cpe-2/link", orjson.dumps(link(t, i))),
+                    ("f5g/v1/run/vision/st-d/inspection", orjson.dumps(insp(t, i))),
+                ],
+            )
+            await asyncio.sleep(0.3)
+        await asyncio.wait_for(svc.service.queue.join(), 30)  # everything decided is stored
+        run = [
+            (r["device_id"], r["rule"], r["transition"])
+            for r in await events_of(database_url, "run")
+            if r["transition"] != "updated"
+        ]
+        assert run == [("st-c", "station_silent", "opened")]
+        brk = [
+            (r["device_id"], r["rule"], r["transition"])
+            for r in await events_of(database_url, "brk")
+        ]
+        assert brk == [], f"{len(brk)} false alarms while the line was on a break: {brk}"
     finally:
         await svc.close()
 

@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from services.core.contracts import AgvStatus, ContractError, Reason
 from services.devstack.servers import Mosquitto
@@ -85,8 +85,8 @@ def _decode_state(adapter: Vda5050Adapter, msg: dict[str, Any]) -> AgvStatus:
     return record
 
 
-def _gaps() -> float:
-    value = REGISTRY.get_sample_value(
+def _gaps(registry: CollectorRegistry) -> float:
+    value = registry.get_sample_value(
         "factory5g_ingest_vda5050_header_gaps_total", {"topic": "state"}
     )
     return value or 0.0
@@ -175,16 +175,16 @@ def test_missing_position_keeps_the_last_one_with_zero_localization() -> None:
 
 
 def test_header_id_gap_is_counted_but_redelivery_and_restart_are_not() -> None:
-    adapter = Vda5050Adapter()
-    before = _gaps()
+    registry = CollectorRegistry()
+    adapter = Vda5050Adapter(registry=registry)
     for header in (10, 11, 11, 12):
         _decode_state(adapter, state_msg(header))
-    assert _gaps() == before
+    assert _gaps(registry) == 0
     _decode_state(adapter, state_msg(15))
-    assert _gaps() == before + 1
+    assert _gaps(registry) == 1
     _decode_state(adapter, state_msg(0))  # AGV restarted its counter
     _decode_state(adapter, state_msg(1))
-    assert _gaps() == before + 1
+    assert _gaps(registry) == 1
 
 
 @pytest.mark.parametrize(

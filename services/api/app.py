@@ -34,13 +34,14 @@ from services.api.health.views import router as health_router
 from services.api.ingest.views import router as ingest_router
 from services.api.kpis.views import router as kpis_router
 from services.api.limits import RequestLimits
-from services.api.observe import MetricsMiddleware
+from services.api.observe import ApiMetrics, MetricsMiddleware
 from services.api.projects.views import router as projects_router
 from services.api.responses import JSONResponse
 from services.api.rollups import maintain
 from services.api.sanitize import RejectNul
 from services.api.series.views import router as series_router
 from services.core import db
+from services.core.metrics import service_registry
 from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine = engine
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.fast_pool = FastPool(settings)
-        app.state.alarm_hub = AlarmHub(settings)
+        app.state.alarm_hub = AlarmHub(settings, app.state.metrics)
         app.state.readiness = Readiness(engine, db.head_revisions())
         await app.state.readiness.check()
         await _ensure_bootstrap_key(engine, settings)
@@ -125,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = ApiMetrics(service_registry())
     app.state.key_cache = KeyCache(settings.api.key_cache_s)
     errors.install(app)
     app.include_router(health_router)
@@ -140,7 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422))
     app.add_middleware(RejectNul)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(DashboardHeaders)
     app.add_middleware(
         RequestLimits,

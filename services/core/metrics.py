@@ -3,6 +3,13 @@
 Each service exposes `/metrics` (Prometheus text format) and `/healthz` (JSON; 200 when
 healthy, 503 otherwise) on its own port. The listener runs on the service's event loop, so
 a health check answers only while the loop itself is responsive.
+
+Every service (ingest, rules, api) creates its own registry at start (`service_registry`)
+and hands it to whatever it measures; nothing registers on prometheus_client's global
+registry. A module-level metric would be exported by every process that imports the module:
+the rules service, which reuses ingest's protocol adapters, used to export copies of
+ingest's Sparkplug counters, and operators alerting on them could not tell which process
+counted. With one registry per service, a metric is exported exactly where it changes.
 """
 
 from __future__ import annotations
@@ -11,7 +18,14 @@ import asyncio
 from collections.abc import Callable
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
 
@@ -40,13 +54,27 @@ def metric_name(subsystem: str, name: str, unit: str = "") -> str:
     return "_".join(p for p in ("factory5g", subsystem, name, unit) if p)
 
 
+def service_registry() -> CollectorRegistry:
+    """A new registry for one service, with the standard `process_*`, `python_gc_*` and
+    `python_info` metrics.
+
+    Scrape targets of every job then carry CPU, memory and file-descriptor figures, which
+    the global registry used to provide only to the process that served it.
+    """
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
 class MetricsServer:
     def __init__(
         self,
         host: str,
         port: int,
-        health: HealthCheck | None = None,
-        registry: CollectorRegistry = REGISTRY,
+        health: HealthCheck | None,
+        registry: CollectorRegistry,
     ) -> None:
         self.host = host
         self.port = port

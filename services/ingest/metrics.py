@@ -1,8 +1,10 @@
 """Ingest metrics, with the exact names the Helm chart's alerts reference.
 
-Each service instance gets its own registry so that tests and benchmarks can run several
-ingest instances in one process. The hot path never touches a Prometheus object per
-message: it counts in plain integers and the batcher adds them up when a batch is sealed.
+Each service instance gets its own registry (`service_registry()`, created at start) so
+that tests and benchmarks can run several ingest instances in one process; the protocol
+adapters report their counters to the same registry. The hot path never touches a
+Prometheus object per message: it counts in plain integers and the batcher adds them up
+when a batch is sealed.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ BATCH_ROW_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 5
 
 
 class IngestMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = r = registry
         self.messages_received = Counter(
             metric_name("ingest", "messages_received"),
             "MQTT messages read from the broker (before validation).",

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from services.core.metrics import MetricsServer
+from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import run_async
 from services.core.settings import Settings
 from services.ingest.adapters.base import Adapter
@@ -58,8 +58,12 @@ class IngestService:
     ) -> None:
         self.settings = settings
         ingest = settings.ingest
-        self.metrics = IngestMetrics(registry)
-        self.adapters = adapters if adapters is not None else load_adapters(settings)
+        self.metrics = IngestMetrics(registry if registry is not None else service_registry())
+        self.adapters = (
+            adapters
+            if adapters is not None
+            else load_adapters(settings, registry=self.metrics.registry)
+        )
         self.devices = DeviceRegistry()
         self.held = 0  # messages read and not yet committed
         self.batcher = Batcher(

@@ -9,6 +9,9 @@ judged by the same rules as a native one. Two differences from ingest:
   requests) in its results and offers a host STATE will and birth; only the primary host,
   ingest, may send those. `Ingress` never publishes `AdapterResult.commands`, and the
   rules input never asks adapters for `will` or `on_connect`, so nothing reaches devices.
+* Their counters (seq gaps, rebirth requests, headerId gaps) are not exported by rules:
+  the adapters get no registry here, so they count privately. Ingest, which acts on those
+  events, exports them; a copy on the rules job would double every alert.
 """
 
 from __future__ import annotations

@@ -110,8 +110,11 @@ class Engine:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self.devices: dict[tuple[str, str], Device] = {}
-        # (project, line) -> {device: last seen}; a line's devices are few, scans are cheap.
-        self._lines: dict[tuple[str, str], dict[str, float]] = {}
+        # (project, line, kind) -> {device: last seen}; a line's devices are few, scans are
+        # cheap. The kind is part of the key because only stations of the same kind tell
+        # whether a line runs: a 5G CPE or an AGV keeps reporting through a break or a
+        # shift end, and counting it would page the plant for every stopped station.
+        self._lines: dict[tuple[str, str, str], dict[str, float]] = {}
         self.events = 0
 
     # ----------------------------------------------------------------- inputs
@@ -153,21 +156,26 @@ class Engine:
     def touch(self, dev: Device, seen_at: float) -> None:
         if dev.last_seen is None or seen_at > dev.last_seen:
             dev.last_seen = seen_at
-        members = self._lines.get((dev.project, dev.line))
+        key = (dev.project, dev.line, dev.kind)
+        members = self._lines.get(key)
         if members is None:
-            members = self._lines[(dev.project, dev.line)] = {}
+            members = self._lines[key] = {}
         if seen_at > members.get(dev.device, 0.0):
             members[dev.device] = seen_at
 
     def seen_elsewhere(self, project: str, kind: str, device: str, seen_at: float) -> None:
         """A device owned by another replica was active: keeps line activity complete."""
         line = self.ruleset.line_of(project, device)
-        members = self._lines.setdefault((project, line), {})
+        members = self._lines.setdefault((project, line, kind), {})
         if seen_at > members.get(device, 0.0):
             members[device] = seen_at
 
     def line_last_seen(self, project: str, line: str, excluding: str) -> float | None:
-        members = self._lines.get((project, line))
+        """Latest activity of the other devices of `excluding`'s kind on its line."""
+        dev = self.devices.get((project, excluding))
+        if dev is None:
+            return None
+        members = self._lines.get((project, line, dev.kind))
         if not members:
             return None
         best: float | None = None
@@ -354,7 +362,8 @@ class Engine:
         self._lines = {}
         for dev in self.devices.values():
             if dev.last_seen is not None:
-                self._lines.setdefault((dev.project, dev.line), {})[dev.device] = dev.last_seen
+                key = (dev.project, dev.line, dev.kind)
+                self._lines.setdefault(key, {})[dev.device] = dev.last_seen
         return out
 
     def active(self) -> Iterable[tuple[Device, Slot]]:

@@ -13,10 +13,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from prometheus_client import CollectorRegistry
+
 from services.core.contracts import ContractError, Decoded, Topic, decode, parse_topic
 from services.ingest.adapters.base import Adapter
-from services.rules import metrics
 from services.rules.engine import Engine, Transition
+from services.rules.metrics import RulesMetrics
 from services.rules.sharding import ShardFilter
 
 log = logging.getLogger("factory5g.rules")
@@ -24,15 +26,22 @@ log = logging.getLogger("factory5g.rules")
 
 class Ingress:
     def __init__(
-        self, engine: Engine, shards: ShardFilter, root: str, adapters: Sequence[Adapter] = ()
+        self,
+        engine: Engine,
+        shards: ShardFilter,
+        root: str,
+        adapters: Sequence[Adapter] = (),
+        metrics: RulesMetrics | None = None,
     ) -> None:
+        """`metrics`: the service's; without them (tests, benchmarks) a private set."""
+        self.metrics = metrics if metrics is not None else RulesMetrics(CollectorRegistry())
         self.engine = engine
         self.shards = shards
         self.root = root
         self.prefix = root + "/"
         self.adapters = list(adapters)
         self._events = {
-            s: metrics.EVENTS.labels(s) for s in ("inspection", "agv", "link", "telemetry")
+            s: self.metrics.events.labels(s) for s in ("inspection", "agv", "link", "telemetry")
         }
 
     def topic_filters(self) -> list[str]:
@@ -51,23 +60,23 @@ class Ingress:
                 return []  # not a device stream (an alarm, say): not ours to judge
             parsed = parse_topic(topic, self.root)
             if not self.shards.owns(parsed.project, parsed.device):
-                metrics.NOT_OWNED.inc()
+                self.metrics.not_owned.inc()
                 self.engine.seen_elsewhere(parsed.project, parsed.kind, parsed.device, now)
                 return []
             return self.evaluate(parsed, decode(parsed.stream, payload), now)
         except ContractError as exc:
-            metrics.REJECTED.labels(exc.reason.value).inc()
+            self.metrics.rejected.labels(exc.reason.value).inc()
             log.debug("skipped %s: %s", topic, exc)
             return []
         except Exception:  # a bug in one rule must not stop the others
-            metrics.REJECTED.labels("internal").inc()
+            self.metrics.rejected.labels("internal").inc()
             log.exception("evaluating %s failed", topic)
             return []
 
     def evaluate(self, topic: Topic, decoded: Decoded, now: float) -> list[Transition]:
         start = time.perf_counter()
         out = self.engine.process(topic, decoded, now, received_at=now)
-        metrics.EVALUATION.observe(time.perf_counter() - start)
+        self.metrics.evaluation.observe(time.perf_counter() - start)
         counter = self._events.get(topic.stream)
         if counter is not None:
             counter.inc(len(decoded.records))
@@ -82,7 +91,7 @@ class Ingress:
             if self.shards.owns(item_topic.project, item_topic.device):
                 out.extend(self.evaluate(item_topic, decoded, now))
             else:
-                metrics.NOT_OWNED.inc()
+                self.metrics.not_owned.inc()
                 self.engine.seen_elsewhere(
                     item_topic.project, item_topic.kind, item_topic.device, now
                 )

@@ -32,7 +32,7 @@ from paho.mqtt.properties import Properties
 from services.core.runtime import mqtt_client_kwargs
 from services.core.settings import Settings
 from services.ingest.mqttio import PacketReader, enable_manual_ack, send_acks
-from services.rules import metrics
+from services.rules.metrics import RulesMetrics
 
 log = logging.getLogger("factory5g.rules")
 
@@ -48,8 +48,11 @@ Handler = Callable[[str, bytes], None]
 class RulesInput:
     """One clean-start MQTT v5 connection, resubscribed after every loss, until stopped."""
 
-    def __init__(self, settings: Settings, filters: list[str], handle: Handler) -> None:
+    def __init__(
+        self, settings: Settings, filters: list[str], handle: Handler, metrics: RulesMetrics
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.filters = filters
         self.handle = handle
         self.client: aiomqtt.Client | None = None
@@ -65,7 +68,7 @@ class RulesInput:
     def pause(self) -> None:
         if not self._paused:
             self._paused = True
-            metrics.INPUT_PAUSES.inc()
+            self.metrics.input_pauses.inc()
         if self._reader is not None and self.connected.is_set():
             self._reader.pause()
 
@@ -152,7 +155,7 @@ class RulesInput:
                     self.connected.set()
                     if self._paused:
                         self._reader.pause()
-                    metrics.MQTT_CONNECTED.set(1)
+                    self.metrics.mqtt_connected.set(1)
                     self.ready.set()
                     log.info("subscribed to %s", self.filters)
                     await _until_lost_or_stopped(client, stop)
@@ -162,7 +165,7 @@ class RulesInput:
                 self._drop_acks()  # message ids belong to the lost connection
                 self.client = None
                 self.connected.clear()
-                metrics.MQTT_CONNECTED.set(0)
+                self.metrics.mqtt_connected.set(0)
                 if self._reader is not None:
                     self._reader.close()
                     self._reader = None

@@ -25,15 +25,16 @@ import aiomqtt
 import asyncpg
 
 from services.core.db import asyncpg_dsn
-from services.core.metrics import MetricsServer
+from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import cancel_and_wait, run_async
 from services.core.settings import Settings
 from services.ingest.adapters.base import Adapter
-from services.rules import lifecycle, metrics, store
+from services.rules import lifecycle, store
 from services.rules.adapters import passive_adapters
 from services.rules.config import RulesConfigError, RuleSet, load_rules
 from services.rules.engine import Engine, Transition
 from services.rules.ingress import Ingress
+from services.rules.metrics import RulesMetrics
 from services.rules.mqttin import RulesInput
 from services.rules.publisher import alarm_payload, alarm_topic
 from services.rules.sharding import ShardFilter
@@ -60,14 +61,19 @@ class RulesService:
         self.rules_file = settings.rules.rules_file
         self.ruleset = ruleset or load_rules(self.rules_file)
         self.engine = Engine(self.ruleset)
+        self.metrics = RulesMetrics(service_registry())
         self.shards = ShardFilter(settings.rules.shard_index, settings.rules.shard_count)
         if adapters is None:
             adapters = passive_adapters(settings)
-        self.ingress = Ingress(self.engine, self.shards, settings.mqtt.topic_root, adapters)
+        self.ingress = Ingress(
+            self.engine, self.shards, settings.mqtt.topic_root, adapters, self.metrics
+        )
         self.clock = clock
         self.queue: asyncio.Queue[list[Transition]] = asyncio.Queue()
         self.pending = 0  # transitions queued for the writer
-        self.input = RulesInput(settings, self.ingress.topic_filters(), self._on_message)
+        self.input = RulesInput(
+            settings, self.ingress.topic_filters(), self._on_message, self.metrics
+        )
         self.connected = self.input.connected
         self.ready = self.input.ready
         self.db_ok = False
@@ -84,7 +90,9 @@ class RulesService:
             max_size=2,
             timeout=s.database.connect_timeout_s,
         )
-        server = MetricsServer(s.rules.metrics_host, s.rules.metrics_port, self.health)
+        server = MetricsServer(
+            s.rules.metrics_host, s.rules.metrics_port, self.health, self.metrics.registry
+        )
         await server.start()
         try:
             await self._restore(pool)
@@ -102,7 +110,7 @@ class RulesService:
         finally:
             await server.stop()
             await pool.close()
-            metrics.MQTT_CONNECTED.set(0)
+            self.metrics.mqtt_connected.set(0)
 
     def health(self) -> tuple[bool, dict[str, object]]:
         ok = self.connected.is_set() and self.db_ok
@@ -137,7 +145,7 @@ class RulesService:
                 row["count"],
                 now,
             )
-        metrics.ACTIVE_ALARMS.set(sum(1 for _ in self.engine.active()))
+        self.metrics.active_alarms.set(sum(1 for _ in self.engine.active()))
 
     def _kind_for_rule(self, rule: str) -> str | None:
         for kind, rules in self.ruleset.defaults.items():
@@ -159,13 +167,13 @@ class RulesService:
     def _enqueue(self, transitions: list[Transition]) -> None:
         self.queue.put_nowait(transitions)
         self.pending += len(transitions)
-        metrics.PENDING_TRANSITIONS.set(self.pending)
+        self.metrics.pending_transitions.set(self.pending)
         if self.pending > HIGH_WATER:
             self.input.pause()
 
     def _dequeued(self, n: int) -> None:
         self.pending -= n
-        metrics.PENDING_TRANSITIONS.set(self.pending)
+        self.metrics.pending_transitions.set(self.pending)
         if self.input.paused and self.pending < LOW_WATER:
             self.input.resume()
 
@@ -173,7 +181,7 @@ class RulesService:
         while not stop.is_set():
             await asyncio.sleep(TICK_S)
             transitions = self.engine.tick(self.clock())
-            metrics.DEVICES.set(len(self.engine.devices))
+            self.metrics.devices.set(len(self.engine.devices))
             if transitions:
                 self._enqueue(transitions)
 
@@ -206,13 +214,13 @@ class RulesService:
             ruleset = load_rules(self.rules_file)
         except RulesConfigError as exc:
             log.error("rule file not reloaded, keeping the running rules: %s", exc)
-            metrics.RELOADS.labels("error").inc()
+            self.metrics.reloads.labels("error").inc()
             return False
         self.ruleset = ruleset
         transitions = self.engine.reload(ruleset, self.clock())
         if transitions:
             self._enqueue(transitions)
-        metrics.RELOADS.labels("ok").inc()
+        self.metrics.reloads.labels("ok").inc()
         log.info("rules reloaded from %s", ruleset.source)
         return True
 
@@ -241,7 +249,7 @@ class RulesService:
                 return stored
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self.db_ok = False
-                metrics.STORE_ERRORS.inc()
+                self.metrics.store_errors.inc()
                 log.warning("storing %d alarm transitions failed: %s; retrying", len(batch), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -256,7 +264,7 @@ class RulesService:
         sends = []
         for st in stored:
             tr = st.transition
-            metrics.ALARMS.labels(tr.rule, tr.severity, st.name).inc()
+            self.metrics.alarms.labels(tr.rule, tr.severity, st.name).inc()
             payload = alarm_payload(
                 alarm_id=st.alarm_id,
                 transition=st.name,
@@ -283,8 +291,8 @@ class RulesService:
         now = time.time()
         for st in stored:
             if st.transition.received_at is not None:
-                metrics.ALARM_DELAY.observe(max(0.0, now - st.transition.received_at))
-        metrics.ACTIVE_ALARMS.set(sum(1 for _ in self.engine.active()))
+                self.metrics.alarm_delay.observe(max(0.0, now - st.transition.received_at))
+        self.metrics.active_alarms.set(sum(1 for _ in self.engine.active()))
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:

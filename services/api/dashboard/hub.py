@@ -20,9 +20,9 @@ from typing import Any
 
 import aiomqtt
 import orjson
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry
 
-from services.core.metrics import metric_name
+from services.api.observe import ApiMetrics
 from services.core.runtime import mqtt_client_kwargs
 from services.core.settings import Settings
 from services.rules.publisher import alarm_filter
@@ -31,11 +31,6 @@ log = logging.getLogger(__name__)
 
 QUEUE_MAX = 1000
 RECONNECT_S = 1.0
-
-WATCHERS = Gauge(metric_name("api", "live_streams"), "Open dashboard live streams.")
-EVENTS = Counter(
-    metric_name("api", "live_events"), "Alarm events fanned out to live streams.", ["kind"]
-)
 
 
 MAX_RECORD_BYTES = 64 * 1024
@@ -57,7 +52,10 @@ class Watcher:
 
 
 class AlarmHub:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: ApiMetrics | None = None) -> None:
+        """`metrics`: the app's; without them (tests) a private set nobody exports."""
+        m = metrics if metrics is not None else ApiMetrics(CollectorRegistry())
+        self._watching, self._fanned_out = m.live_streams, m.live_events
         self.settings = settings
         self.connected = asyncio.Event()
         self._watchers: set[Watcher] = set()
@@ -79,7 +77,7 @@ class AlarmHub:
             self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
         w = Watcher(projects, device)
         self._watchers.add(w)
-        WATCHERS.inc()
+        self._watching.inc()
         if device is not None:
             self._devices[device] = self._devices.get(device, 0) + 1
             if self._devices[device] == 1:
@@ -89,7 +87,7 @@ class AlarmHub:
     def leave(self, w: Watcher) -> None:
         if w in self._watchers:
             self._watchers.discard(w)
-            WATCHERS.dec()
+            self._watching.dec()
             if w.device is not None:
                 self._devices[w.device] -= 1
                 if not self._devices[w.device]:
@@ -167,13 +165,13 @@ class AlarmHub:
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            EVENTS.labels("malformed").inc()
+            self._fanned_out.labels("malformed").inc()
             return
         if not isinstance(body, dict):
-            EVENTS.labels("malformed").inc()
+            self._fanned_out.labels("malformed").inc()
             return
         body["project"] = project  # the topic is authoritative for visibility
-        EVENTS.labels("alarm").inc()
+        self._fanned_out.labels("alarm").inc()
         for w in self._watchers:
             if w.projects is None or project in w.projects:
                 w.offer("alarm", body)
@@ -187,12 +185,12 @@ class AlarmHub:
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            EVENTS.labels("malformed").inc()
+            self._fanned_out.labels("malformed").inc()
             return
         records = body if isinstance(body, list) else [body]
         data: dict[str, Any] = {"project": project, "kind": kind, "device": device}
         data |= {"stream": stream, "records": [r for r in records if isinstance(r, dict)]}
-        EVENTS.labels("record").inc()
+        self._fanned_out.labels("record").inc()
         for w in watchers:
             w.offer("record", data)
 

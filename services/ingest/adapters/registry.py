@@ -3,9 +3,11 @@
 The native JSON adapter is always present. Optional adapters live in their own modules
 and are loaded when the module exists; each such module exposes
 
-    def create_adapter(settings: Settings) -> Adapter
+    def create_adapter(settings: Settings, registry: CollectorRegistry | None) -> Adapter
 
 so that adding a protocol means adding one module and one line to `OPTIONAL` below.
+`registry` is the service's metrics registry the adapter registers its counters on; None
+(the rules service's passive copies) means counters nobody exports.
 The native adapter goes last: adapters are asked in order whether they match a topic,
 and the native one claims everything under the native root.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import importlib
 import logging
 from typing import Final
+
+from prometheus_client import CollectorRegistry
 
 from services.core.settings import Settings
 from services.ingest.adapters.base import Adapter
@@ -28,7 +32,12 @@ OPTIONAL: Final = (
 )
 
 
-def load_adapters(settings: Settings, optional: tuple[str, ...] = OPTIONAL) -> list[Adapter]:
+def load_adapters(
+    settings: Settings,
+    optional: tuple[str, ...] = OPTIONAL,
+    *,
+    registry: CollectorRegistry | None = None,
+) -> list[Adapter]:
     """Every available adapter, configured from `settings`, native last."""
     adapters: list[Adapter] = []
     for module_name in optional:
@@ -40,8 +49,8 @@ def load_adapters(settings: Settings, optional: tuple[str, ...] = OPTIONAL) -> l
             continue
         factory = getattr(module, "create_adapter", None)
         if factory is None:
-            log.warning("%s has no create_adapter(settings); not loaded", module_name)
+            log.warning("%s has no create_adapter(settings, registry); not loaded", module_name)
             continue
-        adapters.append(factory(settings))
+        adapters.append(factory(settings, registry))
     adapters.append(NativeAdapter(settings.mqtt.topic_root))
     return adapters

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from services.core.contracts import ContractError, Decoded, Reason, Telemetry, Topic
 from services.core.metrics import metric_name
@@ -35,24 +35,33 @@ DEVICE_KIND: Final = "spb-device"
 MAX_METRICS_PER_RECORD: Final = 1000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
-REBIRTHS = Counter(
-    metric_name("ingest", "sparkplug_rebirth_requests", "total"),
-    "Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes, by cause.",
-    ["reason"],
-)
-SEQ_GAPS = Counter(
-    metric_name("ingest", "sparkplug_seq_gaps", "total"),
-    "Sparkplug messages whose seq was not the previous one plus one (messages lost).",
-)
-SKIPPED_METRICS = Counter(
-    metric_name("ingest", "sparkplug_skipped_metrics", "total"),
-    "Sparkplug metric values not stored: unsupported datatype, unusable name or value.",
-    ["reason"],
-)
-STALE_DEATHS = Counter(
-    metric_name("ingest", "sparkplug_stale_deaths", "total"),
-    "NDEATHs ignored because their bdSeq belongs to an earlier session of the node.",
-)
+
+class SparkplugMetrics:
+    """The adapter's counters, registered on the registry of the service that exports them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rebirths = Counter(
+            metric_name("ingest", "sparkplug_rebirth_requests", "total"),
+            "Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes, by cause.",
+            ["reason"],
+            registry=registry,
+        )
+        self.seq_gaps = Counter(
+            metric_name("ingest", "sparkplug_seq_gaps", "total"),
+            "Sparkplug messages whose seq was not the previous one plus one (messages lost).",
+            registry=registry,
+        )
+        self.skipped_metrics = Counter(
+            metric_name("ingest", "sparkplug_skipped_metrics", "total"),
+            "Sparkplug metric values not stored: unsupported datatype, unusable name or value.",
+            ["reason"],
+            registry=registry,
+        )
+        self.stale_deaths = Counter(
+            metric_name("ingest", "sparkplug_stale_deaths", "total"),
+            "NDEATHs ignored because their bdSeq belongs to an earlier session of the node.",
+            registry=registry,
+        )
 
 
 @dataclass(slots=True)
@@ -95,9 +104,13 @@ class SparkplugAdapter:
         shard_index: int = 0,
         shard_count: int = 1,
         clock: Callable[[], float] = time.monotonic,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        """`registry`: where the counters are exported. Without one (the passive copy in
+        the rules service, tests) they count into a private registry nobody scrapes."""
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"shard_index {shard_index} outside 0..{shard_count - 1}")
+        self.metrics = SparkplugMetrics(registry if registry is not None else CollectorRegistry())
         self.host_id = host_id
         self.rebirth_min_interval_s = rebirth_min_interval_s
         self.shard_index = shard_index
@@ -107,13 +120,16 @@ class SparkplugAdapter:
         self._session_ms: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SparkplugAdapter:
+    def from_settings(
+        cls, settings: Settings, registry: CollectorRegistry | None = None
+    ) -> SparkplugAdapter:
         s = settings.ingest
         return cls(
             host_id=s.sparkplug_host_id,
             rebirth_min_interval_s=s.sparkplug_rebirth_min_interval_s,
             shard_index=s.shard_index,
             shard_count=s.shard_count,
+            registry=registry,
         )
 
     # ------------------------------------------------------------------ Adapter protocol
@@ -247,7 +263,7 @@ class SparkplugAdapter:
                 which = m.WhichOneof("value")
                 bd_seq = m.long_value if which == "long_value" else m.int_value
         if node.bd_seq is not None and bd_seq is not None and bd_seq != node.bd_seq:
-            STALE_DEATHS.inc()
+            self.metrics.stale_deaths.inc()
             return result
         node.metrics.online = False
         result.events.append(DeviceEvent(t.group, t.node, NODE_KIND, False, at))
@@ -299,7 +315,7 @@ class SparkplugAdapter:
         # A repeat of the last seq is an MQTT redelivery, not a loss.
         if last is None or seq == last or seq == (last + 1) % spb.SEQ_MODULO:
             return
-        SEQ_GAPS.inc()
+        self.metrics.seq_gaps.inc()
         self._request_rebirth(t, node, "seq_gap", result)
 
     def _request_rebirth(
@@ -309,7 +325,7 @@ class SparkplugAdapter:
         if now - node.last_rebirth < self.rebirth_min_interval_s:
             return
         node.last_rebirth = now
-        REBIRTHS.labels(reason).inc()
+        self.metrics.rebirths.labels(reason).inc()
         out = spb.rebirth_request(t.group, t.node, int(time.time() * 1000))
         result.commands.append(_command(out))
 
@@ -323,9 +339,9 @@ class SparkplugAdapter:
             else:
                 mapped = spb.metric_name(raw)
                 if mapped is None:
-                    SKIPPED_METRICS.labels("bad_name").inc()
+                    self.metrics.skipped_metrics.labels("bad_name").inc()
                 elif m.datatype not in spb.NUMERIC:
-                    SKIPPED_METRICS.labels("unsupported_type").inc()
+                    self.metrics.skipped_metrics.labels("unsupported_type").inc()
             d = MetricDef(mapped, m.datatype)
             scope.by_name[raw] = d
             if m.HasField("alias"):
@@ -372,7 +388,7 @@ class SparkplugAdapter:
             groups.setdefault(ts, {})[d.name] = value
             stored += 1
         for reason, n in skipped.items():
-            SKIPPED_METRICS.labels(reason).inc(n)
+            self.metrics.skipped_metrics.labels(reason).inc(n)
         if unknown and not birth:
             # A metric the BIRTH did not declare: our view of the node is out of date.
             node = self._nodes[(t.group, t.node)]
@@ -391,9 +407,11 @@ class SparkplugAdapter:
         return stored, skipped, unknown
 
 
-def create_adapter(settings: Settings) -> SparkplugAdapter:
+def create_adapter(
+    settings: Settings, registry: CollectorRegistry | None = None
+) -> SparkplugAdapter:
     """Entry point of the ingest adapter registry."""
-    return SparkplugAdapter.from_settings(settings)
+    return SparkplugAdapter.from_settings(settings, registry)
 
 
 def _chunks(metrics: dict[str, float]) -> list[dict[str, float]]:

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from services.core.contracts import (
     AgvStatus,
@@ -41,16 +41,24 @@ KIND: Final = "agv"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ID_BAD: Final = re.compile(r"[^A-Za-z0-9_-]")
 
-HEADER_GAPS = Counter(
-    metric_name("ingest", "vda5050_header_gaps", "total"),
-    "VDA 5050 messages whose headerId skipped ahead (messages lost before the broker).",
-    ["topic"],
-)
-LOST_MESSAGES = Counter(
-    metric_name("ingest", "vda5050_lost_messages", "total"),
-    "VDA 5050 messages missing according to headerId jumps.",
-    ["topic"],
-)
+
+class Vda5050Metrics:
+    """The adapter's counters, registered on the registry of the service that exports them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.header_gaps = Counter(
+            metric_name("ingest", "vda5050_header_gaps", "total"),
+            "VDA 5050 messages whose headerId skipped ahead (messages lost before the broker).",
+            ["topic"],
+            registry=registry,
+        )
+        self.lost_messages = Counter(
+            metric_name("ingest", "vda5050_lost_messages", "total"),
+            "VDA 5050 messages missing according to headerId jumps.",
+            ["topic"],
+            registry=registry,
+        )
+
 
 HeaderId = Annotated[int, Meta(ge=0, le=4294967295)]
 
@@ -153,9 +161,13 @@ class Vda5050Adapter:
         default_project: str = "vda5050",
         shard_index: int = 0,
         shard_count: int = 1,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        """`registry`: where the counters are exported. Without one (the passive copy in
+        the rules service, tests) they count into a private registry nobody scrapes."""
         if not 0 <= shard_index < shard_count:
             raise ValueError(f"shard_index {shard_index} outside 0..{shard_count - 1}")
+        self.metrics = Vda5050Metrics(registry if registry is not None else CollectorRegistry())
         self.shard_index = shard_index
         self.shard_count = shard_count
         self.interface = interface
@@ -171,7 +183,9 @@ class Vda5050Adapter:
         self._positions: dict[tuple[str, str], tuple[float, float, float]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Vda5050Adapter:
+    def from_settings(
+        cls, settings: Settings, registry: CollectorRegistry | None = None
+    ) -> Vda5050Adapter:
         s = settings.ingest
         return cls(
             s.vda5050_interface,
@@ -179,6 +193,7 @@ class Vda5050Adapter:
             s.vda5050_default_project,
             s.shard_index,
             s.shard_count,
+            registry=registry,
         )
 
     def topic_filters(self) -> list[str]:
@@ -305,8 +320,8 @@ class Vda5050Adapter:
         self._headers[key] = header
         # Equal: redelivery. Lower: the AGV restarted its counter. Neither is a loss.
         if last is not None and header > last + 1:
-            HEADER_GAPS.labels(topic).inc()
-            LOST_MESSAGES.labels(topic).inc(header - last - 1)
+            self.metrics.header_gaps.labels(topic).inc()
+            self.metrics.lost_messages.labels(topic).inc(header - last - 1)
 
 
 def _parse(decoder: msgspec.json.Decoder[Any], payload: bytes) -> Any:
@@ -334,6 +349,6 @@ def _heading(theta: float) -> float:
     return math.degrees(math.remainder(theta, math.tau))
 
 
-def create_adapter(settings: Settings) -> Vda5050Adapter:
+def create_adapter(settings: Settings, registry: CollectorRegistry | None = None) -> Vda5050Adapter:
     """Entry point of the ingest adapter registry."""
-    return Vda5050Adapter.from_settings(settings)
+    return Vda5050Adapter.from_settings(settings, registry)
