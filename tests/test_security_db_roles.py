@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,9 +14,10 @@ import pytest
 
 from services.api.auth.keys import hash_token as keys_hash
 from services.core import db
-from services.devstack.servers import Mosquitto, Postgres
+from services.devstack.servers import Mosquitto, Postgres, StackError
 from services.security import db_roles
 from tests.conftest import make_settings
+from tests.test_api_support import api_settings, client
 from tests.test_ingest_helpers import inspection, publish, running, topic, wait_count
 
 ROW = "'2026-11-24T08:00:00Z'"
@@ -276,6 +278,27 @@ async def test_api_role_changes_keys_only_through_the_audited_functions(
     assert await attempt(owner, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL") == "ok"
 
 
+async def test_api_under_its_role_stores_only_the_first_bootstrap_key(
+    new_database: Callable[..., str], role_urls: dict[str, str]
+) -> None:
+    """The API's start-up path, as the API role: the first bootstrap key is stored and
+    works; a different one later is refused (the API still starts) and never works."""
+    owner = new_database()
+    api_url = _in_database(role_urls["api"], owner.rsplit("/", 1)[1])
+    first = "f5g_First00000_" + "f" * 40
+    second = "f5g_Second0000_" + "s" * 40
+    for token, status in ((first, 200), (second, 401)):
+        async with client(api_settings(api_url, bootstrap_key=token)) as (_, c):
+            assert (await c.get("/readyz")).status_code == 200
+            r = await c.get("/api/v1/projects", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == status, (token, r.text)
+    conn = await asyncpg.connect(db.asyncpg_dsn(owner))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM api_keys") == 1
+    finally:
+        await conn.close()
+
+
 async def test_wrong_password_is_refused_for_every_role(
     pg: Postgres, role_urls: dict[str, str]
 ) -> None:
@@ -299,6 +322,27 @@ async def test_wrong_password_is_refused_for_every_role(
         conn = await asyncpg.connect(db.asyncpg_dsn(url))  # and the right one works
         await conn.close()
     assert accepted == [], f"accepted {len(accepted)} of {2 * len(urls)}: {accepted}"
+
+
+def test_cluster_keeps_its_passwords_private_and_trusts_nothing(
+    pg: Postgres, tmp_path: Path
+) -> None:
+    assert pg.passfile.stat().st_mode & 0o077 == 0
+    hba = [
+        line.split()
+        for line in (pg.data_dir / "pg_hba.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert hba, "no pg_hba rules"
+    assert {rule[0] for rule in hba} >= {"local", "host"}
+    assert all(rule[-1] == "scram-sha-256" for rule in hba), hba
+    assert pg.psql(f"SELECT rolsuper FROM pg_roles WHERE rolname = '{pg.user}'") == "f"
+    # A cluster made before passwords (trusting every local connection) is refused by name.
+    old = Postgres(tmp_path / "old")
+    old.data_dir.mkdir(parents=True)
+    (old.data_dir / "PG_VERSION").write_text("15\n")
+    with pytest.raises(StackError, match="without passwords"):
+        old.start()
 
 
 def test_roles_migration_is_idempotent_across_databases(
