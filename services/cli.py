@@ -43,6 +43,9 @@ def _help(intro: str, *sections: tuple[type, str]) -> str:
 
 
 def _settings() -> Settings:
+    from services.devstack.stack import use_local_passfile
+
+    use_local_passfile()
     try:
         return load_settings()
     except ConfigError as exc:

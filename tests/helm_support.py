@@ -8,6 +8,7 @@ Prometheus Operator kinds have no schema there and are checked structurally.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,26 @@ STANDARD_LABELS = (
 )
 
 Obj = dict[str, Any]
+
+# Services with a database login user and a broker account of their own.
+ROLE_COMPONENTS = ("ingest", "rules", "api", "simulator")
+
+# What a secure install must supply (the chart refuses to render without it unless
+# security.insecure is set): the owner's password, a login user per service, a broker
+# account per service and TLS. `render` adds it unless told not to.
+CREDENTIALS: Obj = {
+    "database": {
+        "url": "postgresql://factory5g:owner-pw@timescaledb:5432/factory5g",
+        "serviceUrls": {
+            c: f"postgresql://f5g_{c}:pw-{c}@timescaledb:5432/factory5g" for c in ROLE_COMPONENTS
+        },
+    },
+    "mqtt": {
+        "port": 8883,
+        "tls": {"enabled": True},
+        "serviceCredentials": {c: {"username": c, "password": f"pw-{c}"} for c in ROLE_COMPONENTS},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -115,8 +136,27 @@ def load_chart() -> helm.Chart:
     return helm.Chart.load(CHART_DIR)
 
 
-def render(chart: helm.Chart, values: Obj | None = None, *, release: str = RELEASE) -> Rendered:
-    """Render like `helm install --dry-run`: schema-checked, hooks and test pods included."""
+def with_credentials(values: Obj | None = None) -> Obj:
+    """`values` on top of the credentials a secure install needs (existing Secrets and the
+    like in `values` win: with them the chart ignores the inline ones)."""
+    merged = deep_merge(copy.deepcopy(CREDENTIALS), values or {})
+    if merged["database"].get("existingSecret"):
+        merged["database"].pop("serviceUrls")
+    return merged
+
+
+def render(
+    chart: helm.Chart,
+    values: Obj | None = None,
+    *,
+    release: str = RELEASE,
+    credentials: bool = True,
+) -> Rendered:
+    """Render like `helm install --dry-run`: schema-checked, hooks and test pods included.
+
+    With `credentials` the values sit on top of CREDENTIALS, as a secure install's would.
+    """
+    values = with_credentials(values) if credentials else values
     files = chart.render(values or {}, name=release, namespace=NAMESPACE, is_install=True)
     manifests: list[Manifest] = []
     notes = ""
@@ -131,7 +171,8 @@ def render(chart: helm.Chart, values: Obj | None = None, *, release: str = RELEA
 
 
 def lint_problems(values: Obj | None = None) -> list[str]:
-    """Lint findings of severity warning or error, plus hard errors, as text."""
+    """Lint findings of severity warning or error, plus hard errors, as text (for complete
+    values: the chart refuses to render without credentials)."""
     report = helm.lint(CHART_DIR, values, strict=True, kube_version=f"v{KUBE_VERSION}")
     problems = [
         f"{m['path']}: {m['error']}" for m in report.get("messages") or [] if m["severity"] >= 2

@@ -45,6 +45,7 @@ from tests.helm_support import (
     secret_refs,
     undocumented_values,
     validate_manifest,
+    with_credentials,
 )
 
 FULLNAME = fullname()
@@ -111,7 +112,11 @@ ALL_FEATURES: Obj = {
 }
 
 EXISTING_SECRETS: Obj = {
-    "database": {"existingSecret": "tsdb-app", "existingSecretKey": "uri"},
+    "database": {
+        "existingSecret": "tsdb-app",
+        "existingSecretKey": "uri",
+        "existingSecretServiceKeys": {c: f"uri-{c}" for c in ("ingest", "rules", "api")},
+    },
     "mqtt": {
         "existingSecret": "broker-login",
         "existingSecretUsernameKey": "user",
@@ -121,7 +126,12 @@ EXISTING_SECRETS: Obj = {
     "simulator": {"enabled": True},
 }
 
-VALUE_SETS: dict[str, Obj] = {"default": {}, "all-features": ALL_FEATURES}
+# Complete value sets: the chart's defaults and every feature with the credentials a secure
+# install must give, and the examples exactly as shipped (they must be complete themselves).
+VALUE_SETS: dict[str, Obj] = {
+    "default": with_credentials({}),
+    "all-features": with_credentials(ALL_FEATURES),
+}
 VALUE_SETS.update({f"example:{p.name}": read_values(p) for p in example_files()})
 
 # What an operator's own Secret would hold, for settings whose format is checked at start.
@@ -149,7 +159,7 @@ def default(chart: helm.Chart) -> Rendered:
 
 @pytest.fixture(scope="module", params=sorted(VALUE_SETS))
 def rendered(request: pytest.FixtureRequest, chart: helm.Chart) -> Rendered:
-    return render(chart, VALUE_SETS[request.param])
+    return render(chart, VALUE_SETS[request.param], credentials=False)
 
 
 # --- chart files -----------------------------------------------------------------------------
@@ -478,11 +488,15 @@ def test_optional_objects_are_gated(default: Rendered, chart: helm.Chart) -> Non
     for kind in (
         "HorizontalPodAutoscaler",
         "Ingress",
-        "NetworkPolicy",
         "ServiceMonitor",
         "PrometheusRule",
     ):
         assert kind not in kinds, kind
+    # NetworkPolicies are on by default; an explicit value turns them off.
+    assert "NetworkPolicy" in kinds
+    off = render(chart, {"networkPolicy": {"enabled": False}})
+    assert not off.of_kind("NetworkPolicy")
+    assert "networkPolicy.enabled is false" in off.notes
     assert not [m for m in default.manifests if m.name.endswith("-simulator")]
     out = render(chart, ALL_FEATURES)
     assert {m.name for m in out.of_kind("HorizontalPodAutoscaler")} == {
@@ -491,7 +505,8 @@ def test_optional_objects_are_gated(default: Rendered, chart: helm.Chart) -> Non
     }
     for component in ("ingest", "api"):
         assert "replicas" not in out.component("Deployment", component).obj["spec"]
-    assert len(out.of_kind("NetworkPolicy")) == 4
+    # ingest, rules, api, simulator, the migration Job and the test pod.
+    assert len(out.of_kind("NetworkPolicy")) == 6
     assert len(out.of_kind("ServiceMonitor")) == 3
     assert len(out.of_kind("PrometheusRule")) == 1
     assert out.component("Ingress", "api").obj["spec"]["ingressClassName"] == "nginx"
@@ -511,22 +526,43 @@ def test_pod_disruption_budgets_and_topology_spread(default: Rendered) -> None:
         assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, manifest.name
 
 
-def test_network_policies_cover_every_workload(chart: helm.Chart) -> None:
-    out = render(chart, ALL_FEATURES)
-    pods = {
-        m.pod_template()[0]["labels"]["app.kubernetes.io/component"]
-        for m in out.workloads()
-        if m.kind in ("Deployment", "StatefulSet")
-    }
+@pytest.mark.parametrize("values", [{}, ALL_FEATURES], ids=["default", "all-features"])
+def test_network_policies_cover_every_workload(chart: helm.Chart, values: Obj) -> None:
+    """The defaults (with credentials) already isolate every pod: each workload, the
+    migration Job and the test pod has a policy, with only the egress it needs."""
+    out = render(chart, values)
+    pods = {m.pod_template()[0]["labels"]["app.kubernetes.io/component"] for m in out.workloads()}
     policies = {
-        p.obj["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: p.obj["spec"]
+        p.obj["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: p
         for p in out.of_kind("NetworkPolicy")
     }
     assert set(policies) == pods
-    for component, spec in policies.items():
+    broker = out.config_env()["F5G_MQTT__PORT"]
+    for component, policy in policies.items():
+        spec = policy.obj["spec"]
         assert spec["policyTypes"] == ["Ingress", "Egress"], component
         egress_ports = {p["port"] for rule in spec["egress"] for p in rule.get("ports", [])}
-        assert {53, 8883} <= egress_ports, component
+        assert 53 in egress_ports, component
+        assert (int(broker) in egress_ports) == (component not in ("migrate", "test")), component
+        assert (5432 in egress_ports) == (component not in ("test",)), component
+        if component in ("migrate", "test", "simulator"):
+            assert spec["ingress"] == [], component
+    # The Job runs before the release's objects exist: its policy is created with it.
+    migrate = policies["migrate"]
+    job = out.component("Job", "migrate")
+    assert migrate.annotations["helm.sh/hook"] == job.annotations["helm.sh/hook"]
+    assert int(migrate.annotations["helm.sh/hook-weight"]) < int(
+        job.annotations["helm.sh/hook-weight"]
+    )
+
+
+def test_api_ingress_restriction_keeps_the_test_pod(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    spec = out.component("NetworkPolicy", "api").obj["spec"]
+    peers = spec["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"name": "ingress"}}} in peers
+    test_peer = [p for p in peers if "podSelector" in p]
+    assert test_peer[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
 
 
 # --- configuration and secrets ---------------------------------------------------------------
@@ -580,19 +616,25 @@ def test_rules_file_is_mounted_from_the_config_map(chart: helm.Chart) -> None:
 
 def test_default_secrets_are_created_by_the_chart(default: Rendered) -> None:
     secrets = {m.name: m for m in default.of_kind("Secret") if "helm.sh/hook" not in m.annotations}
-    assert set(secrets) == {f"{FULLNAME}-database", f"{FULLNAME}-api"}
+    assert set(secrets) == {f"{FULLNAME}-database", f"{FULLNAME}-api", f"{FULLNAME}-mqtt"}
     url = base64.b64decode(secrets[f"{FULLNAME}-database"].obj["data"]["url"]).decode()
-    assert url == "postgresql://factory5g@timescaledb:5432/factory5g"
+    assert url == "postgresql://factory5g:owner-pw@timescaledb:5432/factory5g"
     key = base64.b64decode(secrets[f"{FULLNAME}-api"].obj["data"]["bootstrap-key"]).decode()
     assert len(key) >= 32
-    # An anonymous broker: no MQTT credentials anywhere.
+    # Every service authenticates to the broker, over TLS.
+    assert default.config_env()["F5G_MQTT__TLS"] == "true"
     for manifest in default.workloads():
-        for container in containers(manifest.pod_template()[1]):
-            assert "F5G_MQTT__PASSWORD" not in env_of(container)
+        if manifest.kind in ("Deployment", "StatefulSet"):
+            for container in containers(manifest.pod_template()[1]):
+                assert "F5G_MQTT__PASSWORD" in env_of(container), manifest.name
 
 
 def test_inline_mqtt_credentials_become_a_secret(chart: helm.Chart) -> None:
-    out = render(chart, {"mqtt": {"username": "plant", "password": "p@ss"}})
+    # One shared account: no service has its own.
+    no_own = {c: {"username": "", "password": ""} for c in ("ingest", "rules", "api", "simulator")}
+    out = render(
+        chart, {"mqtt": {"username": "plant", "password": "p@ss", "serviceCredentials": no_own}}
+    )
     secret = out.get("Secret", f"{FULLNAME}-mqtt").obj["data"]
     assert base64.b64decode(secret["username"]) == b"plant"
     assert base64.b64decode(secret["password"]) == b"p@ss"
@@ -605,6 +647,7 @@ def test_every_secret_can_come_from_an_existing_secret(chart: helm.Chart) -> Non
     assert out.of_kind("Secret") == [], "no Secret of the chart's own, not even a hook Secret"
     expected = {
         ("tsdb-app", "uri"),
+        *(("tsdb-app", f"uri-{c}") for c in ("ingest", "rules", "api")),
         ("broker-login", "user"),
         ("broker-login", "pass"),
         ("api-keys", "bootstrap"),
@@ -633,7 +676,9 @@ def test_mqtt_tls_files_are_mounted(chart: helm.Chart) -> None:
     assert ("mqtt-tls", "") in secret_refs(pod)
     with pytest.raises(helm.HelmRenderError, match="set together"):
         chart.render(
-            {"mqtt": {"tls": {"enabled": True, "existingSecret": "t", "certKey": "tls.crt"}}},
+            with_credentials(
+                {"mqtt": {"tls": {"enabled": True, "existingSecret": "t", "certKey": "tls.crt"}}}
+            ),
             name=RELEASE,
             namespace=NAMESPACE,
         )
@@ -679,7 +724,7 @@ def test_services_accept_the_rendered_settings(
     (services/core/settings.py forbids unknown keys, so a typo would stop the service)."""
     values = deep_merge(VALUE_SETS[name], {"mqtt": {"username": "u", "password": "p"}})
     values.pop("image", None)
-    out = render(chart, values)
+    out = render(chart, values, credentials=False)
     checked = 0
     for manifest in out.workloads():
         if manifest.kind == "Pod":
@@ -791,10 +836,12 @@ def test_alerts_are_complete_and_have_runbooks(chart: helm.Chart) -> None:
         assert service.name in " ".join(a["expr"] for a in alerts.values())
 
 
-def test_notes_explain_access(default: Rendered) -> None:
+def test_notes_explain_access(default: Rendered, chart: helm.Chart) -> None:
     assert f"svc/{FULLNAME}-api" in default.notes
     assert "bootstrap" in default.notes.lower()
-    assert "placeholder" in default.notes
+    assert "WARNING" not in default.notes
+    insecure = render(chart, {"security": {"insecure": True}}, credentials=False)
+    assert "WARNING: security.insecure is set" in insecure.notes
 
 
 # --- image and packaging ---------------------------------------------------------------------

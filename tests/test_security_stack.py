@@ -25,8 +25,8 @@ def test_each_service_gets_its_own_broker_account_and_database_role(tmp_path: Pa
     assert len({e["F5G_MQTT__PASSWORD"] for e in envs.values()}) == 4
     assert envs["ingest"]["F5G_DATABASE__URL"].startswith("postgresql://f5g_ingest:")
     assert envs["api"]["F5G_DATABASE__URL"].endswith("@127.0.0.1:55432/factory5g")
-    # The simulator registers demo projects as the owner would; it has no service role.
-    assert "F5G_DATABASE__URL" not in envs["simulate"]
+    # The simulator registers its demo projects with a role of its own, not as the owner.
+    assert envs["simulate"]["F5G_DATABASE__URL"].startswith("postgresql://f5g_simulate:")
     # Secrets are stable across calls and private to the owner.
     assert service_env("ingest", auth, users, OWNER) == envs["ingest"]
     assert users.file.stat().st_mode & 0o077 == 0

@@ -29,7 +29,9 @@ class DatabaseSettings(BaseModel):
 
     url: str = Field(
         "postgresql://factory5g@127.0.0.1:55432/factory5g",
-        description="PostgreSQL + TimescaleDB connection URL (libpq form, no driver suffix).",
+        description="PostgreSQL + TimescaleDB connection URL (libpq form, no driver suffix) "
+        "of the service's own role. With the password in it, or without and found by libpq "
+        "in PGPASSFILE (the local stack's is .stack/postgres/pgpass, used when unset).",
     )
     pool_min: int = Field(1, ge=1, le=100, description="Minimum connections kept open per pool.")
     pool_max: int = Field(8, ge=1, le=200, description="Maximum connections per pool.")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from services.core import db
 from services.core.settings import Settings
-from services.devstack.stack import LocalStack
+from services.devstack.stack import LocalStack, use_local_passfile
 from services.security.stack_accounts import service_env
 
 SERVICES = (
@@ -65,6 +65,7 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
     stack = LocalStack.default()
     print("starting the local stack (first run installs and builds what is missing)...")
     stack.up()
+    use_local_passfile()  # the owner's password, for a database URL without one
     db.migrate(settings.database.url)  # as the schema owner; services get their own roles
     stack.ensure_db_users()
     log_dir = stack.base_dir / "logs"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -16,6 +17,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
+
+from services.security import db_roles
 
 PG_MAJOR = 15
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
@@ -102,14 +106,23 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclass
 class Postgres:
-    """One PostgreSQL 15 cluster with TimescaleDB preloaded, listening on loopback only."""
+    """One PostgreSQL 15 cluster with TimescaleDB preloaded, listening on loopback only.
+
+    Every connection, TCP or Unix socket, authenticates with scram-sha-256. The bootstrap
+    superuser (`superuser`) has a generated password and only sets databases up: it creates
+    the schema owner (`user`, no superuser, no CREATEROLE/CREATEDB), the services' group
+    roles and the TimescaleDB extension (`ensure_database`). Migrations and everything else
+    run as the owner or as the services' own roles. Both passwords are kept in `passfile`
+    (libpq's format, mode 0600), so `PGPASSFILE` pointed at it lets tools connect.
+    """
 
     base_dir: Path
     port: int = 55432
-    user: str = "factory5g"
+    user: str = "factory5g"  # the schema owner
     database: str = "factory5g"
     durable: bool = True  # tests turn fsync off; the local stack keeps full durability
     settings: dict[str, str] = field(default_factory=dict)
+    superuser: str = "postgres"
 
     @property
     def data_dir(self) -> Path:
@@ -120,11 +133,45 @@ class Postgres:
         return self.base_dir / "postgres.log"
 
     @property
+    def passfile(self) -> Path:
+        return self.base_dir / "pgpass"
+
+    @property
     def url(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        return self.url_for(self.database)
 
     def url_for(self, database: str) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        """The schema owner's URL of `database`, password included."""
+        return self._url(self.user, database)
+
+    def url_as_superuser(self, database: str) -> str:
+        return self._url(self.superuser, database)
+
+    def _url(self, user: str, database: str) -> str:
+        password = quote(self.password(user), safe="")
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def password(self, user: str) -> str:
+        """The generated password of the superuser or the owner (made with the cluster)."""
+        for line in self.passfile.read_text().splitlines() if self.passfile.exists() else []:
+            *_, name, password = line.split(":")
+            if name == user:
+                return password
+        if (self.data_dir / "PG_VERSION").exists():
+            raise StackError(
+                f"{self.data_dir} was made without passwords (it trusts every local "
+                f"connection); stop it and remove {self.base_dir} to make a new one"
+            )
+        raise StackError(f"no password for {user}: the cluster in {self.data_dir} is not made")
+
+    def _write_passfile(self) -> None:
+        """Generate both passwords once; libpq ignores a passfile others could read."""
+        lines = [
+            f"*:*:*:{user}:{secrets.token_urlsafe(24)}" for user in (self.superuser, self.user)
+        ]
+        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
     def _run(self, cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
         result: subprocess.CompletedProcess[str] = subprocess.run(
@@ -138,6 +185,7 @@ class Postgres:
 
     def init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
+            self.password(self.superuser)  # a cluster from before passwords: say so
             return
         if not (PG_BIN / "initdb").exists():
             raise StackError(
@@ -145,23 +193,40 @@ class Postgres:
             )
         ensure_service_user()
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        self._write_passfile()
+        pwfile = self.base_dir / "initdb.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.password(self.superuser) + "\n")
         _own(self.base_dir)
-        self._run(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                self.user,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-            ]
+        try:
+            self._run(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.superuser,
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
+        finally:
+            pwfile.unlink()
+        # Password authentication for every connection; nothing is trusted.
+        (self.data_dir / "pg_hba.conf").write_text(
+            "# Written by factory5g: scram-sha-256 for every connection.\n"
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
         )
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
             "unix_socket_directories": f"'{self.base_dir}'",
+            "password_encryption": "'scram-sha-256'",
             "shared_preload_libraries": "'timescaledb'",
             "timescaledb.telemetry_level": "off",
             "max_connections": "200",
@@ -182,6 +247,7 @@ class Postgres:
         with (self.data_dir / "postgresql.auto.conf").open("a") as f:
             for k, v in conf.items():
                 f.write(f"{k} = {v}\n")
+        _own(self.base_dir)
 
     def running(self) -> bool:
         pid_file = self.data_dir / "postmaster.pid"
@@ -209,6 +275,7 @@ class Postgres:
                     "start",
                 ]
             )
+        self.psql(db_roles.owner_sql(self.user, self.password(self.user)))
         self.ensure_database(self.database)
 
     def stop(self, mode: str = "fast") -> None:
@@ -216,6 +283,7 @@ class Postgres:
             self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
 
     def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run `sql` as the bootstrap superuser (setting up databases and roles only)."""
         return self._run(
             [
                 str(PG_BIN / "psql"),
@@ -229,18 +297,26 @@ class Postgres:
                 "-p",
                 str(self.port),
                 "-U",
-                self.user,
+                self.superuser,
                 "-d",
                 database,
                 "-c",
                 sql,
-            ]
+            ],
+            env={**os.environ, "PGPASSWORD": self.password(self.superuser)},
         ).stdout.strip()
 
     def ensure_database(self, name: str) -> None:
+        """Create `name` owned by the schema owner, with the extension and the group roles
+        only a superuser can create, so its migrations run as the owner."""
         exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
         if exists != "1":
-            self.psql(f'CREATE DATABASE "{name}"')
+            self.psql(f'CREATE DATABASE "{name}" OWNER "{self.user}"')
+        cluster, in_database = db_roles.bootstrap_sql(name, self.user)
+        for statement in cluster:
+            self.psql(statement)
+        for statement in in_database:
+            self.psql(statement, database=name)
 
     def drop_database(self, name: str) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

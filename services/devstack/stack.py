@@ -18,6 +18,14 @@ def stack_dir() -> Path:
     return Path(os.environ.get("F5G_STACK_DIR", REPO_ROOT / ".stack")).resolve()
 
 
+def use_local_passfile() -> None:
+    """Let libpq and asyncpg find the local stack's database passwords (the default
+    database URL names no password), unless PGPASSFILE points elsewhere already."""
+    passfile = LocalStack.default().postgres.passfile
+    if "PGPASSFILE" not in os.environ and passfile.exists():
+        os.environ["PGPASSFILE"] = str(passfile)
+
+
 @dataclass
 class LocalStack:
     base_dir: Path
@@ -65,7 +73,8 @@ class LocalStack:
             auth.service_credentials(name)
 
     def ensure_db_users(self) -> None:
-        """LOGIN users of the service roles; the group roles come from migration 0004."""
+        """LOGIN users of the service roles (the group roles come from the bootstrap step in
+        Postgres.ensure_database), created by the superuser: the owner may not create roles."""
         for statement in self.db_users.create_sql():
             self.postgres.psql(statement)
 
@@ -98,7 +107,9 @@ class LocalStack:
     def status(self) -> dict[str, str]:
         pg, mq = self.postgres, self.mosquitto
         return {
-            "postgres": f"{'running' if pg.running() else 'stopped'}  {pg.url}",
+            "postgres": f"{'running' if pg.running() else 'stopped'}  "
+            f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.database}"
+            f"  (passwords in {pg.passfile})",
             "mosquitto": f"{'running' if mq.running() else 'stopped'}  mqtt://127.0.0.1:{mq.port}"
             + (f", mqtts://127.0.0.1:{mq.tls_port}" if mq.tls_port else "")
             + f"  (accounts in {self.broker_auth.directory})",

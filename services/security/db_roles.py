@@ -1,9 +1,26 @@
-"""Database roles: what each service may do, as SQL the migration and the tools share.
+"""Database roles: who may do what, as SQL the bootstrap step and the tools share.
 
-Group roles are NOLOGIN and cluster-wide; the migration creates them if missing (many
-databases of one cluster run it, possibly at the same time) and grants privileges in the
-current database. Login users for a deployment join a group (`factory5g db roles`), so a
-password rotation never touches a GRANT. Migrations run as the schema owner, never as these.
+Three kinds of role, none of them a superuser once the cluster is set up:
+
+- the bootstrap superuser (the DBA's, or `postgres` in the local stack) runs
+  `bootstrap_sql` once per database: it creates the schema owner and the group roles
+  (creating roles needs CREATEROLE) and the TimescaleDB extension (not a trusted
+  extension: it needs a superuser). Nothing else runs as it.
+- the schema owner (NOSUPERUSER NOCREATEDB NOCREATEROLE) owns the database and runs the
+  migrations, which grant each group exactly its job (0004_roles, 0006_least_privilege).
+- group roles are NOLOGIN and cluster-wide; login users of a deployment join one
+  (`factory5g db roles`), so a password rotation never touches a GRANT.
+
+What each group may do (the grants live in the migrations; tests/test_security_db_roles.py
+proves every line, and that everything else is refused):
+- ingest: append to the stream tables and dead letters, insert projects, keep the device
+  registry current, temporary staging tables;
+- rules: read the streams and the registry, write alarms and their events;
+- api: read everything; change alarm state; manage projects and rollups; API keys only
+  through the owner's functions `api_key_bootstrap`, `api_key_create` and `api_key_revoke`,
+  which cannot un-revoke a key and mint a key only for a live admin key (or the very first
+  admin key), each change recorded in `api_key_events`;
+- simulator: name its projects (insert and update `projects`), nothing else.
 """
 
 from __future__ import annotations
@@ -13,10 +30,12 @@ from typing import Final
 INGEST: Final = "factory5g_ingest"
 RULES: Final = "factory5g_rules"
 API: Final = "factory5g_api"
-GROUPS: Final = (INGEST, RULES, API)
-SERVICE_GROUP: Final = {"ingest": INGEST, "rules": RULES, "api": API}
+SIMULATOR: Final = "factory5g_simulator"
+GROUPS: Final = (INGEST, RULES, API, SIMULATOR)
+# Service name (as `factory5g up` runs it) -> its group role.
+SERVICE_GROUP: Final = {"ingest": INGEST, "rules": RULES, "api": API, "simulate": SIMULATOR}
 
-STREAMS: Final = ("inspections", "agv_status", "link_kpis", "telemetry")
+OWNER_ATTRIBUTES: Final = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 
 
 def create_group_sql(role: str) -> str:
@@ -30,40 +49,30 @@ def create_group_sql(role: str) -> str:
     )
 
 
-def grant_sql(rollup_tables: list[str]) -> list[str]:
-    streams = ", ".join(STREAMS)
-    rollups = ", ".join([*rollup_tables, "rollup_watermarks"])
-    everyone = ", ".join(GROUPS)
-    return [
-        f"GRANT USAGE ON SCHEMA public TO {everyone}",
-        # ingest: append to the stores and dead letters, keep the device registry current.
-        f"GRANT SELECT, INSERT ON {streams}, dead_letters TO {INGEST}",
-        f"GRANT SELECT, INSERT, UPDATE ON projects, devices TO {INGEST}",
-        # rules: read the stores and the registry, own the alarm tables.
-        f"GRANT SELECT ON {streams}, projects, devices TO {RULES}",
-        f"GRANT SELECT, INSERT, UPDATE ON alarms, alarm_events TO {RULES}",
-        # api: read everything; change alarm state; manage projects, keys and rollups.
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {API}",
-        f"GRANT UPDATE ON alarms TO {API}",
-        f"GRANT INSERT ON alarm_events TO {API}",
-        f"GRANT INSERT, UPDATE ON projects, api_keys TO {API}",
-        f"GRANT INSERT, UPDATE, DELETE ON {rollups} TO {API}",
-        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {everyone}",
-        # Tables later migrations add stay readable by the API without a new grant.
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {API}",
-        # Nobody but the owner may create objects, whatever PUBLIC was given before PG 15.
-        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-    ]
+def owner_sql(owner: str, password: str) -> str:
+    """Create or refresh the schema owner: a login role without any superpower."""
+    pw = password.replace("'", "''")
+    return (
+        "DO $$ BEGIN "
+        f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{owner}') THEN "
+        f"EXECUTE format('CREATE ROLE %I', '{owner}'); END IF; "
+        f"EXECUTE format('ALTER ROLE %I {OWNER_ATTRIBUTES} PASSWORD %L', '{owner}', '{pw}'); "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    )
 
 
-def revoke_sql() -> list[str]:
-    everyone = ", ".join(GROUPS)
-    return [
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {everyone}",
-        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {everyone}",
-        f"REVOKE USAGE ON SCHEMA public FROM {everyone}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM {API}",
+def bootstrap_sql(database: str, owner: str) -> tuple[list[str], list[str]]:
+    """(statements in any database, statements in `database`) for the bootstrap superuser,
+    after the owner exists and `database` was created with `OWNER <owner>`."""
+    cluster = [create_group_sql(role) for role in GROUPS]
+    cluster.append(f'ALTER DATABASE "{database}" OWNER TO "{owner}"')
+    in_database = [
+        "CREATE EXTENSION IF NOT EXISTS timescaledb",
+        # PostgreSQL 15 gives the public schema to the database owner already; older
+        # clusters (and dumps restored from them) do not.
+        f'ALTER SCHEMA public OWNER TO "{owner}"',
     ]
+    return cluster, in_database
 
 
 def login_user_sql(user: str, group: str, password: str) -> str:

@@ -48,7 +48,8 @@ class DatabaseUsers:
         return f"f5g_{service}", data[service]
 
     def create_sql(self) -> list[str]:
-        """Statements that create or refresh every login user (after migration 0004)."""
+        """Statements that create or refresh every login user; the superuser runs them (the
+        group roles come from the bootstrap step, the owner may not create roles)."""
         out = []
         for service, group in db_roles.SERVICE_GROUP.items():
             user, password = self.password(service)

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.tables import api_keys
@@ -101,21 +100,23 @@ async def create(
     return token, _row_to_key(row)
 
 
-async def ensure(conn: AsyncConnection, token: str, name: str, scope: str) -> bool:
-    """Store a key with a token chosen by the operator, unless its prefix is known already.
+async def ensure(conn: AsyncConnection, token: str, name: str, scope: str = "admin") -> bool:
+    """Store the operator's bootstrap admin key, unless its prefix is known already.
 
     A known prefix is left alone, revoked or not, so revoking a bootstrap key sticks across
-    restarts. Returns whether a key was stored.
+    restarts. The API's database role cannot write `api_keys`: the owner's function
+    `api_key_bootstrap` (migration 0006) stores the key, and only while the database has no
+    admin key yet, so the role cannot mint admin keys of its own. Returns whether a key was
+    stored.
     """
-    prefix = split_token(token)
-    if prefix is None:
+    if scope != "admin":
+        raise ValueError("a bootstrap key is an admin key")
+    if split_token(token) is None:
         raise ValueError("token must look like f5g_<10 letters or digits>_<32+ characters>")
-    stmt = (
-        pg_insert(api_keys)
-        .values(prefix=prefix, hash=hash_token(token), name=name, scope=scope, projects=None)
-        .on_conflict_do_nothing(index_elements=["prefix"])
+    stored = await conn.execute(
+        sa.text("SELECT api_key_bootstrap(:token, :name)"), {"token": token, "name": name}
     )
-    return bool((await conn.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return bool(stored.scalar_one())
 
 
 async def revoke(conn: AsyncConnection, prefix: str) -> bool:

@@ -325,3 +325,76 @@ httpGet:
   port: {{ .port }}
 {{- toYaml .timing | nindent 0 }}
 {{- end }}
+
+{{/*
+True (non-empty) when a component has a database login user of its own: a serviceUrls entry
+or, with an existing Secret, an existingSecretServiceKeys entry.
+Call with (dict "root" $ "component" "simulator").
+*/}}
+{{- define "factory5g.ownDatabaseUrl" -}}
+{{- $db := .root.Values.database -}}
+{{- if $db.existingSecret }}
+{{- if index ($db.existingSecretServiceKeys | default dict) .component }}true{{ end }}
+{{- else }}
+{{- if index ($db.serviceUrls | default dict) .component }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Secure defaults. Unless security.insecure is set, rendering fails, naming the value, when
+the schema owner's URL has no password, an enabled service has no database login user of its
+own (or its URL no password), a service has no MQTT credentials, or TLS to the broker is off.
+*/}}
+{{- define "factory5g.securityCheck" -}}
+{{- if not .Values.security.insecure }}
+{{- $hint := "(docs/security.md, \"Chart setup\"; security.insecure=true renders without it, for demonstrations only)" }}
+{{- $withPassword := "^postgres(ql)?://[^/?#@:]+:[^/?#@]+@|[?&]password=[^&]" }}
+{{- $db := .Values.database }}
+{{- $services := list }}
+{{- range $c := list "ingest" "rules" "api" }}
+{{- if (index $.Values $c).enabled }}{{ $services = append $services $c }}{{ end }}
+{{- end }}
+{{- if $db.existingSecret }}
+{{- range $c := $services }}
+{{- if not (index ($db.existingSecretServiceKeys | default dict) $c) }}
+{{- fail (printf "database.existingSecretServiceKeys.%s is required: the key in Secret %s holding the URL of the %s service's own login user (role factory5g_%s), so that it never connects as the schema owner %s" $c $db.existingSecret $c $c $hint) }}
+{{- end }}
+{{- end }}
+{{- else }}
+{{- if not (regexMatch $withPassword $db.url) }}
+{{- fail (printf "database.url must carry the schema owner's password (postgresql://<owner>:<password>@<host>:5432/<database>), or use database.existingSecret %s" $hint) }}
+{{- end }}
+{{- $all := $services }}
+{{- if and .Values.simulator.enabled (index ($db.serviceUrls | default dict) "simulator") }}
+{{- $all = append $all "simulator" }}
+{{- end }}
+{{- range $c := $all }}
+{{- $url := index ($db.serviceUrls | default dict) $c }}
+{{- if not $url }}
+{{- fail (printf "database.serviceUrls.%s is required: the URL of the %s service's own login user (role factory5g_%s), so that it never connects as the schema owner %s" $c $c $c $hint) }}
+{{- end }}
+{{- if not (regexMatch $withPassword $url) }}
+{{- fail (printf "database.serviceUrls.%s must carry its login user's password %s" $c $hint) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not .Values.mqtt.tls.enabled }}
+{{- fail (printf "mqtt.tls.enabled is required: credentials and data must not cross the network in clear text %s" $hint) }}
+{{- end }}
+{{- if not .Values.mqtt.existingSecret }}
+{{- $m := .Values.mqtt }}
+{{- range $c := list "ingest" "rules" "api" "simulator" }}
+{{- if (index $.Values $c).enabled }}
+{{- $own := index ($m.serviceCredentials | default dict) $c | default dict }}
+{{- if $own.username }}
+{{- if not $own.password }}
+{{- fail (printf "mqtt.serviceCredentials.%s.password is required with its username %s" $c $hint) }}
+{{- end }}
+{{- else if not (and $m.username $m.password) }}
+{{- fail (printf "mqtt.serviceCredentials.%s is required (or the shared mqtt.username and mqtt.password, or mqtt.existingSecret): the broker must not take anonymous clients %s" $c $hint) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
