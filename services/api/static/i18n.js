@@ -93,6 +93,14 @@ export function applyStatic(root = document) {
   for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
 }
 
+// An ISO 8601 instant as the API sends it (always with its zone), e.g. a record's `ts`.
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+export function isInstant(v) {
+  return typeof v === "string" && ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v));
+}
+
+// Every time on a page in the browser's own zone, the same way.
 export function fmtTime(iso) {
   if (!iso) return "–";
   return new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
