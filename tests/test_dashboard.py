@@ -392,3 +392,51 @@ def test_a_24_hour_range_draws_a_24_hour_axis(
         assert page.console.errors == []
     finally:
         page.context.close()
+
+
+def _until(check: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout  # generous: CI machines may be busy
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_portfolio_search_and_status_filter(stack: Stack, page: Any) -> None:
+    stack.sql(
+        "INSERT INTO projects (id, name, city, status) VALUES ('p-old', 'Old press line',"
+        " 'Ningbo', 'archived') ON CONFLICT (id) DO UPDATE SET status = 'archived'"
+    )
+    sign_in(page, stack.url, stack.keys.admin)
+    wait_charts(page, ["devices"])
+
+    def shown() -> list[str]:
+        cards = page.locator(".project-card")
+        return sorted(cards.evaluate_all("els => els.map(e => e.dataset.project)"))
+
+    # Active projects by default, each with its status; the archived one stays out.
+    assert "p-old" not in shown(), "an archived project is listed by default"
+    assert {"p1", "p2"} <= set(shown())
+    assert page.input_value("#project-status") == "active"
+    assert page.inner_text('.project-card[data-project="p1"] .status') == "active"
+    page.select_option("#project-status", "archived")
+    _until(lambda: shown() == ["p-old"], "the archived filter shows the archived project only")
+    assert page.inner_text('.project-card[data-project="p-old"] .status') == "archived"
+    assert page.get_attribute('[data-chart="devices"]', "data-points") == "1"
+    page.select_option("#project-status", "all")
+    _until(lambda: {"p1", "p2", "p-old"} <= set(shown()), "all statuses show all projects")
+    # Search: name, city or id, case-insensitive, together with the status filter.
+    page.fill("#project-search", "OLD PRESS")
+    _until(lambda: shown() == ["p-old"], "searching a name")
+    page.fill("#project-search", "p2")
+    _until(lambda: shown() == ["p2"], "searching an id")
+    page.select_option("#project-status", "archived")
+    page.wait_for_selector(".holder .state.empty >> text=No project matches")
+    page.fill("#project-search", "")
+    _until(lambda: shown() == ["p-old"], "clearing the search")
+    # The status choice is kept; the page speaks Chinese too.
+    page.click("#lang")
+    page.wait_for_selector('.project-card[data-project="p-old"] .status >> text=已归档')
+    assert page.input_value("#project-status") == "archived"
+    assert page.get_attribute("#project-search", "placeholder") == "搜索项目"
+    page.click("#lang")
+    assert page.console.errors == []
