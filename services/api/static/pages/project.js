@@ -50,6 +50,11 @@ function pts(series, pick) {
   return series.points.map((p) => [p.t, pick(p)]);
 }
 
+// A line of one series response; its bucket width tells the chart where data is missing.
+function seriesLine(name, series, pick, extra = {}) {
+  return line(name, pts(series, pick), { gapMs: series.bucket_s * 1000, ...extra });
+}
+
 export async function render(main, ctx) {
   const pid = ctx.project;
   const enc = encodeURIComponent(pid);
@@ -152,7 +157,7 @@ export async function render(main, ctx) {
       xAxis: timeAxis(r),
       yAxis: { axisLabel: { formatter: (v) => `${(v * 100).toFixed(1)}%` } },
       tooltip: { trigger: "axis", valueFormatter: (v) => fmtPct(v, 2) },
-      series: s.stations.map((st) => line(st.device_id, st.points.map((p) => [p.t, p.inspections ? p.failed / p.inspections : null]))),
+      series: s.stations.map((st) => line(st.device_id, st.points.map((p) => [p.t, p.inspections ? p.failed / p.inspections : null]), { gapMs: s.bucket_s * 1000 })),
     }, n);
     draw(boxes.throughput, "throughput", {
       xAxis: timeAxis(r),
@@ -168,21 +173,21 @@ export async function render(main, ctx) {
     draw(boxes.battery, "battery", {
       xAxis: timeAxis(r),
       yAxis: { min: 0, max: 100 },
-      series: [line(t("avg"), pts(battery, (p) => p.avg)), line(t("min"), pts(battery, (p) => p.min), { lineStyle: { type: "dashed" } })],
+      series: [seriesLine(t("avg"), battery, (p) => p.avg), seriesLine(t("min"), battery, (p) => p.min, { lineStyle: { type: "dashed" } })],
     }, battery.points.length);
     draw(boxes.latency, "latency", {
       xAxis: timeAxis(r),
-      series: [line("p50", pts(latency, (p) => p.p50)), line("p95", pts(latency, (p) => p.p95)), line("p99", pts(latency, (p) => p.p99))],
+      series: [seriesLine("p50", latency, (p) => p.p50), seriesLine("p95", latency, (p) => p.p95), seriesLine("p99", latency, (p) => p.p99)],
     }, latency.points.length);
     draw(boxes.rsrp, "rsrp", {
       xAxis: timeAxis(r),
       yAxis: { min: -130, max: -50, scale: false },
-      series: [line(t("avg"), pts(rsrp, (p) => p.avg), { markArea: bands(RSRP_BANDS) }), line(t("min"), pts(rsrp, (p) => p.min), { lineStyle: { type: "dashed" } })],
+      series: [seriesLine(t("avg"), rsrp, (p) => p.avg, { markArea: bands(RSRP_BANDS) }), seriesLine(t("min"), rsrp, (p) => p.min, { lineStyle: { type: "dashed" } })],
     }, rsrp.points.length);
     draw(boxes.sinr, "sinr", {
       xAxis: timeAxis(r),
       yAxis: { min: -10, max: 35, scale: false },
-      series: [line(t("avg"), pts(sinr, (p) => p.avg), { markArea: bands(SINR_BANDS) }), line(t("min"), pts(sinr, (p) => p.min), { lineStyle: { type: "dashed" } })],
+      series: [seriesLine(t("avg"), sinr, (p) => p.avg, { markArea: bands(SINR_BANDS) }), seriesLine(t("min"), sinr, (p) => p.min, { lineStyle: { type: "dashed" } })],
     }, sinr.points.length);
   }
 
