@@ -108,3 +108,57 @@ async def test_duplicate_id_is_409(env: tuple[httpx.AsyncClient, Keys]) -> None:
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "conflict"
     assert (await c.get("/api/v1/projects/dup", headers=auth(k.admin))).json()["name"] == "x"
+
+
+async def test_list_filters_by_status_and_text(new_database: Callable[..., str]) -> None:
+    """The portfolio hides archived projects and searches; the API does the filtering."""
+    url = new_database()
+    k = await make_keys(url)
+    async with client(api_settings(url)) as (_, c):
+        admin = auth(k.admin)
+        made = [
+            {"id": "p1", "name": "Press shop", "city": "Ningbo", "scenario": "vision inspection"},
+            {"id": "p2", "name": "Paint line", "city": "Suzhou", "status": "planned"},
+            {"id": "p3", "name": "Weld cell_50%", "enterprise": "ACME Motors"},
+            {"id": "p4", "name": "Old press line", "city": "Ningbo"},
+        ]
+        for body in made:
+            r = await c.post("/api/v1/projects", json=body, headers=admin)
+            assert r.status_code == 201, r.text
+        # Archiving is an admin's PATCH; an operator may not.
+        r = await c.patch("/api/v1/projects/p4", json={"status": "archived"}, headers=admin)
+        assert (r.status_code, r.json()["status"]) == (200, "archived")
+        r = await c.patch(
+            "/api/v1/projects/p1", json={"status": "archived"}, headers=auth(k.operate_p1)
+        )
+        assert r.status_code == 403, r.text
+
+        async def ids(key: str = k.admin, **params: object) -> list[str]:
+            got, cursor = [], None
+            while True:  # one row a page: the filters hold across pages
+                page_params = {**params, "limit": 1, **({"cursor": cursor} if cursor else {})}
+                r = await c.get("/api/v1/projects", params=page_params, headers=auth(key))
+                assert r.status_code == 200, r.text
+                got += [p["id"] for p in r.json()["items"]]
+                if (cursor := r.json()["next_cursor"]) is None:
+                    return got
+
+        assert await ids() == ["p1", "p2", "p3", "p4"]
+        assert await ids(status="active") == ["p1", "p3"]
+        assert await ids(status="archived") == ["p4"]
+        assert await ids(status=["planned", "archived"]) == ["p2", "p4"]
+        assert await ids(q="PRESS") == ["p1", "p4"]
+        assert await ids(q="press", status="active") == ["p1"]
+        assert await ids(q="ningbo") == ["p1", "p4"]
+        assert await ids(q="acme") == ["p3"]
+        assert await ids(q="inspection") == ["p1"]
+        assert await ids(q="p2") == ["p2"]
+        assert await ids(q="_") == ["p3"]  # LIKE wildcards in the text match only themselves
+        assert await ids(q="%") == ["p3"]
+        assert await ids(q="nothing like it") == []
+        assert await ids(k.read_p1) == ["p1"]  # a key's scope still applies
+        assert await ids(k.read_p1, status="archived") == []
+        for bad, needle in (({"status": "gone"}, "status"), ({"q": ""}, "q"), ({"q": "a\0"}, "q")):
+            r = await c.get("/api/v1/projects", params=bad, headers=admin)
+            assert r.status_code == 422, r.text
+            assert needle in r.json()["error"]["message"]

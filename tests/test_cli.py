@@ -63,3 +63,16 @@ def test_settings_reference_is_current() -> None:
 
     page = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
     assert page.read_text() == render(), "regenerate: factory5g settings --markdown"
+
+
+def test_keys_list_prints_only_the_keys(database_url: str) -> None:
+    """`keys list` is read by people and scripts: one line per key on stdout, no log noise."""
+    env = {"F5G_DATABASE__URL": database_url}
+    made = _cli("keys", "create", "--scope", "read", "--name", "line-display", env=env)
+    assert made.returncode == 0, made.stderr
+    prefix = made.stdout.split("prefix ", 1)[1].split()[0]
+    out = _cli("keys", "list", env=env)
+    assert out.returncode == 0, out.stderr
+    noise = [ln for ln in (out.stdout + out.stderr).splitlines() if prefix not in ln]
+    assert noise == [], f"{len(noise)} lines besides the keys: {noise}"
+    assert [ln.split()[0] for ln in out.stdout.splitlines()] == [prefix]

@@ -14,6 +14,9 @@ from services.core.runtime import run_async
 from services.core.settings import Settings, load_settings
 
 keys_app = typer.Typer(help="API keys: create, revoke, list. Tokens are shown once.")
+# The key commands print what people and scripts read (tokens, the key list); library INFO
+# logs (Alembic announces its plugins on import) would be noise there, warnings still show.
+KEYS_LOG_LEVEL = "WARNING"
 
 
 def _engine(settings: Settings) -> AsyncEngine:
@@ -50,7 +53,7 @@ def keys_create(
         finally:
             await engine.dispose()
 
-    typer.echo(run_async(go()))
+    typer.echo(run_async(go(), KEYS_LOG_LEVEL))
 
 
 @keys_app.command("revoke")
@@ -66,7 +69,7 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix.")]
         finally:
             await engine.dispose()
 
-    if not run_async(go()):
+    if not run_async(go(), KEYS_LOG_LEVEL):
         typer.echo(f"no live key with prefix {prefix!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {prefix}")
@@ -85,7 +88,7 @@ def keys_list() -> None:
         finally:
             await engine.dispose()
 
-    for k in run_async(go()):
+    for k in run_async(go(), KEYS_LOG_LEVEL):
         projects = ",".join(sorted(k.projects)) if k.projects is not None else "(all)"
         revoked = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live"
         created = f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "-"

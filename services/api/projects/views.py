@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
 
 from services.api.auth.guard import Admin, Reader
 from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
-from services.api.projects.models import Project, ProjectCreate, ProjectPage, ProjectUpdate
+from services.api.projects.models import (
+    NO_NUL,
+    Project,
+    ProjectCreate,
+    ProjectPage,
+    ProjectUpdate,
+    Status,
+)
 from services.core.tables import projects
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -22,17 +29,49 @@ def _out(row: sa.Row[Any]) -> dict[str, Any]:
     return dict(row._mapping)
 
 
+StatusFilter = Annotated[
+    list[Status] | None,
+    Query(description="Only projects in this status (repeat for several); default all."),
+]
+TextFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="Only projects whose id, name, enterprise, city or scenario contains "
+        "this text (case-insensitive).",
+    ),
+]
+SEARCHED = ("id", "name", "enterprise", "city", "scenario")
+
+
+def _contains(text: str) -> sa.ColumnElement[bool]:
+    """Substring match in any searched column; LIKE's wildcards in the text match themselves."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return sa.or_(*(projects.c[c].ilike(pattern, escape="\\") for c in SEARCHED))
+
+
 @router.get("", response_model=ProjectPage, summary="Projects this key may see.")
 async def list_projects(
-    conn: Conn, key: Reader, limit: Limit = 100, cursor: CursorParam = None
+    conn: Conn,
+    key: Reader,
+    limit: Limit = 100,
+    cursor: CursorParam = None,
+    status: StatusFilter = None,
+    q: TextFilter = None,
 ) -> dict[str, Any]:
     after = decode_cursor(cursor, (str,))
-    q = sa.select(projects).order_by(projects.c.id).limit(limit + 1)
+    query = sa.select(projects).order_by(projects.c.id).limit(limit + 1)
     if key.projects is not None:
-        q = q.where(projects.c.id.in_(sorted(key.projects)))
+        query = query.where(projects.c.id.in_(sorted(key.projects)))
+    if status:
+        query = query.where(projects.c.status.in_(sorted(set(status))))
+    if q is not None:
+        query = query.where(_contains(q))
     if after is not None:
-        q = q.where(projects.c.id > after[0])
-    rows = (await conn.execute(q)).all()
+        query = query.where(projects.c.id > after[0])
+    rows = (await conn.execute(query)).all()
     items = [_out(r) for r in rows[:limit]]
     more = len(rows) > limit
     return {"items": items, "next_cursor": encode_cursor([items[-1]["id"]]) if more else None}

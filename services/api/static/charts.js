@@ -30,6 +30,22 @@ function base() {
   };
 }
 
+// ECharts rounds a time axis out to "nice" bounds, so a 24 h range could show 48 h and the
+// newest data sat minutes short of the edge. The axis shows the range asked for instead, or,
+// for a chart drawn without one, exactly the data it has.
+export function timeAxis(r) {
+  return { min: Date.parse(r.start), max: Date.parse(r.end) };
+}
+
+function xAxisOf(option) {
+  const x = { ...base().xAxis, ...(option.xAxis || {}) };
+  if (x.type === "time") {
+    x.min ??= (e) => e.min;
+    x.max ??= (e) => e.max;
+  }
+  return x;
+}
+
 // Draw `option` into `box` (replacing any earlier chart); nothing to draw shows the empty state.
 export function draw(box, name, option, points) {
   box.dataset.chart = name;
@@ -47,13 +63,45 @@ export function draw(box, name, option, points) {
   el.className = "chart";
   box.replaceChildren(el);
   const chart = echarts.init(el, null, { renderer: "canvas", locale: currentLang() === "zh" ? "ZH" : "EN" });
-  chart.setOption({ ...base(), ...option, xAxis: { ...base().xAxis, ...(option.xAxis || {}) }, yAxis: { ...base().yAxis, ...(option.yAxis || {}) } });
+  chart.setOption({ ...base(), ...option, xAxis: xAxisOf(option), yAxis: { ...base().yAxis, ...(option.yAxis || {}) } });
   live.add(chart);
   return chart;
 }
 
+// A gap of more than this many buckets without data breaks the line instead of bridging it.
+const GAP_BUCKETS = 2.5;
+
+function millis(t) {
+  return typeof t === "number" ? t : Date.parse(t);
+}
+
+// [t, value] pairs with a null where the data has a gap, and a marker on each point that has
+// no neighbour to draw a line to: a series of single readings between gaps (an optional
+// field, a device that reports now and then) would otherwise draw nothing at all.
+function sparse(data, gapMs) {
+  const ts = data.map(([t]) => millis(t));
+  let step = gapMs;
+  if (!step) {
+    for (let i = 1; i < ts.length; i++) {
+      const d = ts[i] - ts[i - 1];
+      if (d > 0 && !(d >= step)) step = d;
+    }
+  }
+  const out = [];
+  for (let i = 0; i < data.length; i++) {
+    if (i > 0 && step && ts[i] - ts[i - 1] > GAP_BUCKETS * step) out.push([ts[i - 1] + step, null]);
+    out.push([data[i][0], data[i][1] ?? null]);
+  }
+  return out.map((p, i) => {
+    const alone = p[1] !== null && (out[i - 1]?.[1] ?? null) === null && (out[i + 1]?.[1] ?? null) === null;
+    return alone ? { value: p, symbol: "circle", symbolSize: 7 } : p;
+  });
+}
+
+// `extra.gapMs`: the series' bucket width, when known (else the data's smallest step).
 export function line(name, data, extra = {}) {
-  return { name, type: "line", showSymbol: false, connectNulls: false, data, ...extra };
+  const { gapMs, ...rest } = extra;
+  return { name, type: "line", showSymbol: true, symbol: "none", connectNulls: false, data: sparse(data, gapMs), ...rest };
 }
 
 // Horizontal quality bands as shaded areas behind a series: [[name, from, to], ...].

@@ -34,6 +34,10 @@ const STRINGS = {
     h1: "1 h", h6: "6 h", h24: "24 h", d7: "7 days", d30: "30 days", custom: "custom…",
     moving: "moving", loading: "loading", idle: "idle", charging: "charging", error_state: "error", estop: "e-stop",
     read_only: "read-only key", new_alarm: "New alarm",
+    search_projects: "Search projects", status: "Status", status_all: "all statuses",
+    status_active: "active", status_planned: "planned", status_paused: "paused",
+    status_completed: "completed", status_archived: "archived",
+    no_matching_projects: "No project matches this search and status",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -69,6 +73,10 @@ const STRINGS = {
     h1: "1 小时", h6: "6 小时", h24: "24 小时", d7: "7 天", d30: "30 天", custom: "自定义…",
     moving: "行驶", loading: "装卸", idle: "空闲", charging: "充电", error_state: "故障", estop: "急停",
     read_only: "只读密钥", new_alarm: "新告警",
+    search_projects: "搜索项目", status: "状态", status_all: "全部状态",
+    status_active: "进行中", status_planned: "计划中", status_paused: "已暂停",
+    status_completed: "已完成", status_archived: "已归档",
+    no_matching_projects: "没有符合此搜索和状态的项目",
   },
 };
 
@@ -93,6 +101,14 @@ export function applyStatic(root = document) {
   for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
 }
 
+// An ISO 8601 instant as the API sends it (always with its zone), e.g. a record's `ts`.
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+export function isInstant(v) {
+  return typeof v === "string" && ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v));
+}
+
+// Every time on a page in the browser's own zone, the same way.
 export function fmtTime(iso) {
   if (!iso) return "–";
   return new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });

@@ -55,6 +55,11 @@ export function severityBadge(sev) {
   return h("span", { class: `sev sev-${sev}` }, t(sev));
 }
 
+// A project's status (active, archived, ...) as a small labelled chip.
+export function statusChip(status) {
+  return h("span", { class: `status status-${status}`, dataset: { status } }, t(`status_${status}`));
+}
+
 export function toast(text, kind = "info") {
   const el = h("div", { class: `toast toast-${kind}`, role: "status" }, text);
   document.body.append(el);

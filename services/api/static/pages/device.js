@@ -1,7 +1,7 @@
 // One device: its last values, recent series, its alarms and its dead letters.
 import { api } from "../api.js";
-import { draw, line } from "../charts.js";
-import { fmtNum, fmtTime, t } from "../i18n.js";
+import { draw, line, timeAxis } from "../charts.js";
+import { fmtNum, fmtTime, isInstant, t } from "../i18n.js";
 import { empty, fill, h, panel, severityBadge } from "../ui.js";
 
 export const NAME = "device";
@@ -15,6 +15,7 @@ function valueText(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v === "number") return fmtNum(v, 3);
   if (typeof v === "boolean") return v ? "✓" : "✗";
+  if (isInstant(v)) return fmtTime(v);
   if (typeof v === "object" && typeof v.value === "number") return fmtNum(v.value, 3);
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
@@ -67,6 +68,7 @@ export async function render(main, ctx) {
       const box = h("div", { class: "chart-box small" });
       const wrap = h("div", { class: "sub" }, h("h3", {}, `${jobs[i][0]} · ${jobs[i][1]}`), box);
       setTimeout(() => draw(box, `${jobs[i][0]}.${jobs[i][1]}`, {
+        xAxis: timeAxis(r),
         series: [line(t("avg"), s.points.map((p) => [p.t, p.avg])),
           line(t("min"), s.points.map((p) => [p.t, p.min]), { lineStyle: { type: "dashed", opacity: 0.5 } }),
           line(t("max"), s.points.map((p) => [p.t, p.max]), { lineStyle: { type: "dashed", opacity: 0.5 } })],

@@ -1,8 +1,8 @@
 // One project: KPI tiles against its targets, charts per stream, live alarm feed.
 import { api } from "../api.js";
-import { RSRP_BANDS, SINR_BANDS, bands, draw, line } from "../charts.js";
+import { RSRP_BANDS, SINR_BANDS, bands, draw, line, timeAxis } from "../charts.js";
 import { fmtNum, fmtPct, fmtTime, t } from "../i18n.js";
-import { empty, fill, h, panel, severityBadge, toast } from "../ui.js";
+import { empty, fill, h, panel, severityBadge, statusChip, toast } from "../ui.js";
 
 export const NAME = "project";
 const STATES = ["moving", "loading", "idle", "charging", "error", "estop"];
@@ -50,6 +50,11 @@ function pts(series, pick) {
   return series.points.map((p) => [p.t, pick(p)]);
 }
 
+// A line of one series response; its bucket width tells the chart where data is missing.
+function seriesLine(name, series, pick, extra = {}) {
+  return line(name, pts(series, pick), { gapMs: series.bucket_s * 1000, ...extra });
+}
+
 export async function render(main, ctx) {
   const pid = ctx.project;
   const enc = encodeURIComponent(pid);
@@ -84,7 +89,7 @@ export async function render(main, ctx) {
     project = { id: pid, name: pid, targets: {} };
   }
   head.replaceChildren(
-    h("h1", { class: "page-title" }, project.name || pid),
+    h("h1", { class: "page-title" }, project.name || pid, project.status && project.status !== "active" ? [" ", statusChip(project.status)] : null),
     h("div", { class: "muted" }, [project.enterprise, project.scenario, project.city].filter(Boolean).join(" · ")),
     ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
 
@@ -149,11 +154,13 @@ export async function render(main, ctx) {
     const s = await api(`/projects/${enc}/dashboard/stations`, { params: { start: r.start, end: r.end, points: 120 } });
     const n = s.stations.reduce((a, st) => a + st.points.length, 0);
     draw(boxes.defect_rate, "defect_rate", {
+      xAxis: timeAxis(r),
       yAxis: { axisLabel: { formatter: (v) => `${(v * 100).toFixed(1)}%` } },
       tooltip: { trigger: "axis", valueFormatter: (v) => fmtPct(v, 2) },
-      series: s.stations.map((st) => line(st.device_id, st.points.map((p) => [p.t, p.inspections ? p.failed / p.inspections : null]))),
+      series: s.stations.map((st) => line(st.device_id, st.points.map((p) => [p.t, p.inspections ? p.failed / p.inspections : null]), { gapMs: s.bucket_s * 1000 })),
     }, n);
     draw(boxes.throughput, "throughput", {
+      xAxis: timeAxis(r),
       yAxis: { scale: false, minInterval: 1 },
       series: s.stations.map((st) => ({ name: st.device_id, type: "bar", stack: "parts", data: st.points.map((p) => [p.t, p.inspections]) })),
     }, n);
@@ -164,19 +171,23 @@ export async function render(main, ctx) {
     const [battery, latency, rsrp, sinr] = await Promise.all([
       q("agv", "battery"), q("link", "latency_ms"), q("link", "rsrp"), q("link", "sinr")]);
     draw(boxes.battery, "battery", {
+      xAxis: timeAxis(r),
       yAxis: { min: 0, max: 100 },
-      series: [line(t("avg"), pts(battery, (p) => p.avg)), line(t("min"), pts(battery, (p) => p.min), { lineStyle: { type: "dashed" } })],
+      series: [seriesLine(t("avg"), battery, (p) => p.avg), seriesLine(t("min"), battery, (p) => p.min, { lineStyle: { type: "dashed" } })],
     }, battery.points.length);
     draw(boxes.latency, "latency", {
-      series: [line("p50", pts(latency, (p) => p.p50)), line("p95", pts(latency, (p) => p.p95)), line("p99", pts(latency, (p) => p.p99))],
+      xAxis: timeAxis(r),
+      series: [seriesLine("p50", latency, (p) => p.p50), seriesLine("p95", latency, (p) => p.p95), seriesLine("p99", latency, (p) => p.p99)],
     }, latency.points.length);
     draw(boxes.rsrp, "rsrp", {
+      xAxis: timeAxis(r),
       yAxis: { min: -130, max: -50, scale: false },
-      series: [line(t("avg"), pts(rsrp, (p) => p.avg), { markArea: bands(RSRP_BANDS) }), line(t("min"), pts(rsrp, (p) => p.min), { lineStyle: { type: "dashed" } })],
+      series: [seriesLine(t("avg"), rsrp, (p) => p.avg, { markArea: bands(RSRP_BANDS) }), seriesLine(t("min"), rsrp, (p) => p.min, { lineStyle: { type: "dashed" } })],
     }, rsrp.points.length);
     draw(boxes.sinr, "sinr", {
+      xAxis: timeAxis(r),
       yAxis: { min: -10, max: 35, scale: false },
-      series: [line(t("avg"), pts(sinr, (p) => p.avg), { markArea: bands(SINR_BANDS) }), line(t("min"), pts(sinr, (p) => p.min), { lineStyle: { type: "dashed" } })],
+      series: [seriesLine(t("avg"), sinr, (p) => p.avg, { markArea: bands(SINR_BANDS) }), seriesLine(t("min"), sinr, (p) => p.min, { lineStyle: { type: "dashed" } })],
     }, sinr.points.length);
   }
 
