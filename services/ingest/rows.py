@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from services.core.contracts import AgvStatus, Inspection, LinkKpi, Telemetry
+from services.core.contracts import AgvRecord, Inspection, LinkKpi, Telemetry
 
 Row = tuple[Any, ...]
 RowBuilder = Callable[[str, str, list[Any], list[datetime], datetime, list[Row]], None]
@@ -53,7 +53,7 @@ def inspection_rows(
 def agv_rows(
     project: str,
     device: str,
-    records: list[AgvStatus],
+    records: list[AgvRecord],
     times: list[datetime],
     received: datetime,
     out: list[Row],
