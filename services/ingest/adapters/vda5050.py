@@ -212,6 +212,17 @@ class Vda5050Adapter:
             )
         return project, device
 
+    def attribute(self, topic: str) -> tuple[str | None, str | None]:
+        """Project and device of a rejected message, mapped exactly as its states would be."""
+        parts = topic.split("/")
+        if len(parts) != 5 or not topic.startswith(self._prefix) or not all(parts):
+            return None, None
+        manufacturer, serial = parts[2], parts[3]
+        try:
+            return self.device_for(manufacturer, serial)
+        except ContractError:  # an id too long: the project mapping still applies
+            return self.project_for(manufacturer, serial), None
+
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> AdapterResult:
         parts = topic.split("/")
         if len(parts) != 5 or not topic.startswith(self._prefix) or not all(parts):
