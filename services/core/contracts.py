@@ -176,6 +176,15 @@ class Telemetry(msgspec.Struct, forbid_unknown_fields=True):
     metrics: Annotated[dict[MetricName, _num(-1e300, 1e300)], Meta(min_length=1, max_length=1000)]  # type: ignore[valid-type]
 
 
+class TelemetryText(msgspec.Struct):
+    """Text values of one device at one time (Sparkplug String/Text metrics). Not a native
+    stream: only adapters build it, from values they have already checked."""
+
+    ts: Ts
+    seq: Seq
+    metrics: dict[str, str]
+
+
 Record = Inspection | AgvStatus | LinkKpi | Telemetry
 
 RECORD_TYPES: Final[dict[str, type[msgspec.Struct]]] = {

@@ -132,6 +132,22 @@ telemetry = Table(
     _ts("received_at"),
 )
 
+# Text values (Sparkplug B String and Text metrics): the numeric `telemetry` table cannot
+# hold them. Written by ingest like the stream tables; a plain table (migration
+# 0007_optional_position), as string metrics are states, recipes and versions that change
+# rarely, not a high-rate stream.
+telemetry_text = Table(
+    "telemetry_text",
+    metadata,
+    _ts(),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    _ts("received_at"),
+)
+
 alarms = Table(
     "alarms",
     metadata,
@@ -212,9 +228,13 @@ STREAM_TABLES: Final[dict[str, Table]] = {
     "telemetry": telemetry,
 }
 
-# Column order for binary COPY, per stream table.
+# Every table ingest writes rows to, by the stream name its rows carry: the native streams
+# and the text values that only protocol adapters produce.
+INGEST_TABLES: Final[dict[str, Table]] = {**STREAM_TABLES, "telemetry_text": telemetry_text}
+
+# Column order for binary COPY, per table ingest writes.
 STREAM_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    t.name: tuple(c.name for c in t.columns) for t in STREAM_TABLES.values()
+    t.name: tuple(c.name for c in t.columns) for t in INGEST_TABLES.values()
 }
 
 # Natural key of a stream row: what makes a redelivered record the same record. Its unique

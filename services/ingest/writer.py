@@ -33,7 +33,7 @@ from asyncpg.exceptions import _base as asyncpg_base
 
 from services.core.contracts import ContractError, Reason
 from services.core.db import asyncpg_dsn
-from services.core.tables import STREAM_COLUMNS, STREAM_TABLES
+from services.core.tables import INGEST_TABLES, STREAM_COLUMNS
 from services.ingest import deadletter
 from services.ingest.batch import Batch
 from services.ingest.devices import UPSERT_SQL
@@ -45,7 +45,7 @@ IDLE_PING_S: Final = 2.0
 BACKOFF_MIN_S: Final = 0.2
 BACKOFF_MAX_S: Final = 5.0
 LAG_SAMPLES: Final = 32
-STREAM_OF_TABLE: Final = {t.name: stream for stream, t in STREAM_TABLES.items()}
+STREAM_OF_TABLE: Final = {t.name: stream for stream, t in INGEST_TABLES.items()}
 
 # Errors that blame the rows, not the database: retrying cannot help.
 POISON: Final = (

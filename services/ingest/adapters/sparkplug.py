@@ -8,7 +8,8 @@ why this adapter does not share its subscription: every replica sees every node 
 keeps only the nodes whose stable hash falls on its shard (`shard_of`).
 
 What is stored: numeric and boolean metrics, as telemetry of device `{node}` (node
-metrics) or `{node}.{device}`, project = group id. The telemetry record's `seq` is the
+metrics) or `{node}.{device}`, project = group id; String and Text metrics likewise in
+`telemetry_text`. The telemetry record's `seq` is the
 payload's Sparkplug seq; with the metric or payload timestamp it keeps the unique key
 (project, device, metric, ts, seq) distinct across seq wraps. Other datatypes are counted
 and skipped; a DATA message with nothing storable is dead-lettered as `unsupported`.
@@ -32,6 +33,7 @@ from services.core.contracts import (
     Decoded,
     Reason,
     Telemetry,
+    TelemetryText,
     Topic,
     is_valid_id,
 )
@@ -352,7 +354,7 @@ class SparkplugAdapter:
                 mapped = spb.metric_name(raw)
                 if mapped is None:
                     SKIPPED_METRICS.labels("bad_name").inc()
-                elif m.datatype not in spb.NUMERIC:
+                elif m.datatype not in spb.NUMERIC and m.datatype not in spb.TEXT:
                     SKIPPED_METRICS.labels("unsupported_type").inc()
                 first = taken.setdefault(mapped, raw) if mapped is not None else raw
                 if first != raw:
@@ -393,6 +395,7 @@ class SparkplugAdapter:
         payload_ts = msg.timestamp or int(at.timestamp() * 1000)
         seq = msg.seq
         groups: dict[int, dict[str, float]] = {}
+        texts: dict[int, dict[str, str]] = {}
         skipped: dict[str, int] = {}
         stored = 0
         unknown: list[str] = []
@@ -407,9 +410,14 @@ class SparkplugAdapter:
                 if d.collides_with is not None and not birth:
                     collided.append(_show(raw) if raw else f"alias {m.alias}")
                 continue
-            value = spb.metric_value(m, d.datatype)
+            value: float | str | None
+            if d.datatype in spb.TEXT:
+                value = spb.text_value(m, d.datatype)
+            else:
+                value = spb.metric_value(m, d.datatype)
             if value is None:
-                reason = "unsupported_type" if d.datatype not in spb.NUMERIC else "bad_value"
+                known = d.datatype in spb.NUMERIC or d.datatype in spb.TEXT
+                reason = "bad_value" if known else "unsupported_type"
                 if not birth or reason == "bad_value":
                     skipped[reason] = skipped.get(reason, 0) + 1
                 continue
@@ -417,7 +425,10 @@ class SparkplugAdapter:
             if ts > spb.MAX_EPOCH_MS:
                 skipped["bad_value"] = skipped.get("bad_value", 0) + 1
                 continue
-            groups.setdefault(ts, {})[d.name] = value
+            if isinstance(value, str):
+                texts.setdefault(ts, {})[d.name] = value
+            else:
+                groups.setdefault(ts, {})[d.name] = value
             stored += 1
         if collided:
             skipped["name_collision"] = len(collided)
@@ -441,6 +452,7 @@ class SparkplugAdapter:
             )
             node = self._nodes[(t.group, t.node)]
             self._request_rebirth(t, node, "unknown_metric", result)
+        kind = NODE_KIND if device is None else DEVICE_KIND
         if groups:
             records: list[Telemetry] = []
             times: list[datetime] = []
@@ -449,9 +461,13 @@ class SparkplugAdapter:
                 for chunk in _chunks(metrics):
                     records.append(Telemetry(ts=ts, seq=seq, metrics=chunk))
                     times.append(when)
-            kind = NODE_KIND if device is None else DEVICE_KIND
             topic = Topic(t.group, kind, spb.device_id(t.node, device), "telemetry")
             result.items.append((topic, Decoded(records, times)))
+        if texts:
+            text_records = [TelemetryText(ts=ts, seq=seq, metrics=v) for ts, v in texts.items()]
+            text_times = [_EPOCH + timedelta(milliseconds=ts) for ts in texts]
+            topic = Topic(t.group, kind, spb.device_id(t.node, device), "telemetry_text")
+            result.items.append((topic, Decoded(text_records, text_times)))
         return stored, skipped
 
 

@@ -1,4 +1,4 @@
-"""AGV status without a position: x, y, heading, speed and localization become nullable.
+"""AGV status without a position (nullable columns), and a table for text telemetry.
 
 VDA 5050 (2.0.0 and 2.1.0) makes `agvPosition` and `velocity` optional: a line-guided AGV
 never reports a map position. Ingest used to dead-letter such a state, or invent the last
@@ -8,6 +8,11 @@ AGV sent and NULL for the rest; the rollups' count/sum/min/max skip NULLs alread
 Dropping NOT NULL only changes the catalogue (no table rewrite), also on hypertables,
 whose chunks inherit the change. The downgrade cannot restore NOT NULL while rows hold
 NULLs; it refuses rather than delete or invent data.
+
+`telemetry_text` holds Sparkplug B String and Text metrics, which the numeric `telemetry`
+table cannot: same columns with a text value, same natural key (so a redelivered message
+maps onto the same rows). It is a plain table, not a hypertable: string metrics are states,
+recipes and versions that change rarely.
 
 Revision ID: 0007_optional_position
 Revises: 0005_stream_indexes
@@ -34,8 +39,24 @@ def upgrade() -> None:
         " ALTER COLUMN localization DROP NOT NULL"
     )
 
+    op.execute(
+        "CREATE TABLE IF NOT EXISTS telemetry_text ("
+        " ts timestamptz NOT NULL,"
+        " project_id text NOT NULL,"
+        " device_id text NOT NULL,"
+        " seq bigint NOT NULL,"
+        " metric text NOT NULL,"
+        " value text NOT NULL,"
+        " received_at timestamptz NOT NULL)"
+    )
+    op.execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS uq_telemetry_text_key"
+        " ON telemetry_text (project_id, device_id, metric, ts, seq)"
+    )
+
 
 def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS telemetry_text")
     # Fails (and changes nothing) if any stored status lacks one of these values.
     op.execute(
         "ALTER TABLE agv_status"
