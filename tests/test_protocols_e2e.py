@@ -126,6 +126,7 @@ async def test_sparkplug_edge_node_end_to_end(
             births = (
                 _metric("Motor 1/Speed RPM", DT.DOUBLE, 1500.0, 1),
                 _metric("Temperature", DT.INT16, -12, 2),
+                _metric("Mode", DT.STRING, "auto", 3),
             )
             bd_seq = psp.Metric(timestamp=None, name="bdSeq", datatype=DT.INT64, value=0)
             nbirth = psp.NBirth(timestamp=t, seq=0, metrics=(bd_seq, *births))
@@ -152,7 +153,11 @@ async def test_sparkplug_edge_node_end_to_end(
                 psp.DData(timestamp=t + 1, seq=2, metrics=ddata),
                 "press",
             )
-            ndata = (_metric(None, DT.DOUBLE, 1510.25, 1), _metric(None, DT.INT16, -3, 2))
+            ndata = (
+                _metric(None, DT.DOUBLE, 1510.25, 1),
+                _metric(None, DT.INT16, -3, 2),
+                _metric(None, DT.STRING, "manual", 3),
+            )
             _send(
                 edge,
                 psp.MessageType.NDATA,
@@ -210,6 +215,12 @@ async def test_sparkplug_edge_node_end_to_end(
     line = await telemetry(node)
     assert line["Motor_1/Speed_RPM"] == [1500.0, 1510.25]
     assert line["Temperature"] == [-12.0, -3.0]
+    modes = await query(
+        url,
+        "SELECT value FROM telemetry_text WHERE device_id = $1 AND metric = 'Mode' ORDER BY ts",
+        node,
+    )
+    assert [r["value"] for r in modes] == ["auto", "manual"]
     rebirths = _sample("factory5g_ingest_sparkplug_rebirth_requests_total", reason="seq_gap")
     assert rebirths == rebirths_before + 1
     assert await scalar(url, "SELECT count(*) FROM dead_letters") == 0
