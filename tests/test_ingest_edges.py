@@ -213,6 +213,36 @@ async def test_vda5050_state_without_agv_position_is_stored_as_it_is(
     assert dead == []
 
 
+async def test_vda5050_nul_in_a_string_is_a_dead_letter_of_its_agv(
+    new_database: Callable[[], str], new_broker: Callable[[], Mosquitto]
+) -> None:
+    # PostgreSQL text cannot hold NUL; JSON can smuggle one in as an escape.
+    url, broker = new_database(), new_broker()
+    settings = _settings(url, broker.port, vda5050_projects={"Acme": "hall-v"})
+    now = datetime.now(UTC)
+    topic = "uagv/v2/Acme/AGV-3/state"
+    bad_error = [{"errorType": "MOTOR\u0000", "errorLevel": "WARNING"}]
+    states = [
+        _vda_state("AGV-3", 0, now - timedelta(seconds=3)),
+        _vda_state("AGV-3", 1, now - timedelta(seconds=2), errors=bad_error),
+        _vda_state("AGV-3", 2, now - timedelta(seconds=1), orderId="o\u0000"),
+        _vda_state("AGV-3", 3, now),
+    ]
+    async with running(settings):
+        await publish(broker.port, [(topic, p) for p in states])
+
+        async def settled() -> bool:
+            n = int(await scalar(url, "SELECT count(*) FROM agv_status"))
+            return n + int(await scalar(url, "SELECT count(*) FROM dead_letters")) >= 4
+
+        await wait_until(settled, 20)
+    rows = await query(url, "SELECT seq FROM agv_status ORDER BY seq")
+    assert [r["seq"] for r in rows] == [0, 3]
+    assert await _dead(url) == [(topic, "schema", "hall-v", "Acme.AGV-3")] * 2
+    details = await query(url, "SELECT detail FROM dead_letters")
+    assert all("NUL" in r["detail"] for r in details), details
+
+
 # --------------------------------------------------------------------------- issue 15.6
 
 

@@ -123,6 +123,7 @@ class Connection(msgspec.Struct):
 _STATE: Final = msgspec.json.Decoder(State)
 _CONNECTION: Final = msgspec.json.Decoder(Connection)
 _LOADING_ACTIONS: Final = frozenset({"pick", "drop"})
+_NUL_ESCAPE: Final = b"\\u0000"  # JSON can express NUL only as this escape
 
 
 def agv_state(s: State) -> str:
@@ -243,6 +244,10 @@ class Vda5050Adapter:
     def _state(
         self, project: str, device: str, manufacturer: str, serial: str, payload: bytes
     ) -> AdapterResult:
+        if _NUL_ESCAPE in payload:
+            # PostgreSQL text cannot hold NUL: refused here with a clear reason rather than
+            # by the database, which would cost the whole batch a rewrite message by message.
+            raise ContractError(Reason.SCHEMA, "strings must not contain NUL (\\u0000)")
         s: State = _parse(_STATE, payload)
         _check_identity(s.manufacturer, s.serialNumber, manufacturer, serial)
         when = parse_ts(s.timestamp)
