@@ -20,6 +20,11 @@ from typing import Any
 
 from services.core.settings import Settings, load_settings
 from services.devstack.servers import Mosquitto
+from services.ingest.adapters.registry import load_adapters
+from services.ingest.batch import Batch
+from services.ingest.metrics import IngestMetrics
+from services.ingest.pipeline import Pipeline
+from services.ingest.writer import Writer
 from services.protocols import sparkplug_b_pb2 as pb
 from tests.test_ingest_helpers import inspection, publish, query, running, scalar, wait_until
 
@@ -460,3 +465,34 @@ async def test_status_from_the_far_future_is_dead_lettered_not_pinned(
         seen = await scalar(url, "SELECT last_seen FROM devices WHERE device_id = 'a1'")
         assert seen < datetime.now(UTC) + timedelta(minutes=1)
     assert await _dead(url) == [(status, "ts_future", p, "a1")]
+
+
+async def test_a_row_the_database_refuses_is_dead_lettered_under_its_device(
+    new_database: Callable[[], str],
+) -> None:
+    """Defence in depth: should an adapter ever let through a value PostgreSQL refuses, the
+    writer isolates the message and dead-letters it, filed under its device like any other.
+    The batch is built by the real pipeline; one row is then given a NUL, which no adapter
+    lets through today, and written to the real database."""
+    url = new_database()
+    settings = _settings(url, 1883)
+    pipeline = Pipeline(settings.ingest, load_adapters(settings))
+    b = Batch(0)
+    now = datetime.now(UTC)
+    good, bad = "f5g/v1/p/camera/cam-1/inspection", "f5g/v1/p/camera/cam-2/inspection"
+    pipeline.fill(b, good, inspection(1), now, 0, 0, False)
+    pipeline.fill(b, bad, inspection(2), now, 0, 0, False)
+    row = b.rows["inspections"][1]
+    b.rows["inspections"][1] = (*row[:4], "st\x00", *row[5:])  # the station column
+    committed: list[Batch] = []
+    writer = Writer(url, 1, 10.0, IngestMetrics(), committed.append)
+    writer.start()
+    try:
+        writer.submit(b)
+        await asyncio.wait_for(writer.drain(), 30)
+    finally:
+        await writer.stop()
+    assert committed == [b]
+    rows = await query(url, "SELECT device_id FROM inspections")
+    assert [r["device_id"] for r in rows] == ["cam-1"]
+    assert await _dead(url) == [(bad, "schema", "p", "cam-2")]

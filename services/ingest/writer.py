@@ -255,8 +255,14 @@ class Writer:
             except POISON as exc:
                 topic, payload, received = batch.sources[source]
                 err = ContractError(Reason.SCHEMA, f"database refused the record: {exc}")
+                # Every stream row starts (ts, project_id, device_id, ...): the dead letter
+                # is filed under the device like every other.
+                owner = next((batch.rows[t][a] for t, a, e in parts if e > a), None)
+                project, device = (owner[1], owner[2]) if owner is not None else (None, None)
                 single = Batch(batch.gen)
-                single.dead.append(deadletter.dead_letter_row(received, topic, payload, err))
+                single.dead.append(
+                    deadletter.dead_letter_row(received, topic, payload, err, project, device)
+                )
                 await self._write(slot, single, idempotent=False)
                 self.metrics.rejected.labels(Reason.SCHEMA.value).inc()
                 continue
