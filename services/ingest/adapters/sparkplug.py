@@ -360,10 +360,8 @@ class SparkplugAdapter:
                 if first != raw:
                     # `x a` and `x_a` both map to `x_a`: one series cannot hold both, and
                     # keeping whichever came last would mix two signals silently.
+                    collisions.append(f"{_show(raw)} maps to {mapped!r} like {_show(first)}")
                     collides, mapped = first, None
-                    collisions.append(
-                        f"{_show(raw)} maps to {_show(first)}'s name {spb.metric_name(raw)!r}"
-                    )
             d = MetricDef(mapped, m.datatype, collides)
             scope.by_name[raw] = d
             if m.HasField("alias"):
