@@ -445,7 +445,8 @@ class SparkplugAdapter:
                 ContractError(
                     Reason.PROTOCOL,
                     f"{t.message_type} names {len(unknown)} metric(s) its BIRTH did not "
-                    f"declare ({', '.join(unknown)}); values not stored, rebirth requested"[:900],
+                    f"declare ({', '.join(unknown)}); not stored, the node is asked to "
+                    "rebirth"[:900],
                 )
             )
             node = self._nodes[(t.group, t.node)]
