@@ -19,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.core.settings import Settings, load_settings
-from services.devstack.servers import Mosquitto
+from services.devstack.servers import Mosquitto, Postgres
 from services.ingest.adapters.registry import load_adapters
 from services.ingest.batch import Batch
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import Pipeline
 from services.ingest.writer import Writer
 from services.protocols import sparkplug_b_pb2 as pb
+from services.security import db_roles
 from tests.test_ingest_helpers import inspection, publish, query, running, scalar, wait_until
 
 DOUBLE, STRING, INT64 = 10, 12, 4  # Sparkplug datatypes
@@ -496,3 +497,31 @@ async def test_a_row_the_database_refuses_is_dead_lettered_under_its_device(
     rows = await query(url, "SELECT device_id FROM inspections")
     assert [r["device_id"] for r in rows] == ["cam-1"]
     assert await _dead(url) == [(bad, "schema", "p", "cam-2")]
+
+
+async def test_string_metrics_land_under_the_ingest_role(
+    pg: Postgres, new_database: Callable[[], str], new_broker: Callable[[], Mosquitto]
+) -> None:
+    """In production ingest logs in as a member of its least-privilege group role, which
+    must be allowed to write text telemetry: a refused INSERT would be retried for ever
+    and stall all of ingest."""
+    url, broker = new_database(), new_broker()
+    user = f"t_ingest_{uuid.uuid4().hex[:6]}"
+    pg.psql(db_roles.login_user_sql(user, db_roles.INGEST, "pw-" + user))
+    dbname = url.rsplit("/", 1)[1]
+    role_url = f"postgresql://{user}:pw-{user}@127.0.0.1:{pg.port}/{dbname}"
+    settings = _settings(role_url, broker.port)
+    t0 = int(time.time() * 1000)
+    birth = _spb(0, [("bdSeq", None, INT64, 0), ("Mode", 1, STRING, "auto")], t0)
+    async with running(settings):
+        await publish(broker.port, [("spBv1.0/line-r/NBIRTH/n1", birth)])
+
+        async def landed() -> bool:
+            if await scalar(url, "SELECT to_regclass('telemetry_text') IS NULL"):
+                return False
+            return int(await scalar(url, "SELECT count(*) FROM telemetry_text")) == 1
+
+        try:
+            await wait_until(landed, 20)
+        except AssertionError:
+            raise AssertionError("the ingest role stored 0 of 1 String values") from None

@@ -12,7 +12,10 @@ NULLs; it refuses rather than delete or invent data.
 `telemetry_text` holds Sparkplug B String and Text metrics, which the numeric `telemetry`
 table cannot: same columns with a text value, same natural key (so a redelivered message
 maps onto the same rows). It is a plain table, not a hypertable: string metrics are states,
-recipes and versions that change rarely.
+recipes and versions that change rarely. The ingest group role may append to it and the
+API role read it, as with the other stores (0004_roles). Branches off 0001 run in no fixed
+order, so the two group roles are created here if 0004_roles has not yet, with the same
+idempotent statement.
 
 Revision ID: 0007_optional_position
 Revises: 0005_stream_indexes
@@ -28,6 +31,13 @@ down_revision = "0005_stream_indexes"
 branch_labels = None
 depends_on = None
 
+_ROLE_SQL = (
+    "DO $$ BEGIN "
+    "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+    "CREATE ROLE {role} NOLOGIN; END IF; "
+    "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+)
+
 
 def upgrade() -> None:
     op.execute(
@@ -38,7 +48,6 @@ def upgrade() -> None:
         " ALTER COLUMN speed DROP NOT NULL,"
         " ALTER COLUMN localization DROP NOT NULL"
     )
-
     op.execute(
         "CREATE TABLE IF NOT EXISTS telemetry_text ("
         " ts timestamptz NOT NULL,"
@@ -53,6 +62,10 @@ def upgrade() -> None:
         "CREATE UNIQUE INDEX IF NOT EXISTS uq_telemetry_text_key"
         " ON telemetry_text (project_id, device_id, metric, ts, seq)"
     )
+    for role in ("factory5g_ingest", "factory5g_api"):
+        op.execute(_ROLE_SQL.format(role=role))
+    op.execute("GRANT SELECT, INSERT ON telemetry_text TO factory5g_ingest")
+    op.execute("GRANT SELECT ON telemetry_text TO factory5g_api")
 
 
 def downgrade() -> None:
