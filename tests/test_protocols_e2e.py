@@ -126,6 +126,7 @@ async def test_sparkplug_edge_node_end_to_end(
             births = (
                 _metric("Motor 1/Speed RPM", DT.DOUBLE, 1500.0, 1),
                 _metric("Temperature", DT.INT16, -12, 2),
+                _metric("Mode", DT.STRING, "auto", 3),
             )
             bd_seq = psp.Metric(timestamp=None, name="bdSeq", datatype=DT.INT64, value=0)
             nbirth = psp.NBirth(timestamp=t, seq=0, metrics=(bd_seq, *births))
@@ -152,7 +153,11 @@ async def test_sparkplug_edge_node_end_to_end(
                 psp.DData(timestamp=t + 1, seq=2, metrics=ddata),
                 "press",
             )
-            ndata = (_metric(None, DT.DOUBLE, 1510.25, 1), _metric(None, DT.INT16, -3, 2))
+            ndata = (
+                _metric(None, DT.DOUBLE, 1510.25, 1),
+                _metric(None, DT.INT16, -3, 2),
+                _metric(None, DT.STRING, "manual", 3),
+            )
             _send(
                 edge,
                 psp.MessageType.NDATA,
@@ -210,6 +215,12 @@ async def test_sparkplug_edge_node_end_to_end(
     line = await telemetry(node)
     assert line["Motor_1/Speed_RPM"] == [1500.0, 1510.25]
     assert line["Temperature"] == [-12.0, -3.0]
+    modes = await query(
+        url,
+        "SELECT value FROM telemetry_text WHERE device_id = $1 AND metric = 'Mode' ORDER BY ts",
+        node,
+    )
+    assert [r["value"] for r in modes] == ["auto", "manual"]
     registry = ingest.metrics.registry
     rebirths = _sample(
         registry, "factory5g_ingest_sparkplug_rebirth_requests_total", reason="seq_gap"
@@ -299,7 +310,8 @@ async def test_vda5050_agv_end_to_end(
             send("state", _state(0))
             charging = {"batteryCharge": 18.0, "charging": True}
             send("state", _state(1, driving=False, batteryState=charging))
-            send("state", _state(4, agvPosition=None))  # 2 and 3 lost; position kept
+            # 2 and 3 lost; then no position (optional in VDA 5050): stored as absent
+            send("state", _state(4, agvPosition=None))
 
             async def three_rows() -> bool:
                 return int(await scalar(url, "SELECT count(*) FROM agv_status")) >= 3
@@ -323,7 +335,7 @@ async def test_vda5050_agv_end_to_end(
     assert [tuple(r) for r in rows] == [
         (project, "Acme.AGV_7", 0, 12.5, -3.25, 90.0, 1.0, 76.5, "moving", 0.93, "order-42"),
         (project, "Acme.AGV_7", 1, 12.5, -3.25, 90.0, 1.0, 18.0, "charging", 0.93, "order-42"),
-        (project, "Acme.AGV_7", 4, 12.5, -3.25, 90.0, 1.0, 76.5, "moving", 0.0, "order-42"),
+        (project, "Acme.AGV_7", 4, None, None, None, 1.0, 76.5, "moving", None, "order-42"),
     ]
     assert _sample(ingest.metrics.registry, gaps, topic="state") == 1
     assert _sample(ingest.metrics.registry, lost, topic="state") == 2

@@ -338,9 +338,10 @@ def test_ddeath_marks_only_that_device_offline() -> None:
 def test_data_with_only_unsupported_metrics_is_dead_lettered() -> None:
     adapter = SparkplugAdapter()
     t = _now()
-    label = (_metric("Label", DT.STRING, "a", 1),)
-    _decode(adapter, "spBv1.0/g/NBIRTH/n", psp.NBirth(timestamp=t, seq=0, metrics=label))
-    data = psp.NData(timestamp=t, seq=1, metrics=(_metric(None, DT.STRING, "b", 1),))
+    # Strings are stored (telemetry_text); raw bytes are not.
+    blob = (_metric("Blob", DT.BYTES, b"a", 1),)
+    _decode(adapter, "spBv1.0/g/NBIRTH/n", psp.NBirth(timestamp=t, seq=0, metrics=blob))
+    data = psp.NData(timestamp=t, seq=1, metrics=(_metric(None, DT.BYTES, b"b", 1),))
     with pytest.raises(ContractError) as err:
         _decode(adapter, "spBv1.0/g/NDATA/n", data)
     assert err.value.reason is Reason.UNSUPPORTED

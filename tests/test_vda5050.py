@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from services.core.contracts import AgvStatus, ContractError, Reason
+from services.core.contracts import AgvRecord, ContractError, Reason
 from services.devstack.servers import Mosquitto
 from services.ingest.adapters.vda5050 import Vda5050Adapter
 
@@ -76,12 +76,12 @@ CONNECTION_TOPIC = "uagv/v2/ACME Robotics/AGV-001/connection"
 NOW = datetime.now(UTC)
 
 
-def _decode_state(adapter: Vda5050Adapter, msg: dict[str, Any]) -> AgvStatus:
+def _decode_state(adapter: Vda5050Adapter, msg: dict[str, Any]) -> AgvRecord:
     result = adapter.decode(STATE_TOPIC, json.dumps(msg).encode(), NOW)
     ((topic, decoded),) = result.items
     assert topic.stream == "agv"
     record = decoded.records[0]
-    assert isinstance(record, AgvStatus)
+    assert isinstance(record, AgvRecord)
     return record
 
 
@@ -162,16 +162,18 @@ def test_unmapped_agvs_land_in_the_default_project_and_serial_mapping_wins() -> 
     assert adapter.device_for("Other", "X")[0] == "rest"
 
 
-def test_missing_position_keeps_the_last_one_with_zero_localization() -> None:
+def test_missing_position_and_velocity_are_stored_as_absent_never_guessed() -> None:
+    # Both are optional in VDA 5050 2.0.0 and 2.1.0 (a line-guided AGV has no position).
     adapter = Vda5050Adapter()
     msg = state_msg(1)
     del msg["agvPosition"]
-    with pytest.raises(ContractError) as err:
-        adapter.decode(STATE_TOPIC, json.dumps(msg).encode(), NOW)
-    assert err.value.reason is Reason.SCHEMA
+    del msg["velocity"]
+    first = _decode_state(adapter, msg)  # a new AGV: no earlier position either
+    assert (first.x, first.y, first.heading, first.speed, first.localization) == (None,) * 5
+    assert (first.battery, first.state) == (76.5, "moving")
     _decode_state(adapter, state_msg(2))
     rec = _decode_state(adapter, {**msg, "headerId": 3})
-    assert (rec.x, rec.y, rec.localization) == (12.5, -3.25, 0.0)
+    assert (rec.x, rec.y, rec.heading, rec.speed, rec.localization) == (None,) * 5
 
 
 def test_header_id_gap_is_counted_but_redelivery_and_restart_are_not() -> None:

@@ -123,18 +123,33 @@ class Inspection(msgspec.Struct, forbid_unknown_fields=True):
     model: _text(128) | None = None  # type: ignore[valid-type]
 
 
-class AgvStatus(msgspec.Struct, forbid_unknown_fields=True):
+class AgvRecord(msgspec.Struct, kw_only=True):
+    """An AGV status as stored and judged: what the AGV did not report is None, never a
+    made-up value. VDA 5050 makes `agvPosition` and `velocity` optional (a line-guided AGV
+    has no map position), so position, heading, speed and localisation may be absent; the
+    columns are nullable and the rules skip what is absent."""
+
     ts: Ts
     seq: Seq
+    x: _num(-1e6, 1e6) | None = None  # type: ignore[valid-type]
+    y: _num(-1e6, 1e6) | None = None  # type: ignore[valid-type]
+    heading: _num(-360, 360) | None = None  # type: ignore[valid-type]
+    speed: _num(0, 50) | None = None  # type: ignore[valid-type]
+    battery: _num(0, 100)  # type: ignore[valid-type]
+    state: Literal["idle", "moving", "charging", "loading", "error", "estop"]
+    localization: Unit | None = None
+    task_id: _text(128) | None = None  # type: ignore[valid-type]
+    error_code: _text(64) | None = None  # type: ignore[valid-type]
+
+
+class AgvStatus(AgvRecord, kw_only=True, forbid_unknown_fields=True):
+    """The native `agv` stream (`schemas/agv.schema.json`): position and the rest required."""
+
     x: _num(-1e6, 1e6)  # type: ignore[valid-type]
     y: _num(-1e6, 1e6)  # type: ignore[valid-type]
     heading: _num(-360, 360)  # type: ignore[valid-type]
     speed: _num(0, 50)  # type: ignore[valid-type]
-    battery: _num(0, 100)  # type: ignore[valid-type]
-    state: Literal["idle", "moving", "charging", "loading", "error", "estop"]
     localization: Unit
-    task_id: _text(128) | None = None  # type: ignore[valid-type]
-    error_code: _text(64) | None = None  # type: ignore[valid-type]
 
 
 class LinkKpi(msgspec.Struct, forbid_unknown_fields=True):
@@ -159,6 +174,15 @@ class Telemetry(msgspec.Struct, forbid_unknown_fields=True):
     ts: Ts
     seq: Seq
     metrics: Annotated[dict[MetricName, _num(-1e300, 1e300)], Meta(min_length=1, max_length=1000)]  # type: ignore[valid-type]
+
+
+class TelemetryText(msgspec.Struct):
+    """Text values of one device at one time (Sparkplug String/Text metrics). Not a native
+    stream: only adapters build it, from values they have already checked."""
+
+    ts: Ts
+    seq: Seq
+    metrics: dict[str, str]
 
 
 Record = Inspection | AgvStatus | LinkKpi | Telemetry

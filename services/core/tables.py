@@ -87,13 +87,14 @@ agv_status = Table(
     Column("project_id", Text, nullable=False),
     Column("device_id", Text, nullable=False),
     Column("seq", BigInteger, nullable=False),
-    Column("x", Double, nullable=False),
-    Column("y", Double, nullable=False),
-    Column("heading", Double, nullable=False),
-    Column("speed", Double, nullable=False),
+    # NULL where the AGV did not report it (VDA 5050 position and velocity are optional).
+    Column("x", Double, nullable=True),
+    Column("y", Double, nullable=True),
+    Column("heading", Double, nullable=True),
+    Column("speed", Double, nullable=True),
     Column("battery", Double, nullable=False),
     Column("state", Text, nullable=False),
-    Column("localization", Double, nullable=False),
+    Column("localization", Double, nullable=True),
     Column("task_id", Text, nullable=True),
     Column("error_code", Text, nullable=True),
     _ts("received_at"),
@@ -128,6 +129,22 @@ telemetry = Table(
     Column("seq", BigInteger, nullable=False),
     Column("metric", Text, nullable=False),
     Column("value", Double, nullable=False),
+    _ts("received_at"),
+)
+
+# Text values (Sparkplug B String and Text metrics): the numeric `telemetry` table cannot
+# hold them. Written by ingest like the stream tables; a plain table (migration
+# 0007_optional_position), as string metrics are states, recipes and versions that change
+# rarely, not a high-rate stream.
+telemetry_text = Table(
+    "telemetry_text",
+    metadata,
+    _ts(),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("value", Text, nullable=False),
     _ts("received_at"),
 )
 
@@ -211,9 +228,13 @@ STREAM_TABLES: Final[dict[str, Table]] = {
     "telemetry": telemetry,
 }
 
-# Column order for binary COPY, per stream table.
+# Every table ingest writes rows to, by the stream name its rows carry: the native streams
+# and the text values that only protocol adapters produce.
+INGEST_TABLES: Final[dict[str, Table]] = {**STREAM_TABLES, "telemetry_text": telemetry_text}
+
+# Column order for binary COPY, per table ingest writes.
 STREAM_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    t.name: tuple(c.name for c in t.columns) for t in STREAM_TABLES.values()
+    t.name: tuple(c.name for c in t.columns) for t in INGEST_TABLES.values()
 }
 
 # Natural key of a stream row: what makes a redelivered record the same record. Its unique

@@ -2,9 +2,12 @@
 
 This is the per-message half of the hot path and runs synchronously inside the MQTT
 reader, so it allocates little and never awaits. Every rejection, whatever the adapter,
-ends up as one dead-letter row with a `Reason` code; a valid message's records are checked
+ends up as one dead-letter row with a `Reason` code, filed under the project and device
+its topic names (as far as the topic says: `Attribution` in `adapters/base.py`). A valid
+message's records, and the time of any online/offline change it carries, are checked
 against the clock window (`max_past_s`, `max_future_s`) before any row is built, so a
-message lands whole or not at all.
+message lands whole or not at all; the exception is what an adapter reports as partly
+dropped (`AdapterResult.rejected`), which lands as extra dead letters next to the rows.
 """
 
 from __future__ import annotations
@@ -50,6 +53,19 @@ class Pipeline:
             self._routes[topic] = adapter
         return adapter  # type: ignore[return-value]
 
+    def attribute(self, topic: str) -> tuple[str | None, str | None]:
+        """(project, device) a rejected message's topic names, as far as its adapter can tell."""
+        adapter = self.route(topic)
+        attribute = getattr(adapter, "attribute", None)
+        if attribute is None:
+            return None, None
+        try:
+            project, device = attribute(topic)
+        except Exception:  # a dead letter without its device beats a lost one
+            log.exception("attributing topic %r failed", topic[:200])
+            return None, None
+        return project, device
+
     def fill(
         self,
         b: Batch,
@@ -81,7 +97,10 @@ class Pipeline:
                     self._check_times(decoded, received)
                     self._add_rows(b, t, decoded, received)
                     return
-            self._add_result(b, adapter.decode(topic, payload, received), received)
+            result = adapter.decode(topic, payload, received)
+            self._add_result(b, result, received)
+            for err in result.rejected:
+                self._dead(b, topic, payload, received, err, None)
         except ContractError as exc:
             self._dead(b, topic, payload, received, exc, t)
         except Exception as exc:  # an adapter bug must not stop the service
@@ -94,6 +113,10 @@ class Pipeline:
             if t.stream not in BUILDERS:
                 raise ContractError(Reason.UNKNOWN_STREAM, f"stream {t.stream!r} has no table")
             self._check_times(decoded, received)
+        for ev in result.events:
+            # A status time from the far future would win over every later change (the
+            # registry keeps the newest) and pin the device; the same window as records.
+            self._check_window(ev.at, ev.at, received)
         for t, decoded in result.items:
             self._add_rows(b, t, decoded, received)
         for ev in result.events:
@@ -107,6 +130,9 @@ class Pipeline:
             lo = hi = times[0]
         else:
             lo, hi = min(times), max(times)
+        self._check_window(lo, hi, received)
+
+    def _check_window(self, lo: datetime, hi: datetime, received: datetime) -> None:
         if hi > received + self.max_future:
             raise ContractError(
                 Reason.TS_FUTURE,
@@ -141,11 +167,8 @@ class Pipeline:
         exc: ContractError,
         t: Topic | None,
     ) -> None:
-        b.dead.append(
-            dead_letter_row(
-                received, topic, payload, exc, t.project if t else None, t.device if t else None
-            )
-        )
+        project, device = (t.project, t.device) if t is not None else self.attribute(topic)
+        b.dead.append(dead_letter_row(received, topic, payload, exc, project, device))
         b.nrows += 1
         reason = exc.reason.value
         b.rejected[reason] = b.rejected.get(reason, 0) + 1

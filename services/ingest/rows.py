@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from services.core.contracts import AgvStatus, Inspection, LinkKpi, Telemetry
+from services.core.contracts import AgvRecord, Inspection, LinkKpi, Telemetry, TelemetryText
 
 Row = tuple[Any, ...]
 RowBuilder = Callable[[str, str, list[Any], list[datetime], datetime, list[Row]], None]
@@ -53,7 +53,7 @@ def inspection_rows(
 def agv_rows(
     project: str,
     device: str,
-    records: list[AgvStatus],
+    records: list[AgvRecord],
     times: list[datetime],
     received: datetime,
     out: list[Row],
@@ -123,10 +123,25 @@ def telemetry_rows(
             out.append((ts, project, device, seq, name, value, received))
 
 
-# Stream name (topic level) -> (table name, row builder).
+def telemetry_text_rows(
+    project: str,
+    device: str,
+    records: list[TelemetryText],
+    times: list[datetime],
+    received: datetime,
+    out: list[Row],
+) -> None:
+    for r, ts in zip(records, times, strict=True):
+        seq = r.seq
+        for name, value in r.metrics.items():
+            out.append((ts, project, device, seq, name, value, received))
+
+
+# Stream name (topic level, or an adapter's item) -> (table name, row builder).
 BUILDERS: Final[dict[str, tuple[str, RowBuilder]]] = {
     "inspection": ("inspections", inspection_rows),  # type: ignore[dict-item]
     "agv": ("agv_status", agv_rows),  # type: ignore[dict-item]
     "link": ("link_kpis", link_rows),  # type: ignore[dict-item]
     "telemetry": ("telemetry", telemetry_rows),  # type: ignore[dict-item]
+    "telemetry_text": ("telemetry_text", telemetry_text_rows),  # type: ignore[dict-item]
 }

@@ -33,7 +33,7 @@ from asyncpg.exceptions import _base as asyncpg_base
 
 from services.core.contracts import ContractError, Reason
 from services.core.db import asyncpg_dsn
-from services.core.tables import STREAM_COLUMNS, STREAM_TABLES
+from services.core.tables import INGEST_TABLES, STREAM_COLUMNS
 from services.ingest import deadletter
 from services.ingest.batch import Batch
 from services.ingest.devices import UPSERT_SQL
@@ -45,7 +45,7 @@ IDLE_PING_S: Final = 2.0
 BACKOFF_MIN_S: Final = 0.2
 BACKOFF_MAX_S: Final = 5.0
 LAG_SAMPLES: Final = 32
-STREAM_OF_TABLE: Final = {t.name: stream for stream, t in STREAM_TABLES.items()}
+STREAM_OF_TABLE: Final = {t.name: stream for stream, t in INGEST_TABLES.items()}
 
 # Errors that blame the rows, not the database: retrying cannot help.
 POISON: Final = (
@@ -255,8 +255,14 @@ class Writer:
             except POISON as exc:
                 topic, payload, received = batch.sources[source]
                 err = ContractError(Reason.SCHEMA, f"database refused the record: {exc}")
+                # Every stream row starts (ts, project_id, device_id, ...): the dead letter
+                # is filed under the device like every other.
+                owner = next((batch.rows[t][a] for t, a, e in parts if e > a), None)
+                project, device = (owner[1], owner[2]) if owner is not None else (None, None)
                 single = Batch(batch.gen)
-                single.dead.append(deadletter.dead_letter_row(received, topic, payload, err))
+                single.dead.append(
+                    deadletter.dead_letter_row(received, topic, payload, err, project, device)
+                )
                 await self._write(slot, single, idempotent=False)
                 self.metrics.rejected.labels(Reason.SCHEMA.value).inc()
                 continue

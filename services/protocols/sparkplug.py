@@ -171,6 +171,27 @@ NUMERIC: Final[dict[int, tuple[str, Callable[..., float]]]] = {
 }
 
 
+# Datatypes stored as text (`telemetry_text`); both travel in `string_value`.
+TEXT: Final[frozenset[int]] = frozenset({DataType.String, DataType.Text})
+MAX_TEXT_CHARS: Final = 4096
+
+
+def text_value(metric: pb.Payload.Metric, datatype: int) -> str | None:
+    """The metric's text for storage, or None when it carries none we store: not a text
+    type, no string value, not UTF-8, a NUL (PostgreSQL text cannot hold one) or over
+    `MAX_TEXT_CHARS` (cutting would store a value the device never sent)."""
+    if datatype not in TEXT or metric.WhichOneof("value") != "string_value":
+        return None
+    raw = metric.string_value
+    if len(raw) > 4 * MAX_TEXT_CHARS or b"\x00" in raw:
+        return None
+    try:
+        value = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return value if len(value) <= MAX_TEXT_CHARS else None
+
+
 def datatype_name(datatype: int) -> str:
     try:
         return DataType.Name(datatype)  # type: ignore[arg-type]

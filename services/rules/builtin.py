@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Protocol
 
-from services.core.contracts import AgvStatus, Inspection, LinkKpi
+from services.core.contracts import AgvRecord, Inspection, LinkKpi
 from services.rules.window import Window, WindowSpec
 
 SKIP: Final = -9
@@ -529,7 +529,7 @@ class SafetyStop(Rule):
     def new_state(self) -> _Flag:
         return _Flag()
 
-    def evaluate(self, state: _Flag, rec: AgvStatus, t: float) -> int:
+    def evaluate(self, state: _Flag, rec: AgvRecord, t: float) -> int:
         hit = rec.state in self._states or (
             rec.error_code is not None and rec.error_code.startswith(self._codes)
         )
@@ -562,7 +562,7 @@ class AgvError(Rule):
     def new_state(self) -> _Flag:
         return _Flag()
 
-    def evaluate(self, state: _Flag, rec: AgvStatus, t: float) -> int:
+    def evaluate(self, state: _Flag, rec: AgvRecord, t: float) -> int:
         code = rec.error_code
         hit = (code is not None and not (self._ignore and code.startswith(self._ignore))) or (
             rec.state == "error"
@@ -613,15 +613,18 @@ class Stalled(Rule):
     def new_state(self) -> _Stall:
         return _Stall()
 
-    def evaluate(self, state: _Stall, rec: AgvStatus, t: float) -> int:
+    def evaluate(self, state: _Stall, rec: AgvRecord, t: float) -> int:
         if rec.state not in self._states:
             state.ax = math.nan
             state.stuck = 0.0
             return CLEAR
-        dx = rec.x - state.ax
-        dy = rec.y - state.ay
+        x, y = rec.x, rec.y
+        if x is None or y is None:
+            return SKIP  # no position reported: it says nothing about moving (not 0, 0)
+        dx = x - state.ax
+        dy = y - state.ay
         if not dx * dx + dy * dy <= self._move2:  # also true for the NaN anchor
-            state.ax, state.ay, state.at = rec.x, rec.y, t
+            state.ax, state.ay, state.at = x, y, t
             state.stuck = 0.0
             return CLEAR
         state.stuck = t - state.at
@@ -654,7 +657,7 @@ class ConnectionLost(Rule):
     def new_state(self) -> _Conn:
         return _Conn()
 
-    def evaluate(self, state: _Conn, rec: AgvStatus, t: float) -> int:
+    def evaluate(self, state: _Conn, rec: AgvRecord, t: float) -> int:
         state.silent = 0.0
         state.offline = False
         return CLEAR

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from services.core.contracts import Decoded, Topic
+from services.core.contracts import ContractError, Decoded, Topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +39,13 @@ class Command:
 
 @dataclass(slots=True)
 class AdapterResult:
-    """What one message means. Rejections are raised as `ContractError`, not returned."""
+    """What one message means. A rejected message is raised as `ContractError`; a message
+    that is partly stored lists what was dropped in `rejected`, one dead letter each."""
 
     items: list[tuple[Topic, Decoded]] = field(default_factory=list)
     events: list[DeviceEvent] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+    rejected: list[ContractError] = field(default_factory=list)
 
 
 class Adapter(Protocol):
@@ -82,4 +84,20 @@ class ConnectionHooks(Protocol):
 
     def on_connect(self) -> list[Command]:
         """Messages to publish after each successful connection and subscription."""
+        ...
+
+
+class Attribution(Protocol):
+    """Optional method an adapter may add; the pipeline looks it up with `getattr`.
+
+    A dead letter is only useful to a device maker if it is filed under the device: the
+    dashboard's per-device dead letters and `/ingest/health?project=` select by project and
+    device. A message can be rejected before the adapter understood it (oversize, a
+    payload that does not parse, a stream without a table), so the adapter is asked to
+    read the sender from the topic alone.
+    """
+
+    def attribute(self, topic: str) -> tuple[str | None, str | None]:
+        """(project, device) the topic names, each None where the topic does not say;
+        never raises."""
         ...

@@ -110,6 +110,18 @@ class NativeAdapter:
                 return Topic(parts[0], parts[1], parts[2], STATUS)
         return parse_topic(topic, self.root)
 
+    def attribute(self, topic: str) -> tuple[str | None, str | None]:
+        """Project and device of a rejected message's topic, even one that breaks the
+        grammar elsewhere (an unknown stream, a bad kind): each level that is a valid id."""
+        if not topic.startswith(self._prefix):
+            return None, None
+        parts = topic[len(self._prefix) :].split("/")
+        if not is_valid_id(parts[0]):
+            return None, None
+        if len(parts) == 4 and is_valid_id(parts[2]):
+            return parts[0], parts[2]
+        return parts[0], None
+
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> AdapterResult:
         t = self.topic(topic)
         if t.stream == STATUS:

@@ -8,10 +8,14 @@ why this adapter does not share its subscription: every replica sees every node 
 keeps only the nodes whose stable hash falls on its shard (`shard_of`).
 
 What is stored: numeric and boolean metrics, as telemetry of device `{node}` (node
-metrics) or `{node}.{device}`, project = group id. The telemetry record's `seq` is the
+metrics) or `{node}.{device}`, project = group id; String and Text metrics likewise in
+`telemetry_text`. The telemetry record's `seq` is the
 payload's Sparkplug seq; with the metric or payload timestamp it keeps the unique key
 (project, device, metric, ts, seq) distinct across seq wraps. Other datatypes are counted
 and skipped; a DATA message with nothing storable is dead-lettered as `unsupported`.
+Values the host cannot place are never dropped silently: metrics the BIRTH did not declare,
+and metrics whose names collide after mapping (`x a`, `x_a`), each leave a `protocol`
+dead letter next to the message's stored values (`AdapterResult.rejected`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter
 
-from services.core.contracts import ContractError, Decoded, Reason, Telemetry, Topic
+from services.core.contracts import (
+    ContractError,
+    Decoded,
+    Reason,
+    Telemetry,
+    TelemetryText,
+    Topic,
+    is_valid_id,
+)
 from services.core.metrics import metric_name
 from services.core.settings import Settings
 from services.ingest.adapters.base import AdapterResult, Command, DeviceEvent
@@ -66,10 +78,15 @@ class SparkplugMetrics:
 
 @dataclass(slots=True)
 class MetricDef:
-    """What a BIRTH said about one metric; `name` is None when it is never stored."""
+    """What a BIRTH said about one metric; `name` is None when it is never stored.
+
+    `collides_with` is the raw name of an earlier metric of the same BIRTH that maps to the
+    same telemetry name: that one is stored, this one's values are dead-lettered.
+    """
 
     name: str | None
     datatype: int
+    collides_with: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -148,6 +165,17 @@ class SparkplugAdapter:
         parts = topic.split("/", 3)
         return len(parts) == 4 and parts[2] in spb.INGESTED_TYPES
 
+    def attribute(self, topic: str) -> tuple[str | None, str | None]:
+        """Project (group) and device (node, or `{node}.{device}`) a rejected message's
+        topic names, each None where the topic breaks the id grammar."""
+        parts = topic.split("/")
+        if len(parts) not in (4, 5) or parts[0] != spb.NAMESPACE or not is_valid_id(parts[1]):
+            return None, None
+        device = spb.device_id(parts[3], parts[4] if len(parts) == 5 else None)
+        if not is_valid_id(parts[3]) or not is_valid_id(device):
+            return parts[1], None
+        return parts[1], device
+
     def owns(self, group: str, node: str) -> bool:
         return (
             self.shard_count == 1 or spb.shard_of(group, node, self.shard_count) == self.shard_index
@@ -197,7 +225,7 @@ class SparkplugAdapter:
         self._nodes[(t.group, t.node)] = node
         result = AdapterResult()
         result.events.append(DeviceEvent(t.group, t.node, NODE_KIND, True, at))
-        self._learn(scope, msg)
+        self._learn(t, scope, msg, result)
         self._store(t, None, scope, msg, at, result, birth=True)
         return result
 
@@ -210,7 +238,7 @@ class SparkplugAdapter:
         assert t.device is not None
         scope = Scope()
         node.devices[t.device] = scope
-        self._learn(scope, msg)
+        self._learn(t, scope, msg, result)
         result.events.append(
             DeviceEvent(t.group, spb.device_id(t.node, t.device), DEVICE_KIND, True, at)
         )
@@ -233,14 +261,13 @@ class SparkplugAdapter:
                 self._request_rebirth(t, node, "unknown_device", result)
                 return result
             scope = known
-        stored, skipped, unknown = self._store(t, t.device, scope, msg, at, result, birth=False)
-        if stored or result.commands:
+            # DDATA travels through its edge node: the node is alive too, and its last_seen
+            # must say so even when only its devices have data.
+            result.events.append(DeviceEvent(t.group, t.node, NODE_KIND, True, at))
+        stored, skipped = self._store(t, t.device, scope, msg, at, result, birth=False)
+        if stored or result.rejected:
             return result
-        # Nothing stored and nothing to do: dead-letter the message so it is not lost silently.
-        if unknown:
-            raise ContractError(
-                Reason.PROTOCOL, f"{t.message_type} names {unknown} metric(s) its BIRTH did not"
-            )
+        # Nothing stored: dead-letter the message so it is not lost silently.
         if skipped.get("unsupported_type"):
             raise ContractError(
                 Reason.UNSUPPORTED,
@@ -329,23 +356,40 @@ class SparkplugAdapter:
         out = spb.rebirth_request(t.group, t.node, int(time.time() * 1000))
         result.commands.append(_command(out))
 
-    def _learn(self, scope: Scope, msg: spb.Payload) -> None:
+    def _learn(self, t: spb.SpTopic, scope: Scope, msg: spb.Payload, result: AdapterResult) -> None:
+        taken: dict[str, bytes] = {}  # telemetry name -> raw name that holds it
+        collisions: list[str] = []
         for m in msg.metrics:
             raw = m.name
             if not raw:
                 continue
+            collides: bytes | None = None
             if spb.is_control_metric(raw):
                 mapped = None
             else:
                 mapped = spb.metric_name(raw)
                 if mapped is None:
                     self.metrics.skipped_metrics.labels("bad_name").inc()
-                elif m.datatype not in spb.NUMERIC:
+                elif m.datatype not in spb.NUMERIC and m.datatype not in spb.TEXT:
                     self.metrics.skipped_metrics.labels("unsupported_type").inc()
-            d = MetricDef(mapped, m.datatype)
+                first = taken.setdefault(mapped, raw) if mapped is not None else raw
+                if first != raw:
+                    # `x a` and `x_a` both map to `x_a`: one series cannot hold both, and
+                    # keeping whichever came last would mix two signals silently.
+                    collisions.append(f"{_show(raw)} maps to {mapped!r} like {_show(first)}")
+                    collides, mapped = first, None
+            d = MetricDef(mapped, m.datatype, collides)
             scope.by_name[raw] = d
             if m.HasField("alias"):
                 scope.by_alias[m.alias] = d
+        if collisions:
+            result.rejected.append(
+                ContractError(
+                    Reason.PROTOCOL,
+                    f"{t.message_type} metric names collide after mapping, the later one is "
+                    f"not stored: {'; '.join(collisions)}"[:900],
+                )
+            )
 
     def _store(
         self,
@@ -356,28 +400,38 @@ class SparkplugAdapter:
         at: datetime,
         result: AdapterResult,
         birth: bool,
-    ) -> tuple[int, dict[str, int], int]:
-        """Append the message's storable values as telemetry.
+    ) -> tuple[int, dict[str, int]]:
+        """Append the message's storable values as telemetry; values the BIRTH cannot place
+        (undeclared, or colliding names) become `result.rejected`.
 
-        Returns (values stored, values skipped by reason, metrics the BIRTH did not declare).
+        Returns (values stored, values skipped by reason).
         """
         payload_ts = msg.timestamp or int(at.timestamp() * 1000)
         seq = msg.seq
         groups: dict[int, dict[str, float]] = {}
+        texts: dict[int, dict[str, str]] = {}
         skipped: dict[str, int] = {}
         stored = 0
-        unknown = 0
+        unknown: list[str] = []
+        collided: list[str] = []
         for m in msg.metrics:
             raw = m.name
             d = scope.by_name.get(raw) if raw else scope.by_alias.get(m.alias)
             if d is None:
-                unknown += 1
+                unknown.append(_show(raw) if raw else f"alias {m.alias}")
                 continue
             if d.name is None or m.is_null:
+                if d.collides_with is not None and not birth:
+                    collided.append(_show(raw) if raw else f"alias {m.alias}")
                 continue
-            value = spb.metric_value(m, d.datatype)
+            value: float | str | None
+            if d.datatype in spb.TEXT:
+                value = spb.text_value(m, d.datatype)
+            else:
+                value = spb.metric_value(m, d.datatype)
             if value is None:
-                reason = "unsupported_type" if d.datatype not in spb.NUMERIC else "bad_value"
+                known = d.datatype in spb.NUMERIC or d.datatype in spb.TEXT
+                reason = "bad_value" if known else "unsupported_type"
                 if not birth or reason == "bad_value":
                     skipped[reason] = skipped.get(reason, 0) + 1
                 continue
@@ -385,14 +439,35 @@ class SparkplugAdapter:
             if ts > spb.MAX_EPOCH_MS:
                 skipped["bad_value"] = skipped.get("bad_value", 0) + 1
                 continue
-            groups.setdefault(ts, {})[d.name] = value
+            if isinstance(value, str):
+                texts.setdefault(ts, {})[d.name] = value
+            else:
+                groups.setdefault(ts, {})[d.name] = value
             stored += 1
+        if collided:
+            skipped["name_collision"] = len(collided)
+            result.rejected.append(
+                ContractError(
+                    Reason.PROTOCOL,
+                    f"{t.message_type} values not stored, their names collide after mapping "
+                    f"with another metric of the BIRTH: {', '.join(collided)}"[:900],
+                )
+            )
         for reason, n in skipped.items():
             self.metrics.skipped_metrics.labels(reason).inc(n)
         if unknown and not birth:
             # A metric the BIRTH did not declare: our view of the node is out of date.
+            result.rejected.append(
+                ContractError(
+                    Reason.PROTOCOL,
+                    f"{t.message_type} names {len(unknown)} metric(s) its BIRTH did not "
+                    f"declare ({', '.join(unknown)}); not stored, the node is asked to "
+                    "rebirth"[:900],
+                )
+            )
             node = self._nodes[(t.group, t.node)]
             self._request_rebirth(t, node, "unknown_metric", result)
+        kind = NODE_KIND if device is None else DEVICE_KIND
         if groups:
             records: list[Telemetry] = []
             times: list[datetime] = []
@@ -401,10 +476,18 @@ class SparkplugAdapter:
                 for chunk in _chunks(metrics):
                     records.append(Telemetry(ts=ts, seq=seq, metrics=chunk))
                     times.append(when)
-            kind = NODE_KIND if device is None else DEVICE_KIND
             topic = Topic(t.group, kind, spb.device_id(t.node, device), "telemetry")
             result.items.append((topic, Decoded(records, times)))
-        return stored, skipped, unknown
+        if texts:
+            text_records = [TelemetryText(ts=ts, seq=seq, metrics=v) for ts, v in texts.items()]
+            text_times = [_EPOCH + timedelta(milliseconds=ts) for ts in texts]
+            topic = Topic(t.group, kind, spb.device_id(t.node, device), "telemetry_text")
+            result.items.append((topic, Decoded(text_records, text_times)))
+        return stored, skipped
+
+
+def _show(raw: bytes) -> str:
+    return repr(raw[:60].decode("utf-8", "replace"))
 
 
 def create_adapter(

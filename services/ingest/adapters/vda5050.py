@@ -25,7 +25,7 @@ from msgspec import Meta
 from prometheus_client import CollectorRegistry, Counter
 
 from services.core.contracts import (
-    AgvStatus,
+    AgvRecord,
     ContractError,
     Decoded,
     Reason,
@@ -131,6 +131,7 @@ class Connection(msgspec.Struct):
 _STATE: Final = msgspec.json.Decoder(State)
 _CONNECTION: Final = msgspec.json.Decoder(Connection)
 _LOADING_ACTIONS: Final = frozenset({"pick", "drop"})
+_NUL_ESCAPE: Final = b"\\u0000"  # JSON can express NUL only as this escape
 
 
 def agv_state(s: State) -> str:
@@ -179,8 +180,6 @@ class Vda5050Adapter:
         self._prefix = f"{interface}/v2/"
         # (manufacturer, serial, topic) -> last headerId
         self._headers: dict[tuple[str, str, str], int] = {}
-        # (manufacturer, serial) -> last known (x, y, heading) for states without a position
-        self._positions: dict[tuple[str, str], tuple[float, float, float]] = {}
 
     @classmethod
     def from_settings(
@@ -214,17 +213,31 @@ class Vda5050Adapter:
     def matches(self, topic: str) -> bool:
         return topic.startswith(self._prefix) and topic.endswith(("/state", "/connection"))
 
-    def device_for(self, manufacturer: str, serial: str) -> tuple[str, str]:
-        """(project, device id) of an AGV."""
-        project = self.projects.get(f"{manufacturer}/{serial}") or self.projects.get(
+    def project_for(self, manufacturer: str, serial: str) -> str:
+        return self.projects.get(f"{manufacturer}/{serial}") or self.projects.get(
             manufacturer, self.default_project
         )
+
+    def device_for(self, manufacturer: str, serial: str) -> tuple[str, str]:
+        """(project, device id) of an AGV."""
+        project = self.project_for(manufacturer, serial)
         device = f"{_ID_BAD.sub('_', manufacturer)}.{_ID_BAD.sub('_', serial)}"
         if not is_valid_id(device):
             raise ContractError(
                 Reason.BAD_TOPIC, f"AGV id {device[:80]!r} is not 1-64 characters long"
             )
         return project, device
+
+    def attribute(self, topic: str) -> tuple[str | None, str | None]:
+        """Project and device of a rejected message, mapped exactly as its states would be."""
+        parts = topic.split("/")
+        if len(parts) != 5 or not topic.startswith(self._prefix) or not all(parts):
+            return None, None
+        manufacturer, serial = parts[2], parts[3]
+        try:
+            return self.device_for(manufacturer, serial)
+        except ContractError:  # an id too long: the project mapping still applies
+            return self.project_for(manufacturer, serial), None
 
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> AdapterResult:
         parts = topic.split("/")
@@ -246,29 +259,28 @@ class Vda5050Adapter:
     def _state(
         self, project: str, device: str, manufacturer: str, serial: str, payload: bytes
     ) -> AdapterResult:
+        if _NUL_ESCAPE in payload:
+            # PostgreSQL text cannot hold NUL: refused here with a clear reason rather than
+            # by the database, which would cost the whole batch a rewrite message by message.
+            raise ContractError(Reason.SCHEMA, "strings must not contain NUL (\\u0000)")
         s: State = _parse(_STATE, payload)
         _check_identity(s.manufacturer, s.serialNumber, manufacturer, serial)
         when = parse_ts(s.timestamp)
         self._check_header(manufacturer, serial, "state", s.headerId)
+        # agvPosition and velocity are optional in VDA 5050 (a line-guided AGV has no map
+        # position): what the state does not say is stored as NULL, never guessed.
         pos = s.agvPosition
+        x = y = heading = localization = None
         if pos is not None:
-            heading = _heading(pos.theta)
-            self._positions[(manufacturer, serial)] = (pos.x, pos.y, heading)
+            x, y, heading = pos.x, pos.y, _heading(pos.theta)
             if pos.localizationScore is not None:
                 localization = pos.localizationScore
             else:
                 localization = 1.0 if pos.positionInitialized else 0.0
-        else:
-            # The AGV does not know where it is; keep the last position, localisation 0.
-            last = self._positions.get((manufacturer, serial))
-            if last is None:
-                raise ContractError(
-                    Reason.SCHEMA, "state has no agvPosition and no earlier position is known"
-                )
-            localization = 0.0
-        x, y, heading = self._positions[(manufacturer, serial)]
         v = s.velocity
-        speed = math.hypot(v.vx or 0.0, v.vy or 0.0) if v is not None else 0.0
+        speed = None
+        if v is not None and (v.vx is not None or v.vy is not None):
+            speed = math.hypot(v.vx or 0.0, v.vy or 0.0)
         fatal = [e for e in s.errors if e.errorLevel == "FATAL"]
         errors = fatal or s.errors
         record: dict[str, Any] = {
@@ -285,7 +297,7 @@ class Vda5050Adapter:
             "error_code": (errors[0].errorType[:64] or None) if errors else None,
         }
         try:
-            status = msgspec.convert(record, AgvStatus)
+            status = msgspec.convert(record, AgvRecord)
         except msgspec.ValidationError as exc:
             raise ContractError(Reason.SCHEMA, f"state out of range: {exc}") from None
         result = AdapterResult()
