@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -179,7 +180,7 @@ def connect_reason(
     """CONNECT with `client_id`; the CONNACK reason code (0 = accepted). Holds the
     connection `hold_s` when accepted, as an attacker keeping a stolen session would."""
     result: list[int] = []
-    done = __import__("threading").Event()
+    done = threading.Event()
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
     c.username_pw_set(creds.username, creds.password)
 
@@ -285,8 +286,6 @@ async def test_device_cannot_join_ingest_shared_subscription(secured: Secured) -
 def subscribe_reasons(
     port: int, creds: Credentials, filters: list[str], hold_s: float
 ) -> list[int]:
-    import threading
-
     acks: dict[int, int] = {}
     done = threading.Event()
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=creds.username, protocol=paho.MQTTv5)
