@@ -219,3 +219,45 @@ async def test_api_account_may_announce_alarm_transitions_only(
 )
 def test_api_never_announces_outside_its_grant(topic: str) -> None:
     assert not announceable("f5g/v1", topic)
+
+
+async def test_service_replicas_connect_side_by_side(
+    secured: tuple[Mosquitto, BrokerAuth],
+) -> None:
+    """Service accounts have no fixed client id: replicas each use their own and may all
+    join the service's shared group, while a device can use none of those ids."""
+    server, auth = secured
+    ingest = auth.service_credentials("ingest")
+    cam = auth.provision_device("p1", "camera", "cam-1")
+    group = "$share/f5g-ingest/f5g/v1/+/+/+/+"
+    clients = [
+        aiomqtt.Client(
+            "127.0.0.1",
+            server.port,
+            identifier=f"factory5g-ingest-{i}",
+            username=ingest.username,
+            password=ingest.password,
+            protocol=V5,
+            timeout=10,
+        )
+        for i in range(3)
+    ]
+    async with clients[0] as a, clients[1] as b, clients[2] as c:
+        for replica in (a, b, c):
+            granted = await replica.subscribe(group, qos=1)
+            assert [int(getattr(g, "value", g)) for g in granted] == [1]
+        for i in range(3):
+            with pytest.raises(aiomqtt.MqttError):
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    server.port,
+                    identifier=f"factory5g-ingest-{i}",
+                    username=cam.username,
+                    password=cam.password,
+                    protocol=V5,
+                    timeout=10,
+                ):
+                    pass
+        # All three replicas are still connected.
+        for replica in (a, b, c):
+            await replica.subscribe("f5g/v1/p1/+/+/+", qos=1)
