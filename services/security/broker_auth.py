@@ -314,7 +314,7 @@ class BrokerAuth:
             password = new_secret()
             data["services"][name] = {"password": password}
             self._ensure_admin(data)
-            live = self._apply_quietly(data, _service_commands(name, password))
+            live = self._apply_quietly(data, _service_commands(name, password, True))
             return Credentials(name, password, live)
 
     def provision_device(self, project: str, kind: str, device: str) -> Credentials:
@@ -372,7 +372,7 @@ class BrokerAuth:
         with self._locked() as data:
             commands: list[dict[str, Any]] = []
             for name, entry in sorted(data["services"].items()):
-                commands += _service_commands(name, str(entry["password"]))
+                commands += _service_commands(name, str(entry["password"]), False)
             self._ensure_admin(data)
             return self._apply_quietly(data, commands) if commands else False
 
@@ -391,9 +391,12 @@ class BrokerAuth:
                 raise BrokerRefusedError(f"broker refused {cmd['command']}: {error}")
 
 
-def _service_commands(name: str, password: str) -> list[dict[str, Any]]:
+def _service_commands(name: str, password: str, set_password: bool) -> list[dict[str, Any]]:
+    """Create the service's role and account, or bring the role's ACLs up to date. Only a
+    new account sets the password (dynamic security disconnects a client whose password
+    is set, and running services must not be kicked by a sync)."""
     role = f"service/{name}"
-    return [
+    commands: list[dict[str, Any]] = [
         {"command": "createRole", "rolename": role},
         {"command": "modifyRole", "rolename": role, "acls": service_acls(name)},
         {
@@ -402,8 +405,10 @@ def _service_commands(name: str, password: str) -> list[dict[str, Any]]:
             "password": password,
             "roles": [{"rolename": role}],
         },
-        {"command": "setClientPassword", "username": name, "password": password},
     ]
+    if set_password:
+        commands.append({"command": "setClientPassword", "username": name, "password": password})
+    return commands
 
 
 def _device_commands(account: DeviceAccount, password: str) -> list[dict[str, Any]]:
