@@ -80,7 +80,7 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESERVED_IDS = frozenset({"alarms", "cmd", "reply", "status", "$SYS", "$share", "$CONTROL"})
 
 # Mosquitto's dynamic-security hash: PBKDF2-HMAC-SHA512, base64 salt and digest. The
-# secrets are 256-bit random tokens, so the iteration count is not what protects them.
+# secrets are 192-bit random tokens, so the iteration count is not what protects them.
 _PBKDF2_ITERATIONS = 101
 
 
