@@ -51,11 +51,16 @@ def _context(ca: DevCA, cert: Path | None = None, key: Path | None = None) -> ss
 
 
 async def _roundtrip(
-    port: int, ctx: ssl.SSLContext, username: str | None = None, password: str | None = None
+    port: int,
+    ctx: ssl.SSLContext,
+    username: str | None = None,
+    password: str | None = None,
+    identifier: str | None = None,
 ) -> bytes:
     async with aiomqtt.Client(
         "localhost",
         port,
+        identifier=identifier if identifier is not None else username,
         protocol=V5,
         tls_context=ctx,
         timeout=3,
@@ -106,3 +111,41 @@ async def test_mutual_tls_takes_the_account_from_the_certificate(
         await _roundtrip(
             server.tls_port, _context(ca), username=creds.username, password=creds.password
         )
+
+
+async def test_mutual_tls_binds_the_client_id_to_the_certificate(
+    tls_broker: Callable[[bool], tuple[Mosquitto, BrokerAuth, DevCA]],
+) -> None:
+    """A certificate login skips the password check where the plugin binds the client id,
+    so the listener replaces whatever id the device sends by its certificate's account:
+    cam-2 announcing cam-1's client id (or ingest's) cannot disconnect anyone."""
+    server, auth, ca = tls_broker(True)
+    cam1 = auth.provision_device("p1", "camera", "cam-1")
+    cam2 = auth.provision_device("p1", "camera", "cam-2")
+    cert1, key1 = ca.issue_client(cam1.username)
+    cert2, key2 = ca.issue_client(cam2.username)
+    server.start()
+    assert server.tls_port is not None
+    async with aiomqtt.Client(
+        "localhost",
+        server.tls_port,
+        identifier=cam1.username,
+        protocol=V5,
+        tls_context=_context(ca, cert1, key1),
+    ) as victim:
+        for stolen in (cam1.username, "factory5g-ingest-0"):
+            async with aiomqtt.Client(
+                "localhost",
+                server.tls_port,
+                identifier=stolen,
+                protocol=V5,
+                tls_context=_context(ca, cert2, key2),
+            ) as thief:
+                granted = await thief.subscribe("$share/f5g-ingest/f5g/v1/#", qos=1)
+                assert [int(getattr(g, "value", g)) for g in granted] == [0x87]
+        # The victim's connection is still the live one: a round trip on it works.
+        await victim.subscribe("f5g/v1/p1/camera/cam-1/cmd/#", qos=1)
+        await victim.publish("f5g/v1/p1/camera/cam-1/cmd/ping", b"still-here", qos=1)
+        async for msg in victim.messages:
+            assert msg.payload == b"still-here"
+            break

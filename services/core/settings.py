@@ -66,7 +66,10 @@ class IngestSettings(BaseModel):
         "Give each replica its own.",
     )
     share_group: str = Field(
-        "f5g-ingest", description="Shared-subscription group that ingest replicas split load in."
+        "",
+        description="Shared-subscription group that ingest replicas split load in; empty (the "
+        "default): one replica, no `$share`, lossless across a Mosquitto restart, which does not "
+        "restore shared subscriptions. Set it for several replicas on a clustered broker (EMQX).",
     )
     session_expiry_s: int = Field(
         3600, ge=1, description="How long the broker keeps the session (and queued messages)."
@@ -137,7 +140,6 @@ class RulesSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     client_id: str = Field("factory5g-rules-0", description="Fixed MQTT client id of the replica.")
-    share_group: str = Field("f5g-rules", description="Shared-subscription group of rules.")
     rules_file: str | None = Field(
         None, description="YAML rule file; the built-in defaults apply when unset."
     )

@@ -27,6 +27,18 @@ SERVICE_USER = "factory5g"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def dynsec_plugin() -> Path:
+    """Mosquitto's dynamic-security plugin (Debian's `mosquitto` package ships it)."""
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so")) + sorted(
+        Path("/usr/lib").glob("mosquitto_dynamic_security.so")
+    )
+    if not found:
+        raise StackError(
+            "Mosquitto's dynamic-security plugin is not installed (run scripts/install-stack.sh)"
+        )
+    return found[0]
+
+
 class StackError(RuntimeError):
     pass
 
@@ -330,7 +342,7 @@ class Mosquitto:
     port: int = 1883
     extra_config: str = ""
     # Opt-in security (the local stack turns it on; most tests keep an anonymous broker):
-    # a directory with `passwd` and `acl` files (see services/security/broker_auth.py) ...
+    # a broker account directory (services/security/broker_auth.py, dynamic security) ...
     auth_dir: Path | None = None
     # ... and a TLS device listener with `ca.crt`, `server.crt`, `server.key` in `tls_dir`.
     tls_port: int | None = None
@@ -382,14 +394,22 @@ class Mosquitto:
             )
         )
         _own(self.base_dir)
+        if self.auth_dir is not None:
+            _own(self.auth_dir)
 
     def _security_config(self) -> list[str]:
         if self.auth_dir is None:
             return ["allow_anonymous true"]
+        # Accounts, client-id binding and ACLs come from the dynamic-security plugin,
+        # configured from the registry (services/security/broker_auth.py).
+        from services.security.broker_auth import BrokerAuth
+
+        auth = BrokerAuth(self.auth_dir)
+        auth.render()
         lines = [
             "allow_anonymous false",
-            f"password_file {self.auth_dir / 'passwd'}",
-            f"acl_file {self.auth_dir / 'acl'}",
+            f"plugin {dynsec_plugin()}",
+            f"plugin_opt_config_file {auth.broker_config_file}",
         ]
         if self.tls_port is not None and self.tls_dir is not None:
             lines += [
@@ -402,15 +422,36 @@ class Mosquitto:
                 f"require_certificate {'true' if self.require_certificate else 'false'}",
             ]
             if self.require_certificate:
-                lines.append("use_identity_as_username true")
+                # The certificate's CN is the account, and (since a certificate login skips
+                # the plugin's password check, where it binds the client id) the client id.
+                lines += ["use_identity_as_username true", "use_username_as_clientid true"]
         return lines
 
     def reload(self) -> None:
-        """SIGHUP: Mosquitto re-reads the password and ACL files without dropping clients."""
+        """SIGHUP (Mosquitto re-reads its configuration without dropping clients), and the
+        service accounts re-applied to the running broker's dynamic-security plugin.
+        Device changes need no reload: `BrokerAuth` applies them live."""
         pid = self.pid()
         if pid is None:
             raise StackError("mosquitto is not running")
         os.kill(pid, signal.SIGHUP)
+        if self.auth_dir is not None:
+            from services.security.broker_auth import BrokerAuth
+
+            BrokerAuth(self.auth_dir).sync_services()
+
+    def _publish_endpoint(self, up: bool) -> None:
+        """Tell `BrokerAuth` where the broker serving its accounts listens, so account
+        changes reach it live (and are only written for the next start when it is down)."""
+        if self.auth_dir is None:
+            return
+        from services.security.broker_auth import BrokerAuth, write_endpoint
+
+        auth = BrokerAuth(self.auth_dir)
+        if up:
+            write_endpoint(auth, "127.0.0.1", self.port)
+        else:
+            auth.endpoint_file.unlink(missing_ok=True)
 
     def pid(self) -> int | None:
         try:
@@ -433,11 +474,13 @@ class Mosquitto:
             raise StackError(f"port {self.port} is already taken by another process")
         subprocess.run(_as_service_user([binary, "-c", str(self.conf_file), "-d"]), check=True)
         _wait(lambda: port_open("127.0.0.1", self.port), 15, f"mosquitto on port {self.port}")
+        self._publish_endpoint(True)
 
     def stop(self) -> None:
         pid = self.pid()
         if pid is None:
             return
+        self._publish_endpoint(False)
         os.kill(pid, signal.SIGTERM)  # SIGTERM makes mosquitto save its persistence file
         _wait(lambda: not _pid_alive(pid), 30, "mosquitto to stop")
 

@@ -91,13 +91,14 @@ class LocalStack:
         self.postgres.start()
         self.ensure_accounts()
         mq = self.mosquitto
-        if mq.running() and "password_file" not in mq.conf_file.read_text():
+        if mq.running() and "mosquitto_dynamic_security" not in mq.conf_file.read_text():
             print(
-                "warning: the running broker allows anonymous clients; restart it "
-                "(factory5g stack down && factory5g stack up) to turn authentication on"
+                "warning: the running broker was started without the dynamic-security "
+                "accounts (per-device client ids and ACLs); restart it "
+                "(factory5g stack down && factory5g stack up) to turn them on"
             )
         if mq.running():
-            mq.reload()  # account files may have changed since it started
+            mq.reload()  # service accounts may have been added since it started
         mq.start()
 
     def down(self) -> None:

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from services.devstack.servers import Mosquitto
     from services.security.broker_auth import BrokerAuth
 
 devices_app = typer.Typer(help="Device broker accounts: provision, revoke, list.")
@@ -19,23 +18,19 @@ AuthDir = Annotated[
 ]
 
 
-def _targets(auth_dir: Path | None) -> tuple[BrokerAuth, Mosquitto | None]:
-    """The account files, and the local broker to reload when they are the stack's."""
+def _auth(auth_dir: Path | None) -> BrokerAuth:
+    """The account registry; a broker serving it gets every change live."""
     from services.devstack.stack import LocalStack
     from services.security.broker_auth import BrokerAuth
 
-    if auth_dir is not None:
-        return BrokerAuth(auth_dir), None
-    stack = LocalStack.default()
-    return stack.broker_auth, stack.mosquitto
+    return BrokerAuth(auth_dir) if auth_dir is not None else LocalStack.default().broker_auth
 
 
-def _apply(broker: Mosquitto | None) -> None:
-    if broker is not None and broker.running():
-        broker.reload()
-        typer.echo("broker reloaded its accounts (no restart)")
+def _report(live: bool) -> None:
+    if live:
+        typer.echo("applied to the running broker (no restart)")
     else:
-        typer.echo("broker not running here: send it SIGHUP (or restart it) to apply", err=True)
+        typer.echo("broker not running: the change applies when it starts", err=True)
 
 
 @devices_app.command("provision")
@@ -49,16 +44,22 @@ def provision(
     auth_dir: AuthDir = None,
 ) -> None:
     """Create a device's broker account (or rotate its password): it may publish only under
-    f5g/v1/{project}/{kind}/{device}/# and read only .../cmd/#. The password is shown once."""
-    from services.security.broker_auth import ProvisionError
+    f5g/v1/{project}/{kind}/{device}/# and read only .../cmd/#. The client id must be the
+    user name. The password is shown once."""
+    from services.security.broker_auth import BrokerRefusedError, ProvisionError
 
-    auth, broker = _targets(auth_dir)
+    auth = _auth(auth_dir)
     try:
         creds = auth.provision_device(project, kind, device)
     except ProvisionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"username: {creds.username}\npassword: {creds.password}")
+    except BrokerRefusedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"username: {creds.username}\npassword: {creds.password}\nclient id: {creds.username}"
+    )
     if cert:
         from services.devstack.stack import LocalStack
         from services.security.certs import DevCA
@@ -67,28 +68,28 @@ def provision(
         ca.ensure()
         crt, key = ca.issue_client(creds.username)
         typer.echo(f"certificate: {crt}\nkey: {key}\nca: {ca.ca_cert}")
-    _apply(broker)
+    _report(creds.live)
 
 
 @devices_app.command("revoke")
 def revoke(project: str, kind: str, device: str, auth_dir: AuthDir = None) -> None:
-    """Remove a device's account; the broker drops its sessions when it reloads."""
-    from services.security.broker_auth import ProvisionError
+    """Remove a device's account; a running broker drops its sessions at once."""
+    from services.security.broker_auth import BrokerRefusedError, ProvisionError
 
-    auth, broker = _targets(auth_dir)
+    auth = _auth(auth_dir)
     try:
-        username = auth.revoke_device(project, kind, device)
-    except ProvisionError as exc:
+        revoked = auth.revoke_device(project, kind, device)
+    except (ProvisionError, BrokerRefusedError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"revoked {username}")
-    _apply(broker)
+    typer.echo(f"revoked {revoked.username}")
+    _report(revoked.live)
 
 
 @devices_app.command("list")
 def list_devices(auth_dir: AuthDir = None) -> None:
     """Provisioned devices and the topic subtree each may publish under."""
-    auth, _ = _targets(auth_dir)
+    auth = _auth(auth_dir)
     for account in sorted(auth.devices(), key=lambda a: a.username):
         typer.echo(f"{account.username:50} {account.subtree}/#")
 

@@ -13,9 +13,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.core.contracts import is_valid_id
 from services.core.tables import alarms, devices
 from services.rules import lifecycle
-from services.rules.publisher import alarm_payload, alarm_topic
+from services.rules.publisher import ALARM_LEVEL, alarm_payload, alarm_topic
 
 Action = Literal["acknowledged", "cleared"]
 
@@ -83,3 +84,17 @@ async def announcement(
         actor=actor,
     )
     return topic, payload
+
+
+def announceable(root: str, topic: str) -> bool:
+    """Whether `topic` is an alarm transition topic, `{root}/{project}/alarms/{kind}/
+    {device}/{rule}` with valid ids: exactly what the API's broker account may publish.
+
+    Mosquitto 2.0 closes a client's connection when it refuses one of its publishes (QoS 0
+    or 1), and the API announces on its live dashboard connection; a topic outside the
+    grant (an id with a `/` or a wildcard, say) must therefore never be sent at all."""
+    prefix = root + "/"
+    if not topic.startswith(prefix):
+        return False
+    parts = topic[len(prefix) :].split("/")
+    return len(parts) == 5 and parts[1] == ALARM_LEVEL and all(is_valid_id(p) for p in parts)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query, Request
 
-from services.api.alarms.lifecycle import TransitionError, announcement, transition
+from services.api.alarms.lifecycle import (
+    TransitionError,
+    announceable,
+    announcement,
+    transition,
+)
 from services.api.alarms.models import Alarm, AlarmAction, AlarmDetail, AlarmPage
 from services.api.auth.guard import Operator, Reader
 from services.api.deps import Conn, TxConn
@@ -16,6 +22,8 @@ from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
 from services.api.scope import project_filter
 from services.core.tables import alarm_events, alarms
+
+log = logging.getLogger("factory5g.api.alarms")
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
 _MAX_ID = 2**63 - 1
@@ -112,7 +120,10 @@ async def _act(
     # Stored first; the announcement is best effort (a broker outage must not undo it).
     root = request.app.state.settings.mqtt.topic_root
     topic, payload = await announcement(conn, root, out, key.name)
-    request.app.state.alarm_hub.announce(topic, payload)
+    if announceable(root, topic):
+        request.app.state.alarm_hub.announce(topic, payload)
+    else:
+        log.warning("alarm %s: transition not announced, %r is no alarm topic", alarm_id, topic)
     return out
 
 
