@@ -125,7 +125,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.key_cache = KeyCache(settings.api.key_cache_s)
+    app.state.key_cache = KeyCache(
+        settings.api.key_cache_s,
+        settings.api.auth_failures_per_s,
+        settings.api.auth_failure_burst,
+    )
     errors.install(app)
     app.include_router(health_router)
     for router in (
