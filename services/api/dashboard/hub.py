@@ -4,9 +4,11 @@ It subscribes to every alarm topic, and to a device's own stream topics only whi
 page watches that device (a subscription per device, not the whole firehose, so the API
 never competes with ingest for the plant's message rate). However many browsers watch, the
 broker sees one subscriber. The subscription starts with the first watcher and
-reconnects on its own; watchers learn when the broker is unreachable (`status` events)
-instead of silently seeing nothing. A watcher that cannot keep up loses its oldest events,
-never the other watchers' ones.
+reconnects on its own, with a growing delay while the broker stays away; no error (a broker
+restart, a refused publish or subscription, a message that trips a bug) ends it, because
+every project's feed hangs on this one task. Watchers learn when the broker is unreachable
+(`status` events) instead of silently seeing nothing. A watcher that cannot keep up loses
+its oldest events, never the other watchers' ones.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from services.rules.publisher import alarm_filter
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 1000
-RECONNECT_S = 1.0
+RECONNECT_S = 1.0  # first retry delay; it doubles while the broker stays away ...
+RECONNECT_MAX_S = 15.0  # ... up to this
+STABLE_S = 10.0  # a connection that lived this long resets the delay
 
 WATCHERS = Gauge(metric_name("api", "live_streams"), "Open dashboard live streams.")
 EVENTS = Counter(
@@ -68,6 +72,13 @@ class AlarmHub:
         self._announcing: set[asyncio.Task[None]] = set()
         self._root = settings.mqtt.topic_root
         self._depth = len(self._root.split("/"))
+        self.reconnect_s = RECONNECT_S
+        self.reconnect_max_s = RECONNECT_MAX_S
+        self.failures = 0  # connection attempts or sessions that ended in an error
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
 
     def _device_filter(self, device: tuple[str, str]) -> str:
         return f"{self._root}/{device[0]}/+/{device[1]}/+"
@@ -75,8 +86,7 @@ class AlarmHub:
     def watch(
         self, projects: frozenset[str] | None, device: tuple[str, str] | None = None
     ) -> Watcher:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
+        self._ensure_running()
         w = Watcher(projects, device)
         self._watchers.add(w)
         WATCHERS.inc()
@@ -102,11 +112,14 @@ class AlarmHub:
         if client is None:
             return
         filt = self._device_filter(device)
-        coro = client.subscribe(filt, qos=0) if on else client.unsubscribe(filt)
 
         async def go() -> None:
-            with contextlib.suppress(aiomqtt.MqttError):
-                await coro
+            try:
+                await (client.subscribe(filt, qos=0) if on else client.unsubscribe(filt))
+            except aiomqtt.MqttError:
+                pass  # the connection is going away; the reconnect subscribes anew
+            except Exception:  # e.g. a filter the client refuses: this device only
+                log.exception("live stream: could not (un)subscribe %r", filt[:200])
 
         task = asyncio.create_task(go())
         self._pending[device] = task
@@ -131,8 +144,7 @@ class AlarmHub:
         transition is already stored; a broker outage delays or drops only the announcement
         and never the response.
         """
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
+        self._ensure_running()
         task = asyncio.create_task(self._publish(topic, payload, wait_s))
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
@@ -145,6 +157,9 @@ class AlarmHub:
                 return
         except (TimeoutError, aiomqtt.MqttError):
             pass
+        except Exception:  # refused by the client library: log it, never raise into the hub
+            log.exception("alarm announcement on %r not published", topic[:200])
+            return
         log.warning("alarm announcement on %s not published: broker unreachable", topic)
 
     async def close(self) -> None:
@@ -203,7 +218,9 @@ class AlarmHub:
     async def _run(self) -> None:
         client_id = f"factory5g-api-live-{uuid.uuid4().hex[:12]}"
         filt = alarm_filter(self.settings.mqtt.topic_root)
+        delay = self.reconnect_s
         while True:
+            since: float | None = None
             try:
                 kwargs = mqtt_client_kwargs(
                     self.settings, client_id, protocol=aiomqtt.ProtocolVersion.V5
@@ -211,17 +228,40 @@ class AlarmHub:
                 async with aiomqtt.Client(**kwargs) as client:
                     await client.subscribe(filt, qos=1)
                     for device in list(self._devices):
-                        await client.subscribe(self._device_filter(device), qos=0)
+                        await self._subscribe_device(client, device)
                     self._client = client
+                    since = asyncio.get_running_loop().time()
                     self.connected.set()
                     self._status(True)
                     async for msg in client.messages:
-                        self.dispatch(str(msg.topic), bytes(msg.payload))  # type: ignore[arg-type]
+                        self._dispatch_safely(str(msg.topic), msg.payload)
             except aiomqtt.MqttError as exc:
-                log.warning("alarm stream: broker unreachable (%s); retrying", exc)
+                self.failures += 1
+                log.warning("live stream: broker unreachable (%s); retrying", exc)
+            except Exception:  # never let one error end every project's live feed
+                self.failures += 1
+                log.exception("live stream failed; reconnecting")
             finally:
                 self._client = None
             if self.connected.is_set():
                 self.connected.clear()
                 self._status(False)
-            await asyncio.sleep(RECONNECT_S)
+            if since is not None and asyncio.get_running_loop().time() - since >= STABLE_S:
+                delay = self.reconnect_s
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_max_s)
+
+    async def _subscribe_device(self, client: aiomqtt.Client, device: tuple[str, str]) -> None:
+        try:
+            await client.subscribe(self._device_filter(device), qos=0)
+        except aiomqtt.MqttError:
+            raise
+        except Exception:  # one device the client refuses must not stop the others
+            log.exception("live stream: could not subscribe to device %r", device)
+
+    def _dispatch_safely(self, topic: str, payload: Any) -> None:
+        try:
+            self.dispatch(topic, bytes(payload))
+        except Exception:  # one message that trips a bug costs that message only
+            EVENTS.labels("failed").inc()
+            log.exception("live stream: message on %r not dispatched", topic[:200])

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from services.api.auth.guard import Reader
 from services.api.dashboard.hub import AlarmHub
 from services.api.errors import invalid, not_found
+from services.core.contracts import ID_PATTERN, is_valid_id
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 TICK_S = 5.0
@@ -43,11 +44,18 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 async def live(
     request: Request,
     key: Reader,
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Annotated[
+        str | None, Query(max_length=64, description="Only this project's events.")
+    ] = None,
     device: Annotated[
         str | None, Query(max_length=64, description="Also this device's records (needs project).")
     ] = None,
 ) -> StreamingResponse:
+    # Both end up in an MQTT topic filter: `#`, `+` or `$share` there would watch (or break)
+    # far more than one device, so only the id grammar of the device contract gets through.
+    for name, value in (("project", project), ("device", device)):
+        if value is not None and not is_valid_id(value):
+            raise invalid(f"{name} must match {ID_PATTERN}")
     if project is not None and not key.sees(project):
         raise not_found(f"project {project!r}")
     if device is not None and project is None:
