@@ -183,6 +183,13 @@ class ApiSettings(BaseModel):
     auth_failure_burst: int = Field(
         20, ge=1, description="Failed authentications a client address may make at once."
     )
+    live_max_s: float = Field(
+        600.0,
+        ge=0.1,
+        le=86400,
+        description="Seconds a dashboard live stream lasts before the server ends it (the page "
+        "reconnects, so a revoked key loses its stream within this time).",
+    )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
     )

@@ -27,6 +27,16 @@ from services.core.contracts import ID_PATTERN, is_valid_id
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 TICK_S = 5.0
 HELLO_WAIT_S = 2.0
+EVENTS = ("hello", "alarm", "record", "status", "tick")
+# One event of the stream, as OpenAPI 3.1 describes server-sent events: `data` is JSON.
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": list(EVENTS)},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 def frame(event: str, data: dict[str, Any]) -> bytes:
@@ -35,11 +45,17 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 
 @router.get(
     "/live",
-    summary="Live alarm transitions and refresh ticks (text/event-stream).",
+    summary="Live alarm transitions, device records and refresh ticks (text/event-stream).",
+    description="Server-sent events (see docs/dashboard.md): `hello`, `alarm`, `record`, "
+    "`status` and `tick`. The server ends the stream after `api.live_max_s` seconds; clients "
+    "reconnect.",
     response_class=StreamingResponse,
-    # An endless stream: documented in docs/dashboard.md, kept out of the OpenAPI document
-    # so schema-driven clients and fuzzers do not wait on it forever.
-    include_in_schema=False,
+    responses={
+        200: {
+            "description": "An event stream.",
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+        }
+    },
 )
 async def live(
     request: Request,
@@ -64,6 +80,8 @@ async def live(
     hub: AlarmHub = request.app.state.alarm_hub
     watcher = hub.watch(projects, None if device is None else (str(project), device))
 
+    ends = asyncio.get_running_loop().time() + request.app.state.settings.api.live_max_s
+
     async def stream() -> AsyncIterator[bytes]:
         try:
             with contextlib.suppress(TimeoutError):
@@ -71,11 +89,13 @@ async def live(
                 if watcher.device is not None:
                     await asyncio.wait_for(hub.subscribed(watcher.device), HELLO_WAIT_S)
             yield frame("hello", {"live": hub.connected.is_set(), "tick_s": TICK_S})
-            while True:
+            loop = asyncio.get_running_loop()
+            while (left := ends - loop.time()) > 0:
                 try:
-                    event, data = await asyncio.wait_for(watcher.queue.get(), TICK_S)
+                    event, data = await asyncio.wait_for(watcher.queue.get(), min(TICK_S, left))
                 except TimeoutError:
-                    yield frame("tick", {})
+                    if ends - loop.time() > 0:
+                        yield frame("tick", {})
                     continue
                 yield frame(event, data)
         finally:
