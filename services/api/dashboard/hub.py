@@ -1,7 +1,10 @@
 """One MQTT connection per API process feeding the dashboard's live streams.
 
 It subscribes to every alarm topic, and to a device's own stream topics only while some
-page watches that device (a subscription per device, not the whole firehose, so the API
+page watches that device. A device message goes through ingest's own pipeline (the same
+decoders and clock window) and only what ingest would store is forwarded, shaped like the
+device's `last` values in the API, so a live page shows what a reload shows and never a
+record that ended as a dead letter (a subscription per device, not the whole firehose, so the API
 never competes with ingest for the plant's message rate). However many browsers watch, the
 broker sees one subscriber. The subscription starts with the first watcher and
 reconnects on its own, with a growing delay while the broker stays away; no error (a broker
@@ -18,15 +21,21 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import aiomqtt
 import orjson
 from prometheus_client import Counter, Gauge
+from pydantic import TypeAdapter
 
 from services.core.metrics import metric_name
 from services.core.runtime import mqtt_client_kwargs
 from services.core.settings import Settings
+from services.core.tables import STREAM_COLUMNS
+from services.ingest.adapters.native import NativeAdapter
+from services.ingest.batch import Batch
+from services.ingest.pipeline import Pipeline
 from services.rules.publisher import alarm_filter
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,10 @@ EVENTS = Counter(
 
 
 MAX_RECORD_BYTES = 64 * 1024
+# Columns the device API leaves out of a device's `last` values.
+HIDDEN: Final = frozenset({"project_id", "device_id", "received_at"})
+# JSON the way the API's response models write it (times as ISO 8601 with `Z`).
+_AS_JSON: Final = TypeAdapter(Any)
 
 
 @dataclass(eq=False)
@@ -75,6 +88,7 @@ class AlarmHub:
         self.reconnect_s = RECONNECT_S
         self.reconnect_max_s = RECONNECT_MAX_S
         self.failures = 0  # connection attempts or sessions that ended in an error
+        self._pipeline = Pipeline(settings.ingest, [NativeAdapter(self._root)])
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
@@ -177,7 +191,7 @@ class AlarmHub:
         project = parts[self._depth]
         rest = parts[self._depth + 1 :]
         if len(rest) == 3 and rest[0] != "alarms":
-            self._record(project, rest, payload)
+            self._record(topic, project, rest, payload)
             return
         try:
             body = orjson.loads(payload)
@@ -193,23 +207,43 @@ class AlarmHub:
             if w.projects is None or project in w.projects:
                 w.offer("alarm", body)
 
-    def _record(self, project: str, rest: list[str], payload: bytes) -> None:
-        """A device message as published (a record or a list of them), for its watchers."""
+    def _record(self, topic: str, project: str, rest: list[str], payload: bytes) -> None:
+        """A device message as ingest stores it, for its watchers; nothing if ingest would not."""
         kind, device, stream = rest
         watchers = [w for w in self._watchers if w.device == (project, device)]
         if not watchers or len(payload) > MAX_RECORD_BYTES:
             return
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            EVENTS.labels("malformed").inc()
+        records = self.accepted(topic, payload)
+        if records is None:
+            EVENTS.labels("rejected").inc()
             return
-        records = body if isinstance(body, list) else [body]
         data: dict[str, Any] = {"project": project, "kind": kind, "device": device}
-        data |= {"stream": stream, "records": [r for r in records if isinstance(r, dict)]}
+        data |= {"stream": stream, "records": records}
         EVENTS.labels("record").inc()
         for w in watchers:
             w.offer("record", data)
+
+    def accepted(self, topic: str, payload: bytes) -> list[dict[str, Any]] | None:
+        """The records ingest would store from this message, each shaped like the device's
+        `last` entry of its stream (telemetry: `{metric: {value, ts}}`), or None if ingest
+        would dead-letter the message (or it holds no stream records, like a status)."""
+        batch = Batch(0)
+        self._pipeline.fill(batch, topic, payload, datetime.now(UTC), 0, 0, False)
+        if batch.dead or len(batch.rows) != 1:
+            return None
+        ((table, rows),) = batch.rows.items()
+        columns = STREAM_COLUMNS[table]
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            rec = dict(zip(columns, row, strict=True))
+            if table == "telemetry":
+                out.append({rec["metric"]: {"value": rec["value"], "ts": rec["ts"]}})
+                continue
+            if isinstance(rec.get("defects"), str):  # stored as JSONB, read back as a list
+                rec["defects"] = orjson.loads(rec["defects"])
+            out.append({k: v for k, v in rec.items() if k not in HIDDEN})
+        result: list[dict[str, Any]] = _AS_JSON.dump_python(out, mode="json")
+        return result
 
     def _status(self, live: bool) -> None:
         for w in self._watchers:
