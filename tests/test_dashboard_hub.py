@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import orjson
+from pydantic import TypeAdapter
 
 from services.api.dashboard.hub import AlarmHub, Watcher
 from services.devstack.servers import Mosquitto, free_port
@@ -139,3 +142,31 @@ async def test_a_device_filter_the_client_refuses_breaks_nothing(
     finally:
         hub.leave(watcher)
         await hub.close()
+
+
+def test_only_what_ingest_stores_is_forwarded_shaped_like_last_values(database_url: str) -> None:
+    hub = AlarmHub(make_settings(database_url, 1))
+    ms = int(time.time() * 1000)
+    ts = TypeAdapter(datetime).dump_python(datetime.fromtimestamp(ms / 1000, UTC), mode="json")
+    root = "f5g/v1/p1/vision/cam-1"
+    good = {"ts": ms, "seq": 1, "station": "s", "part_id": "P", "result": "pass",
+            "defects": [], "confidence": 0.9, "inference_ms": 12}  # fmt: skip
+    assert hub.accepted(f"{root}/inspection", orjson.dumps(good)) == [
+        {"ts": ts, "seq": 1, "station": "s", "part_id": "P", "passed": True, "defect_count": 0,
+         "defects": None, "confidence": 0.9, "inference_ms": 12.0, "model": None}
+    ]  # fmt: skip
+    telemetry = {"ts": ms, "seq": 2, "metrics": {"temp": 21, "rpm": 1500.5}}
+    assert hub.accepted(f"{root}/telemetry", orjson.dumps(telemetry)) == [
+        {"temp": {"value": 21.0, "ts": ts}},
+        {"rpm": {"value": 1500.5, "ts": ts}},
+    ]
+    refused = [
+        ("inspection", orjson.dumps(good | {"confidence": 1.7})),  # schema
+        ("inspection", orjson.dumps(good | {"ts": ms + 86_400_000})),  # ts_future
+        ("inspection", orjson.dumps(good | {"ts": 0})),  # ts_past
+        ("inspection", orjson.dumps(good | {"part_id": "P\u0000"})),  # NUL
+        ("inspection", orjson.dumps([good, good | {"seq": -1}])),  # one bad record: all out
+        ("inspection", b"{broken"),
+        ("status", b'{"online": true}'),  # no records
+    ]
+    assert [hub.accepted(f"{root}/{stream}", p) for stream, p in refused] == [None] * 7

@@ -29,6 +29,7 @@ import orjson
 from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter
 
+from services.core.contracts import STREAMS as STREAM_NAMES
 from services.core.metrics import metric_name
 from services.core.runtime import mqtt_client_kwargs
 from services.core.settings import Settings
@@ -211,8 +212,8 @@ class AlarmHub:
         """A device message as ingest stores it, for its watchers; nothing if ingest would not."""
         kind, device, stream = rest
         watchers = [w for w in self._watchers if w.device == (project, device)]
-        if not watchers or len(payload) > MAX_RECORD_BYTES:
-            return
+        if not watchers or len(payload) > MAX_RECORD_BYTES or stream not in STREAM_NAMES:
+            return  # a status message, or a stream ingest has no table for: no records
         records = self.accepted(topic, payload)
         if records is None:
             EVENTS.labels("rejected").inc()
