@@ -26,10 +26,13 @@ from tests.test_dashboard_support import Stack, browser_required, stack_fixture 
 @pytest.fixture(scope="module")
 def ingest(stack: Stack) -> Iterator[IngestService]:
     """A real ingest service on the stack's broker and database."""
+    # A group and session of its own: on the session's broker, sessions other modules'
+    # ingest services left behind in the default group would take a share of the messages.
+    name = f"live-values-{uuid.uuid4().hex[:8]}"
     settings = make_settings(
         stack.db_url,
         stack.mqtt_port,
-        ingest={"metrics_port": 0, "client_id": f"live-values-{uuid.uuid4().hex[:8]}",
+        ingest={"metrics_port": 0, "client_id": name, "share_group": name,
                 "batch_max_delay_ms": 20},
     )  # fmt: skip
     service = IngestService(settings)
