@@ -5,12 +5,15 @@ security headers while the JSON API does not need them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import orjson
 import paho.mqtt.publish as mqtt_publish
 import pytest
+from pydantic import TypeAdapter
 
 from tests.test_dashboard_support import Stack, stack_fixture  # noqa: F401
 
@@ -76,6 +79,10 @@ def test_live_stream_filters_by_key_and_survives_bad_messages(stack: Stack) -> N
 def test_device_records_reach_only_the_streams_watching_that_device(stack: Stack) -> None:
     t = httpx.Timeout(10.0)
     h = bearer(stack.keys.read_p1)
+    ms = int(time.time() * 1000)
+    inspection = {"ts": ms, "seq": 2, "station": "s1", "part_id": "P-2", "result": "fail",
+                  "defects": [{"type": "scratch", "confidence": 0.9}], "confidence": 0.8,
+                  "inference_ms": 30}  # fmt: skip
     with (
         httpx.stream("GET", f"{stack.url}/api/v1/live?project=p1&device=cam-9", headers=h,
                      timeout=t) as watching,
@@ -87,18 +94,25 @@ def test_device_records_reach_only_the_streams_watching_that_device(stack: Stack
         mqtt_publish.multiple(
             [
                 ("f5g/v1/p1/vision/cam-9/inspection", b"{broken", 1, False),
-                ("f5g/v1/p1/vision/cam-8/inspection", b'{"seq": 1}', 1, False),
+                ("f5g/v1/p1/vision/cam-8/inspection", orjson.dumps(inspection), 1, False),
+                # Records ingest dead-letters never reach a page.
                 ("f5g/v1/p1/vision/cam-9/inspection", b'[{"seq": 2}, {"seq": 3}]', 1, False),
+                ("f5g/v1/p1/vision/cam-9/inspection", orjson.dumps([inspection]), 1, False),
                 ("f5g/v1/p1/alarms/vision/cam-1/r", alarm_message("p1", "cam-1"), 1, False),
             ],
             hostname="127.0.0.1",
             port=stack.mqtt_port,
         )
         first = next((e, d) for e, d in ew if e == "record")
+        ts = TypeAdapter(datetime).dump_python(datetime.fromtimestamp(ms / 1000, UTC), mode="json")
+        # As ingest stores it and the device API shows it: `passed`, `defect_count`, no `model`.
         assert first == (
             "record",
             {"project": "p1", "kind": "vision", "device": "cam-9", "stream": "inspection",
-             "records": [{"seq": 2}, {"seq": 3}]},
+             "records": [{"ts": ts, "seq": 2, "station": "s1", "part_id": "P-2",
+                          "passed": False, "defect_count": 1,
+                          "defects": [{"type": "scratch", "confidence": 0.9}],
+                          "confidence": 0.8, "inference_ms": 30.0, "model": None}]},
         )  # fmt: skip
         # The other stream gets the alarm and never a record.
         assert next((e, d) for e, d in eo if e != "tick")[0] == "alarm"

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -127,7 +128,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics = ApiMetrics(service_registry())
-    app.state.key_cache = KeyCache(settings.api.key_cache_s)
+    app.state.key_cache = KeyCache(
+        settings.api.key_cache_s,
+        settings.api.auth_failures_per_s,
+        settings.api.auth_failure_burst,
+    )
     errors.install(app)
     app.include_router(health_router)
     for router in (
@@ -140,7 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
         dashboard_router,
         live_router,
     ):
-        app.include_router(router, responses=errors.documented(401, 403, 404, 422))
+        app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(DashboardHeaders)
@@ -151,4 +156,11 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.api.max_body_bytes,
     )
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = errors.describe_refusals(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

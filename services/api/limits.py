@@ -1,7 +1,9 @@
 """Per-key rate limits and a request body size limit, in front of every API route.
 
 A token bucket per API key (per client address for requests without a key) bounds what
-one caller can make this process do; buckets live in memory, so each API worker process
+one caller can make this process do; the key is the one authentication checks
+(`presented_token`), so extra key headers cannot open fresh buckets. Failed authentications
+are limited per address in `auth.guard`; buckets live in memory, so each API worker process
 limits on its own (N workers allow up to N times the rate). A body larger than the limit
 is refused with 413 before a route reads it, whether or not Content-Length announces it.
 """
@@ -18,6 +20,7 @@ from typing import Final
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.auth.keys import presented_token
 from services.api.errors import body
 
 MAX_BUCKETS: Final = 50_000  # least recently used buckets beyond this are forgotten
@@ -48,6 +51,14 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
         return wait
 
+    def peek(self, key: bytes) -> float:
+        """What `take` would answer, without taking anything."""
+        hit = self._buckets.get(key)
+        if hit is None:
+            return 0.0
+        tokens = min(self.burst, hit[0] + (self.clock() - hit[1]) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
 
 def _error(status: int, code: str, message: str, extra: list[tuple[bytes, bytes]]) -> list[Message]:
     payload = orjson.dumps(body(code, message))
@@ -63,11 +74,10 @@ def _error(status: int, code: str, message: str, extra: list[tuple[bytes, bytes]
 
 
 def caller(scope: Scope) -> bytes:
-    """The bucket key: a digest of the API key if one is sent, else the client address."""
-    for name, value in scope.get("headers", []):
-        if name == b"x-api-key" or (name == b"authorization" and value[:7].lower() == b"bearer "):
-            token = value if name == b"x-api-key" else value[7:]
-            return b"k:" + hashlib.sha256(token.strip()).digest()[:16]
+    """The bucket key: a digest of the API key auth will check, else the client address."""
+    token = presented_token(scope.get("headers", []))
+    if token is not None:
+        return b"k:" + hashlib.sha256(token.encode()).digest()[:16]
     client = scope.get("client")
     return b"a:" + (client[0].encode() if client else b"?")
 

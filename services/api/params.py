@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -25,6 +26,16 @@ class TimeRange:
     @property
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
+
+
+# What RFC 3339 requires up front; pydantic also takes bare numbers (as epoch seconds).
+_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _rfc3339(request: Request, name: str) -> None:
+    raw = request.query_params.get(name)
+    if raw is not None and _RFC3339_START.match(raw) is None:
+        raise invalid(f"{name} must be an RFC 3339 date-time, e.g. 2026-01-31T08:00:00Z")
 
 
 def _aware(t: datetime, name: str) -> datetime:
@@ -49,8 +60,10 @@ def time_range(
 ) -> TimeRange:
     """A range that ends after it starts and spans at most `max_range_days`."""
     max_days: int = request.app.state.settings.api.max_range_days
+    _rfc3339(request, "start")
+    _rfc3339(request, "end")
     e = _aware(end, "end") if end is not None else datetime.now(UTC)
-    s = _aware(start, "start") if start is not None else e - timedelta(days=1)
+    s = _aware(start if start is not None else e - timedelta(days=1), "start")
     if e <= s:
         raise invalid("end must be after start")
     if e - s > timedelta(days=max_days):

@@ -178,6 +178,22 @@ class ApiSettings(BaseModel):
         "`factory5g up` sets 100).",
     )
     rate_limit_burst: int = Field(400, ge=1, description="Requests a key may make at once.")
+    auth_failures_per_s: float = Field(
+        1.0,
+        ge=0,
+        description="Sustained failed authentications per second per client address and "
+        "process; beyond them unproven keys get 429 before a database lookup (0: no limit).",
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Failed authentications a client address may make at once."
+    )
+    live_max_s: float = Field(
+        600.0,
+        ge=0.1,
+        le=86400,
+        description="Seconds a dashboard live stream lasts before the server ends it (the page "
+        "reconnects, so a revoked key loses its stream within this time).",
+    )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
     )

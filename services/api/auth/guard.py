@@ -1,41 +1,93 @@
 """The request side of API keys: read the header, check it (cached briefly), check scope.
 
 A cache keyed by the token's hash keeps hot routes at one query per request; revocation
-takes effect within `api.key_cache_s` seconds. Unknown keys are cached too, so a client
-hammering with a bad key costs no more than a good one.
+takes effect within `api.key_cache_s` seconds. Unknown keys are cached too, in a small
+cache of their own so a flood of made-up keys cannot push the good ones out.
+
+Failed authentications are limited per client address (`api.auth_failures_per_s`): a
+client that keeps presenting keys that do not check out gets 429 before its next key costs
+a database lookup. Keys that authenticated recently are exempt, so an attacker sharing an
+address (a NAT, a proxy) with real clients cannot lock them out.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Annotated
+from collections import OrderedDict
+from typing import Annotated, Final
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from services.api.auth.keys import LOOKUP_SQL, ApiKey, hash_token, split_token, verify
+from services.api.auth.keys import (
+    LOOKUP_SQL,
+    ApiKey,
+    hash_token,
+    presented_token,
+    split_token,
+    verify,
+)
 from services.api.errors import ApiError
+from services.api.limits import TokenBuckets
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key itself.")
-_CACHE_MAX = 10_000
+_CACHE_MAX: Final = 10_000
+_NEGATIVE_MAX: Final = 1_000  # unknown keys remembered; the oldest go first
+_GOOD_MAX: Final = 10_000  # keys that authenticated, exempt from the failure limit
 
 
 class KeyCache:
-    def __init__(self, ttl_s: float) -> None:
+    """Checked keys by token hash, plus what the failure limit needs to know."""
+
+    def __init__(self, ttl_s: float, failures_per_s: float = 0.0, failure_burst: int = 1) -> None:
         self.ttl_s = ttl_s
-        self._items: dict[str, tuple[ApiKey | None, float]] = {}
+        self._items: dict[str, tuple[ApiKey, float]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._good: OrderedDict[str, None] = OrderedDict()
+        self.failures = TokenBuckets(failures_per_s, failure_burst) if failures_per_s > 0 else None
 
     def get(self, digest: str) -> tuple[bool, ApiKey | None]:
+        now = time.monotonic()
         hit = self._items.get(digest)
-        if hit is None or hit[1] < time.monotonic():
-            return False, None
-        return True, hit[0]
+        if hit is not None and hit[1] >= now:
+            return True, hit[0]
+        miss = self._unknown.get(digest)
+        if miss is not None and miss >= now:
+            return True, None
+        return False, None
 
     def put(self, digest: str, key: ApiKey | None) -> None:
+        expires = time.monotonic() + self.ttl_s
+        if key is None:
+            self._items.pop(digest, None)
+            self._good.pop(digest, None)
+            self._unknown.pop(digest, None)
+            self._unknown[digest] = expires
+            if len(self._unknown) > _NEGATIVE_MAX:
+                self._unknown.popitem(last=False)
+            return
+        self._unknown.pop(digest, None)
+        self._good.pop(digest, None)
+        self._good[digest] = None
+        if len(self._good) > _GOOD_MAX:
+            self._good.popitem(last=False)
         if len(self._items) >= _CACHE_MAX:
             self._items.clear()
-        self._items[digest] = (key, time.monotonic() + self.ttl_s)
+        self._items[digest] = (key, expires)
+
+    def trusted(self, digest: str) -> bool:
+        """Whether this key authenticated recently (and has not failed since)."""
+        return digest in self._good
+
+    def failure_wait(self, address: str) -> float:
+        """Seconds until this address may try an unproven key again (0: now)."""
+        return 0.0 if self.failures is None else self.failures.peek(address.encode())
+
+    def failed(self, address: str) -> None:
+        if self.failures is not None:
+            self.failures.take(address.encode())
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -44,14 +96,26 @@ def _unauthorized(message: str) -> ApiError:
 
 async def current_key(
     request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header: Annotated[str | None, Depends(_header)],
+    _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _header_doc: Annotated[str | None, Depends(_header)],
 ) -> ApiKey:
-    token = header or (bearer.credentials if bearer is not None else None)
+    # The two security dependencies document the headers in OpenAPI; the token itself is
+    # read the one way the rate limiter reads it.
+    token = presented_token(request.scope["headers"])
     if not token:
         raise _unauthorized("an API key is required (Authorization: Bearer or X-API-Key)")
     cache: KeyCache = request.app.state.key_cache
     digest = hash_token(token)
+    address = request.client.host if request.client is not None else "?"
+    if not cache.trusted(digest):
+        wait = cache.failure_wait(address)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                "too many failed authentications from this address",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
     found, key = cache.get(digest)
     if not found:
         # The plain pool, not the request's: no request waits for a second connection
@@ -61,6 +125,7 @@ async def current_key(
         key = verify(dict(rows[0]) if rows else None, token)
         cache.put(digest, key)
     if key is None:
+        cache.failed(address)
         raise _unauthorized("the API key is unknown or revoked")
     return key
 

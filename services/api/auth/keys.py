@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -44,6 +45,29 @@ class ApiKey:
         if wanted is not None:
             return [wanted] if self.sees(wanted) else []
         return None if self.projects is None else sorted(self.projects)
+
+
+def presented_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The one credential a request presents: `X-API-Key` if set, else a Bearer token.
+
+    Authentication and the rate limiter both call this, so the key that is checked is the
+    key that is charged: a second, different key header cannot buy a fresh bucket. The
+    first occurrence of each header counts, as in Starlette's `headers.get`.
+    """
+    auth: bytes | None = None
+    key: bytes | None = None
+    for name, value in headers:
+        if name == b"x-api-key" and key is None:
+            key = value
+        elif name == b"authorization" and auth is None:
+            auth = value
+    if key:
+        return key.decode("latin-1")
+    if auth is not None:
+        scheme, _, credentials = auth.partition(b" ")
+        if scheme.lower() == b"bearer" and credentials:
+            return credentials.decode("latin-1")
+    return None
 
 
 def hash_token(token: str) -> str:

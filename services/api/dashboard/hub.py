@@ -1,12 +1,17 @@
 """One MQTT connection per API process feeding the dashboard's live streams.
 
 It subscribes to every alarm topic, and to a device's own stream topics only while some
-page watches that device (a subscription per device, not the whole firehose, so the API
+page watches that device. A device message goes through ingest's own pipeline (the same
+decoders and clock window) and only what ingest would store is forwarded, shaped like the
+device's `last` values in the API, so a live page shows what a reload shows and never a
+record that ended as a dead letter (a subscription per device, not the whole firehose, so the API
 never competes with ingest for the plant's message rate). However many browsers watch, the
 broker sees one subscriber. The subscription starts with the first watcher and
-reconnects on its own; watchers learn when the broker is unreachable (`status` events)
-instead of silently seeing nothing. A watcher that cannot keep up loses its oldest events,
-never the other watchers' ones.
+reconnects on its own, with a growing delay while the broker stays away; no error (a broker
+restart, a refused publish or subscription, a message that trips a bug) ends it, because
+every project's feed hangs on this one task. Watchers learn when the broker is unreachable
+(`status` events) instead of silently seeing nothing. A watcher that cannot keep up loses
+its oldest events, never the other watchers' ones.
 """
 
 from __future__ import annotations
@@ -16,24 +21,37 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import aiomqtt
 import orjson
 from prometheus_client import CollectorRegistry
+from pydantic import TypeAdapter
 
 from services.api.observe import ApiMetrics
+from services.core.contracts import STREAMS as STREAM_NAMES
 from services.core.runtime import mqtt_client_kwargs
 from services.core.settings import Settings
+from services.core.tables import STREAM_COLUMNS
+from services.ingest.adapters.native import NativeAdapter
+from services.ingest.batch import Batch
+from services.ingest.pipeline import Pipeline
 from services.rules.publisher import alarm_filter
 
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 1000
-RECONNECT_S = 1.0
+RECONNECT_S = 1.0  # first retry delay; it doubles while the broker stays away ...
+RECONNECT_MAX_S = 15.0  # ... up to this
+STABLE_S = 10.0  # a connection that lived this long resets the delay
 
 
 MAX_RECORD_BYTES = 64 * 1024
+# Columns the device API leaves out of a device's `last` values.
+HIDDEN: Final = frozenset({"project_id", "device_id", "received_at"})
+# JSON the way the API's response models write it (times as ISO 8601 with `Z`).
+_AS_JSON: Final = TypeAdapter(Any)
 
 
 @dataclass(eq=False)
@@ -66,6 +84,14 @@ class AlarmHub:
         self._announcing: set[asyncio.Task[None]] = set()
         self._root = settings.mqtt.topic_root
         self._depth = len(self._root.split("/"))
+        self.reconnect_s = RECONNECT_S
+        self.reconnect_max_s = RECONNECT_MAX_S
+        self.failures = 0  # connection attempts or sessions that ended in an error
+        self._pipeline = Pipeline(settings.ingest, [NativeAdapter(self._root)])
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
 
     def _device_filter(self, device: tuple[str, str]) -> str:
         return f"{self._root}/{device[0]}/+/{device[1]}/+"
@@ -73,8 +99,7 @@ class AlarmHub:
     def watch(
         self, projects: frozenset[str] | None, device: tuple[str, str] | None = None
     ) -> Watcher:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
+        self._ensure_running()
         w = Watcher(projects, device)
         self._watchers.add(w)
         self._watching.inc()
@@ -100,11 +125,14 @@ class AlarmHub:
         if client is None:
             return
         filt = self._device_filter(device)
-        coro = client.subscribe(filt, qos=0) if on else client.unsubscribe(filt)
 
         async def go() -> None:
-            with contextlib.suppress(aiomqtt.MqttError):
-                await coro
+            try:
+                await (client.subscribe(filt, qos=0) if on else client.unsubscribe(filt))
+            except aiomqtt.MqttError:
+                pass  # the connection is going away; the reconnect subscribes anew
+            except Exception:  # e.g. a filter the client refuses: this device only
+                log.exception("live stream: could not (un)subscribe %r", filt[:200])
 
         task = asyncio.create_task(go())
         self._pending[device] = task
@@ -129,8 +157,7 @@ class AlarmHub:
         transition is already stored; a broker outage delays or drops only the announcement
         and never the response.
         """
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="dashboard-alarm-hub")
+        self._ensure_running()
         task = asyncio.create_task(self._publish(topic, payload, wait_s))
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
@@ -143,6 +170,9 @@ class AlarmHub:
                 return
         except (TimeoutError, aiomqtt.MqttError):
             pass
+        except Exception:  # refused by the client library: log it, never raise into the hub
+            log.exception("alarm announcement on %r not published", topic[:200])
+            return
         log.warning("alarm announcement on %s not published: broker unreachable", topic)
 
     async def close(self) -> None:
@@ -160,7 +190,7 @@ class AlarmHub:
         project = parts[self._depth]
         rest = parts[self._depth + 1 :]
         if len(rest) == 3 and rest[0] != "alarms":
-            self._record(project, rest, payload)
+            self._record(topic, project, rest, payload)
             return
         try:
             body = orjson.loads(payload)
@@ -176,23 +206,43 @@ class AlarmHub:
             if w.projects is None or project in w.projects:
                 w.offer("alarm", body)
 
-    def _record(self, project: str, rest: list[str], payload: bytes) -> None:
-        """A device message as published (a record or a list of them), for its watchers."""
+    def _record(self, topic: str, project: str, rest: list[str], payload: bytes) -> None:
+        """A device message as ingest stores it, for its watchers; nothing if ingest would not."""
         kind, device, stream = rest
         watchers = [w for w in self._watchers if w.device == (project, device)]
-        if not watchers or len(payload) > MAX_RECORD_BYTES:
+        if not watchers or len(payload) > MAX_RECORD_BYTES or stream not in STREAM_NAMES:
+            return  # a status message, or a stream ingest has no table for: no records
+        records = self.accepted(topic, payload)
+        if records is None:
+            self._fanned_out.labels("rejected").inc()
             return
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            self._fanned_out.labels("malformed").inc()
-            return
-        records = body if isinstance(body, list) else [body]
         data: dict[str, Any] = {"project": project, "kind": kind, "device": device}
-        data |= {"stream": stream, "records": [r for r in records if isinstance(r, dict)]}
+        data |= {"stream": stream, "records": records}
         self._fanned_out.labels("record").inc()
         for w in watchers:
             w.offer("record", data)
+
+    def accepted(self, topic: str, payload: bytes) -> list[dict[str, Any]] | None:
+        """The records ingest would store from this message, each shaped like the device's
+        `last` entry of its stream (telemetry: `{metric: {value, ts}}`), or None if ingest
+        would dead-letter the message (or it holds no stream records, like a status)."""
+        batch = Batch(0)
+        self._pipeline.fill(batch, topic, payload, datetime.now(UTC), 0, 0, False)
+        if batch.dead or len(batch.rows) != 1:
+            return None
+        ((table, rows),) = batch.rows.items()
+        columns = STREAM_COLUMNS[table]
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            rec = dict(zip(columns, row, strict=True))
+            if table == "telemetry":
+                out.append({rec["metric"]: {"value": rec["value"], "ts": rec["ts"]}})
+                continue
+            if isinstance(rec.get("defects"), str):  # stored as JSONB, read back as a list
+                rec["defects"] = orjson.loads(rec["defects"])
+            out.append({k: v for k, v in rec.items() if k not in HIDDEN})
+        result: list[dict[str, Any]] = _AS_JSON.dump_python(out, mode="json")
+        return result
 
     def _status(self, live: bool) -> None:
         for w in self._watchers:
@@ -201,7 +251,9 @@ class AlarmHub:
     async def _run(self) -> None:
         client_id = f"factory5g-api-live-{uuid.uuid4().hex[:12]}"
         filt = alarm_filter(self.settings.mqtt.topic_root)
+        delay = self.reconnect_s
         while True:
+            since: float | None = None
             try:
                 kwargs = mqtt_client_kwargs(
                     self.settings, client_id, protocol=aiomqtt.ProtocolVersion.V5
@@ -209,17 +261,40 @@ class AlarmHub:
                 async with aiomqtt.Client(**kwargs) as client:
                     await client.subscribe(filt, qos=1)
                     for device in list(self._devices):
-                        await client.subscribe(self._device_filter(device), qos=0)
+                        await self._subscribe_device(client, device)
                     self._client = client
+                    since = asyncio.get_running_loop().time()
                     self.connected.set()
                     self._status(True)
                     async for msg in client.messages:
-                        self.dispatch(str(msg.topic), bytes(msg.payload))  # type: ignore[arg-type]
+                        self._dispatch_safely(str(msg.topic), msg.payload)
             except aiomqtt.MqttError as exc:
-                log.warning("alarm stream: broker unreachable (%s); retrying", exc)
+                self.failures += 1
+                log.warning("live stream: broker unreachable (%s); retrying", exc)
+            except Exception:  # never let one error end every project's live feed
+                self.failures += 1
+                log.exception("live stream failed; reconnecting")
             finally:
                 self._client = None
             if self.connected.is_set():
                 self.connected.clear()
                 self._status(False)
-            await asyncio.sleep(RECONNECT_S)
+            if since is not None and asyncio.get_running_loop().time() - since >= STABLE_S:
+                delay = self.reconnect_s
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_max_s)
+
+    async def _subscribe_device(self, client: aiomqtt.Client, device: tuple[str, str]) -> None:
+        try:
+            await client.subscribe(self._device_filter(device), qos=0)
+        except aiomqtt.MqttError:
+            raise
+        except Exception:  # one device the client refuses must not stop the others
+            log.exception("live stream: could not subscribe to device %r", device)
+
+    def _dispatch_safely(self, topic: str, payload: Any) -> None:
+        try:
+            self.dispatch(topic, bytes(payload))
+        except Exception:  # one message that trips a bug costs that message only
+            self._fanned_out.labels("failed").inc()
+            log.exception("live stream: message on %r not dispatched", topic[:200])

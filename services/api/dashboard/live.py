@@ -22,10 +22,21 @@ from fastapi.responses import StreamingResponse
 from services.api.auth.guard import Reader
 from services.api.dashboard.hub import AlarmHub
 from services.api.errors import invalid, not_found
+from services.core.contracts import ID_PATTERN, is_valid_id
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 TICK_S = 5.0
 HELLO_WAIT_S = 2.0
+EVENTS = ("hello", "alarm", "record", "status", "tick")
+# One event of the stream, as OpenAPI 3.1 describes server-sent events: `data` is JSON.
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": list(EVENTS)},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 def frame(event: str, data: dict[str, Any]) -> bytes:
@@ -34,20 +45,33 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 
 @router.get(
     "/live",
-    summary="Live alarm transitions and refresh ticks (text/event-stream).",
+    summary="Live alarm transitions, device records and refresh ticks (text/event-stream).",
+    description="Server-sent events (see docs/dashboard.md): `hello`, `alarm`, `record`, "
+    "`status` and `tick`. The server ends the stream after `api.live_max_s` seconds; clients "
+    "reconnect.",
     response_class=StreamingResponse,
-    # An endless stream: documented in docs/dashboard.md, kept out of the OpenAPI document
-    # so schema-driven clients and fuzzers do not wait on it forever.
-    include_in_schema=False,
+    responses={
+        200: {
+            "description": "An event stream.",
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+        }
+    },
 )
 async def live(
     request: Request,
     key: Reader,
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Annotated[
+        str | None, Query(max_length=64, description="Only this project's events.")
+    ] = None,
     device: Annotated[
         str | None, Query(max_length=64, description="Also this device's records (needs project).")
     ] = None,
 ) -> StreamingResponse:
+    # Both end up in an MQTT topic filter: `#`, `+` or `$share` there would watch (or break)
+    # far more than one device, so only the id grammar of the device contract gets through.
+    for name, value in (("project", project), ("device", device)):
+        if value is not None and not is_valid_id(value):
+            raise invalid(f"{name} must match {ID_PATTERN}")
     if project is not None and not key.sees(project):
         raise not_found(f"project {project!r}")
     if device is not None and project is None:
@@ -56,6 +80,8 @@ async def live(
     hub: AlarmHub = request.app.state.alarm_hub
     watcher = hub.watch(projects, None if device is None else (str(project), device))
 
+    ends = asyncio.get_running_loop().time() + request.app.state.settings.api.live_max_s
+
     async def stream() -> AsyncIterator[bytes]:
         try:
             with contextlib.suppress(TimeoutError):
@@ -63,11 +89,13 @@ async def live(
                 if watcher.device is not None:
                     await asyncio.wait_for(hub.subscribed(watcher.device), HELLO_WAIT_S)
             yield frame("hello", {"live": hub.connected.is_set(), "tick_s": TICK_S})
-            while True:
+            loop = asyncio.get_running_loop()
+            while (left := ends - loop.time()) > 0:
                 try:
-                    event, data = await asyncio.wait_for(watcher.queue.get(), TICK_S)
+                    event, data = await asyncio.wait_for(watcher.queue.get(), min(TICK_S, left))
                 except TimeoutError:
-                    yield frame("tick", {})
+                    if ends - loop.time() > 0:
+                        yield frame("tick", {})
                     continue
                 yield frame(event, data)
         finally:

@@ -103,20 +103,20 @@ export async function render(main, ctx) {
   await refresh();
   let last = Date.now();
   return {
-    // The device's own messages, as it publishes them: last values change without a reload.
+    // The device's records as ingest stored them (the live stream forwards only accepted
+    // ones, shaped like `dev.last`): a newer record replaces its row, never merges into it,
+    // so the table shows what a reload shows.
     onRecord(ev) {
       if (!dev || ev.device !== did) return;
+      const newer = (rec, cur) => !cur || Date.parse(rec.ts) >= Date.parse(cur.ts);
       for (const rec of ev.records) {
-        const merged = { ...(dev.last[ev.stream] || {}) };
-        for (const [k, v] of Object.entries(rec)) {
-          if (ev.stream === "telemetry" && k === "metrics") {
-            for (const [m, x] of Object.entries(v || {})) merged[m] = { value: x, ts: rec.ts };
-          } else if (ev.stream !== "telemetry" || k !== "seq") {
-            merged[k] = k === "ts" && typeof v === "number" ? new Date(v).toISOString() : v;
-          }
+        if (ev.stream === "telemetry") {
+          const metrics = { ...(dev.last.telemetry || {}) };
+          for (const [m, x] of Object.entries(rec)) if (newer(x, metrics[m])) metrics[m] = x;
+          dev.last.telemetry = metrics;
+        } else if (newer(rec, dev.last[ev.stream])) {
+          dev.last[ev.stream] = rec;
         }
-        if (ev.stream === "telemetry") delete merged.ts;
-        dev.last[ev.stream] = merged;
       }
       lastBox.replaceChildren(lastTable(dev.last));
       lastBox.dataset.liveRecords = String(Number(lastBox.dataset.liveRecords || 0) + ev.records.length);
