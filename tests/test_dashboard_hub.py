@@ -93,7 +93,8 @@ async def test_a_slow_watcher_loses_its_oldest_events_only() -> None:
 async def test_a_refused_announcement_does_not_leave_the_feed_dead(
     stack_tmp: Path, database_url: str
 ) -> None:
-    """The api account may not publish alarms here: the broker refuses, the feed recovers."""
+    """A publish outside the api account's grant (a device's tree): Mosquitto refuses it and
+    closes the connection; the feed recovers."""
     base = stack_tmp / f"mosquitto-acl-{uuid.uuid4().hex[:8]}"
     auth = BrokerAuth(base / "auth")
     api, rules = auth.service_credentials("api"), auth.service_credentials("rules")
@@ -106,7 +107,7 @@ async def test_a_refused_announcement_does_not_leave_the_feed_dead(
     try:
         assert await next_event(watcher, "status") == {"live": True}
         for i in range(3):
-            hub.announce(f"f5g/v1/p1/alarms/agv/a-{i}/operator", b'{"state": "acked"}')
+            hub.announce(f"f5g/v1/p1/agv/a-{i}/status", b'{"state": "acked"}')
         await asyncio.sleep(0.5)  # let the refusals land (no correctness depends on it)
         await alarm_gets_through(watcher, broker.port, "after", rules)
         assert hub.connected.is_set()
