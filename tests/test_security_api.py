@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -9,6 +10,7 @@ import httpx
 
 from services.api.auth.keys import LOOKUP_SQL, presented_token
 from services.api.limits import TokenBuckets, caller
+from services.core.settings import Settings, load_settings
 from tests.test_api_support import api_settings, auth, client, make_keys
 
 
@@ -182,3 +184,22 @@ def test_one_function_picks_the_credential_for_auth_and_limits() -> None:
         presented_token([(b"authorization", b"Bearer b"), (b"authorization", b"Bearer c")]) == "b"
     )
     assert caller({"headers": h}) == caller({"headers": [(b"x-api-key", b"k")]})
+
+
+async def test_keys_are_rate_limited_by_default(database_url: str) -> None:
+    """Secure by default: with no rate setting at all one key gets 429 past the burst; only
+    an explicit `rate_limit_per_s=0` turns the limit off."""
+    keys = await make_keys(database_url)
+    assert load_settings(database={"url": database_url}).api.rate_limit_per_s > 0
+
+    async def fifty(settings: Settings) -> list[int]:
+        async with client(settings) as (_, c):
+            calls = (c.get("/api/v1/projects", headers=auth(keys.admin)) for _ in range(50))
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    # 50 requests at once with a burst of 1: at the default rate of 100/s at most a few
+    # tokens come back while they arrive, however slow the machine.
+    limited = await fifty(api_settings(database_url, rate_limit_burst=1))
+    assert limited.count(429) >= 25, limited
+    unlimited = await fifty(api_settings(database_url, rate_limit_per_s=0, rate_limit_burst=1))
+    assert unlimited == [200] * 50

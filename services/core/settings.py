@@ -172,10 +172,10 @@ class ApiSettings(BaseModel):
         400, ge=1, le=3650, description="Longest time range a query may ask for."
     )
     rate_limit_per_s: float = Field(
-        0.0,
+        100.0,
         ge=0,
-        description="Sustained requests per second per API key and process (0: no limit; "
-        "`factory5g up` sets 100).",
+        description="Sustained requests per second per API key and process. 0 turns the "
+        "limit off: an explicit opt-out, for benchmarks that drive one key hard.",
     )
     rate_limit_burst: int = Field(400, ge=1, description="Requests a key may make at once.")
     auth_failures_per_s: float = Field(

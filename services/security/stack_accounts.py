@@ -18,7 +18,6 @@ from services.security.passwords import new_secret
 
 # Service name in `factory5g up` -> broker account. The simulator's account stands in for
 # a whole fleet of devices; real devices get per-device accounts (`devices provision`).
-LOCAL_RATE_LIMIT = "100"
 BROKER_ACCOUNT = {"ingest": "ingest", "rules": "rules", "api": "api", "simulate": "simulator"}
 
 
@@ -78,7 +77,4 @@ def service_env(
         env["F5G_MQTT__PASSWORD"] = creds.password
     if users is not None and service in db_roles.SERVICE_GROUP:
         env["F5G_DATABASE__URL"] = url_as(owner_url, *users.password(service))
-    if service == "api" and "F5G_API__RATE_LIMIT_PER_S" not in os.environ:
-        # Off by default (benchmarks drive one key hard); the running platform limits keys.
-        env["F5G_API__RATE_LIMIT_PER_S"] = LOCAL_RATE_LIMIT
     return env
