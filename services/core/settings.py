@@ -9,7 +9,6 @@ the environment name of a nested key joins the parts with `__`, for example
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -33,7 +32,6 @@ class DatabaseSettings(BaseModel):
         "of the service's own role. With the password in it, or without and found by libpq "
         "in PGPASSFILE (the local stack's is .stack/postgres/pgpass, used when unset).",
     )
-    pool_min: int = Field(1, ge=1, le=100, description="Minimum connections kept open per pool.")
     pool_max: int = Field(8, ge=1, le=200, description="Maximum connections per pool.")
     connect_timeout_s: float = Field(
         5.0, gt=0, le=120, description="Seconds to wait for one connection attempt."
@@ -273,11 +271,6 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = [f"{env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()
 
 
 def describe(section: type[BaseModel], prefix: str) -> str:

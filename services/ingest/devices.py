@@ -61,9 +61,3 @@ class DeviceRegistry:
         self._projects.update(new_projects)
         columns = list(zip(*rows, strict=True))
         return (*(list(c) for c in columns), new_projects)
-
-    def forget(self, touches: Touches) -> None:
-        """Undo `upsert_args` for a batch that will be retried piecewise."""
-        for key in touches:
-            self._known.pop(key, None)
-        self._projects.difference_update(k[0] for k in touches)

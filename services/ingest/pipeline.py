@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from services.core.contracts import ContractError, Decoded, Reason, Topic
@@ -172,7 +172,3 @@ class Pipeline:
         b.nrows += 1
         reason = exc.reason.value
         b.rejected[reason] = b.rejected.get(reason, 0) + 1
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

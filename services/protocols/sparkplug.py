@@ -192,13 +192,6 @@ def text_value(metric: pb.Payload.Metric, datatype: int) -> str | None:
     return value if len(value) <= MAX_TEXT_CHARS else None
 
 
-def datatype_name(datatype: int) -> str:
-    try:
-        return DataType.Name(datatype)  # type: ignore[arg-type]
-    except ValueError:
-        return f"type{datatype}"
-
-
 def metric_value(metric: pb.Payload.Metric, datatype: int) -> float | None:
     """The metric's value as a float for storage, or None when it carries none we store."""
     spec = NUMERIC.get(datatype)
