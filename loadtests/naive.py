@@ -26,77 +26,22 @@ from paho.mqtt.properties import Properties
 
 from services.core.contracts import ContractError, decode, parse_topic
 from services.core.settings import load_settings
+from services.core.streams import STREAM_DEFS
+from services.ingest.rows import BUILDERS
 
+# One INSERT per row, columns and tuples from the stream definitions (the row builders are
+# the ingest's own, called for one record at a time; the naive part is how rows are written).
 _SQL = {
-    "link": "INSERT INTO link_kpis (ts, project_id, device_id, seq, rsrp, sinr, latency_ms, "
-    "rsrq, jitter_ms, loss_pct, ul_mbps, dl_mbps, cell_id, slice, received_at) VALUES "
-    "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
-    "agv": "INSERT INTO agv_status (ts, project_id, device_id, seq, x, y, heading, speed, "
-    "battery, state, localization, task_id, error_code, received_at) VALUES "
-    "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
-    "inspection": "INSERT INTO inspections (ts, project_id, device_id, seq, station, part_id, "
-    "passed, defect_count, defects, confidence, inference_ms, model, received_at) VALUES "
-    "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
-    "telemetry": "INSERT INTO telemetry (ts, project_id, device_id, seq, metric, value, "
-    "received_at) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+    name: f"INSERT INTO {d.table} ({', '.join(d.column_names)}) VALUES "
+    f"({','.join(['%s'] * len(d.columns))}) ON CONFLICT DO NOTHING"
+    for name, d in STREAM_DEFS.items()
 }
 
 
 def _rows(stream: str, project: str, device: str, rec: Any, ts: datetime) -> list[tuple[Any, ...]]:
-    now = datetime.now(UTC)
-    head = (ts, project, device, rec.seq)
-    if stream == "link":
-        return [
-            (
-                *head,
-                rec.rsrp,
-                rec.sinr,
-                rec.latency_ms,
-                rec.rsrq,
-                rec.jitter_ms,
-                rec.loss_pct,
-                rec.ul_mbps,
-                rec.dl_mbps,
-                rec.cell_id,
-                rec.slice,
-                now,
-            )
-        ]
-    if stream == "agv":
-        return [
-            (
-                *head,
-                rec.x,
-                rec.y,
-                rec.heading,
-                rec.speed,
-                rec.battery,
-                rec.state,
-                rec.localization,
-                rec.task_id,
-                rec.error_code,
-                now,
-            )
-        ]
-    if stream == "inspection":
-        import orjson
-
-        defects = orjson.dumps([{"type": d.type, "confidence": d.confidence} for d in rec.defects])
-        return [
-            (
-                *head,
-                rec.station,
-                rec.part_id,
-                rec.result == "pass",
-                len(rec.defects),
-                defects.decode(),
-                rec.confidence,
-                rec.inference_ms,
-                rec.model,
-                now,
-            )
-        ]
-    return [(*head, name, value, now) for name, value in rec.metrics.items()]
+    out: list[tuple[Any, ...]] = []
+    BUILDERS[stream][1](project, device, [rec], [ts], datetime.now(UTC), out)
+    return out
 
 
 def main() -> int:

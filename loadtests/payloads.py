@@ -17,14 +17,13 @@ from typing import Final, Protocol
 
 import orjson
 
-# Table written for each native stream, and rows one record becomes there.
+from services.core.streams import STREAM_DEFS
+
+# Table written for each native stream (and protocol), and rows one record becomes there.
 STREAM_TABLE: Final = {
-    "link": "link_kpis",
-    "agv": "agv_status",
-    "inspection": "inspections",
-    "telemetry": "telemetry",
-    "vda5050": "agv_status",
-    "sparkplug": "telemetry",
+    **{name: d.table for name, d in STREAM_DEFS.items()},
+    "vda5050": STREAM_DEFS["agv"].table,
+    "sparkplug": STREAM_DEFS["telemetry"].table,
 }
 TELEMETRY_METRICS: Final = 4
 SPARKPLUG_METRICS: Final = 20
@@ -52,45 +51,26 @@ class PayloadUnavailableError(RuntimeError):
     """A payload format whose encoder is not part of this checkout."""
 
 
-def _link(rng: random.Random, device: str) -> dict[str, object]:
-    return {
-        "rsrp": round(rng.gauss(-90, 3), 1),
-        "sinr": round(rng.gauss(15, 2), 1),
-        "latency_ms": round(max(1.0, rng.gauss(9, 2)), 2),
-        "rsrq": round(rng.gauss(-10, 1), 1),
-        "jitter_ms": round(abs(rng.gauss(1, 0.5)), 2),
-        "loss_pct": round(abs(rng.gauss(0.01, 0.01)), 3),
-        "ul_mbps": round(abs(rng.gauss(85, 5)), 1),
-        "dl_mbps": round(abs(rng.gauss(420, 20)), 1),
-        "cell_id": f"460-00-{rng.randint(1, 3):07d}",
-        "slice": "URLLC",
-    }
+def _typical(rng: random.Random, device: str, typical: object) -> object:
+    """One value a healthy device sends, from its field's `typical` (services/core/contracts.py):
+    (low, high, decimals) for a number, choices for text (`{device}`, `{n}` filled in)."""
+    if isinstance(typical, tuple) and len(typical) == 3 and isinstance(typical[2], int):
+        low, high, decimals = typical
+        value = round(rng.uniform(low, high), decimals)
+        return int(value) if decimals == 0 else value
+    if isinstance(typical, tuple):
+        return str(rng.choice(typical)).format(device=device, n=rng.randint(0, 9_999_999))
+    return typical  # a literal value, e.g. an empty list
 
 
-def _agv(rng: random.Random, device: str) -> dict[str, object]:
-    return {
-        "x": round(rng.uniform(-20, 20), 3),
-        "y": round(rng.uniform(-20, 20), 3),
-        "heading": round(rng.uniform(0, 360), 2),
-        "speed": round(rng.uniform(1.1, 1.3), 3),
-        "battery": round(rng.uniform(20, 100), 2),
-        "state": "moving",
-        "localization": round(rng.uniform(0.9, 1.0), 3),
-        "task_id": f"T-{rng.randint(0, 99999):05d}",
-    }
+def _body(stream: str) -> Callable[[random.Random, str], dict[str, object]]:
+    """A record body of `stream` with every field its definition gives a typical value for."""
+    fields = [f for f in STREAM_DEFS[stream].fields if f.typical is not None]
 
+    def body(rng: random.Random, device: str) -> dict[str, object]:
+        return {f.name: _typical(rng, device, f.typical) for f in fields}
 
-def _inspection(rng: random.Random, device: str) -> dict[str, object]:
-    defect = rng.random() < 0.02
-    return {
-        "station": device,
-        "part_id": f"P-{device}-{rng.randint(0, 9_999_999):07d}",
-        "result": "fail" if defect else "pass",
-        "defects": [{"type": "scratch", "confidence": 0.91}] if defect else [],
-        "confidence": round(rng.uniform(0.93, 0.999), 4),
-        "inference_ms": round(rng.gauss(24, 3), 2),
-        "model": "defect-yolo-v5.2",
-    }
+    return body
 
 
 def _telemetry(rng: random.Random, device: str) -> dict[str, object]:
@@ -105,9 +85,10 @@ def _telemetry(rng: random.Random, device: str) -> dict[str, object]:
 
 
 _BODIES: Final[dict[str, Callable[[random.Random, str], dict[str, object]]]] = {
-    "link": _link,
-    "agv": _agv,
-    "inspection": _inspection,
+    "link": _body("link"),
+    "agv": _body("agv"),
+    "inspection": _body("inspection"),
+    # Metric names are the machine's, not fields of the contract.
     "telemetry": _telemetry,
 }
 STREAMS: Final = tuple(_BODIES)

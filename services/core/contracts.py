@@ -98,12 +98,57 @@ Unit = Annotated[float, Meta(ge=0, le=1)]
 Ts = str | EpochMs
 
 
-def _text(max_length: int) -> Any:
-    return Annotated[str, Meta(min_length=1, max_length=max_length)]
+# What a field means beyond its JSON type lives next to it, in msgspec's `Meta(extra=...)`,
+# so each stream is defined once, here; services/core/streams.py derives its table columns,
+# row builder, rollup fields and replay decoder, and loadtests its generated payloads:
+# - "rollup": True - the rollups keep count, sum, min, max and last of the stored value;
+# - "typical": values a healthy device sends ((low, high, decimals) for a number, choices for
+#   text, `{device}` and `{n}` filled in), for the load generator;
+# - "stored": the columns a field is stored in when it is not one column of its own name;
+# - "explode": a name -> value map stored as one row per entry, in these two columns.
 
 
-def _num(lo: float, hi: float) -> Any:
-    return Annotated[float, Meta(ge=lo, le=hi)]
+@dataclass(frozen=True)
+class Stored:
+    """A column a field is stored in when it is not the field itself.
+
+    `store` is a Python expression of the field value `{v}` (the row builders are
+    generated from it once, at import); `load` turns the column value `c` back into the
+    field value for replay (None: derived from the field, not read back)."""
+
+    column: str
+    sql: str
+    store: str
+    load: str | None = None
+    nullable: bool = False
+    rollup: bool = False
+
+
+def _extra(rollup: bool, typical: object) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if rollup:
+        extra["rollup"] = True
+    if typical is not None:
+        extra["typical"] = typical
+    return extra
+
+
+def _text(max_length: int, typical: tuple[str, ...] | None = None) -> Any:
+    return Annotated[str, Meta(min_length=1, max_length=max_length, extra=_extra(False, typical))]
+
+
+def _num(
+    lo: float,
+    hi: float,
+    *,
+    rollup: bool = False,
+    typical: tuple[float, float, int] | None = None,
+) -> Any:
+    return Annotated[float, Meta(ge=lo, le=hi, extra=_extra(rollup, typical))]
+
+
+def _choice(choices: Any, typical: tuple[str, ...], **extra: Any) -> Any:
+    return Annotated[choices, Meta(extra={"typical": typical, **extra})]
 
 
 class Defect(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -111,16 +156,42 @@ class Defect(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     confidence: Unit
 
 
+_PASSED = Stored("passed", "boolean", "{v} == 'pass'", load="'pass' if c else 'fail'")
+_DEFECTS = (
+    Stored("defect_count", "smallint", "len({v})", rollup=True),
+    Stored(
+        "defects",
+        "jsonb",
+        "_encode({v}).decode() if {v} else None",
+        load="_defects(c)",
+        nullable=True,
+    ),
+)
+
+
 class Inspection(msgspec.Struct, forbid_unknown_fields=True):
     ts: Ts
     seq: Seq
-    station: Id
-    part_id: _text(128)  # type: ignore[valid-type]
-    result: Literal["pass", "fail"]
-    defects: Annotated[list[Defect], Meta(max_length=256)]
-    confidence: Unit
-    inference_ms: _num(0, 600000)  # type: ignore[valid-type]
-    model: _text(128) | None = None  # type: ignore[valid-type]
+    station: Annotated[
+        str,
+        Meta(pattern=ID_PATTERN, min_length=1, max_length=64, extra={"typical": ("{device}",)}),
+    ]
+    part_id: _text(128, ("P-{device}-{n:07d}",))  # type: ignore[valid-type]
+    result: _choice(Literal["pass", "fail"], ("pass",), stored=(_PASSED,))  # type: ignore[valid-type]
+    defects: Annotated[
+        list[Defect], Meta(max_length=256, extra={"typical": [], "stored": _DEFECTS})
+    ]
+    confidence: _num(0, 1, rollup=True, typical=(0.93, 0.999, 4))  # type: ignore[valid-type]
+    inference_ms: _num(0, 600000, rollup=True, typical=(18, 30, 2))  # type: ignore[valid-type]
+    model: _text(128, ("defect-yolo-v5.2",)) | None = None  # type: ignore[valid-type]
+
+
+_AGV_STATES = Literal["idle", "moving", "charging", "loading", "error", "estop"]
+# Optional in VDA 5050, required in the native stream: declared once, used by both structs.
+_X = _num(-1e6, 1e6, rollup=True, typical=(-20, 20, 3))
+_HEADING = _num(-360, 360, rollup=True, typical=(0, 360, 2))
+_SPEED = _num(0, 50, rollup=True, typical=(1.1, 1.3, 3))
+_LOCALIZATION = _num(0, 1, rollup=True, typical=(0.9, 1.0, 3))
 
 
 class AgvRecord(msgspec.Struct, kw_only=True):
@@ -131,49 +202,56 @@ class AgvRecord(msgspec.Struct, kw_only=True):
 
     ts: Ts
     seq: Seq
-    x: _num(-1e6, 1e6) | None = None  # type: ignore[valid-type]
-    y: _num(-1e6, 1e6) | None = None  # type: ignore[valid-type]
-    heading: _num(-360, 360) | None = None  # type: ignore[valid-type]
-    speed: _num(0, 50) | None = None  # type: ignore[valid-type]
-    battery: _num(0, 100)  # type: ignore[valid-type]
-    state: Literal["idle", "moving", "charging", "loading", "error", "estop"]
-    localization: Unit | None = None
-    task_id: _text(128) | None = None  # type: ignore[valid-type]
+    x: _X | None = None  # type: ignore[valid-type]
+    y: _X | None = None  # type: ignore[valid-type]
+    heading: _HEADING | None = None  # type: ignore[valid-type]
+    speed: _SPEED | None = None  # type: ignore[valid-type]
+    battery: _num(0, 100, rollup=True, typical=(20, 100, 2))  # type: ignore[valid-type]
+    state: _choice(_AGV_STATES, ("moving",))  # type: ignore[valid-type]
+    localization: _LOCALIZATION | None = None  # type: ignore[valid-type]
+    task_id: _text(128, ("T-{n:05d}",)) | None = None  # type: ignore[valid-type]
     error_code: _text(64) | None = None  # type: ignore[valid-type]
 
 
 class AgvStatus(AgvRecord, kw_only=True, forbid_unknown_fields=True):
     """The native `agv` stream (`schemas/agv.schema.json`): position and the rest required."""
 
-    x: _num(-1e6, 1e6)  # type: ignore[valid-type]
-    y: _num(-1e6, 1e6)  # type: ignore[valid-type]
-    heading: _num(-360, 360)  # type: ignore[valid-type]
-    speed: _num(0, 50)  # type: ignore[valid-type]
-    localization: Unit
+    x: _X  # type: ignore[valid-type]
+    y: _X  # type: ignore[valid-type]
+    heading: _HEADING  # type: ignore[valid-type]
+    speed: _SPEED  # type: ignore[valid-type]
+    localization: _LOCALIZATION  # type: ignore[valid-type]
 
 
 class LinkKpi(msgspec.Struct, forbid_unknown_fields=True):
     ts: Ts
     seq: Seq
-    rsrp: _num(-156, -31)  # type: ignore[valid-type]
-    sinr: _num(-23, 40)  # type: ignore[valid-type]
-    latency_ms: _num(0, 60000)  # type: ignore[valid-type]
-    rsrq: _num(-43, 20) | None = None  # type: ignore[valid-type]
-    jitter_ms: _num(0, 60000) | None = None  # type: ignore[valid-type]
-    loss_pct: _num(0, 100) | None = None  # type: ignore[valid-type]
-    ul_mbps: _num(0, 100000) | None = None  # type: ignore[valid-type]
-    dl_mbps: _num(0, 100000) | None = None  # type: ignore[valid-type]
-    cell_id: _text(64) | None = None  # type: ignore[valid-type]
-    slice: _text(64) | None = None  # type: ignore[valid-type]
+    rsrp: _num(-156, -31, rollup=True, typical=(-95, -85, 1))  # type: ignore[valid-type]
+    sinr: _num(-23, 40, rollup=True, typical=(12, 18, 1))  # type: ignore[valid-type]
+    latency_ms: _num(0, 60000, rollup=True, typical=(5, 13, 2))  # type: ignore[valid-type]
+    rsrq: _num(-43, 20, rollup=True, typical=(-12, -8, 1)) | None = None  # type: ignore[valid-type]
+    jitter_ms: _num(0, 60000, rollup=True, typical=(0.5, 1.5, 2)) | None = None  # type: ignore[valid-type]
+    loss_pct: _num(0, 100, rollup=True, typical=(0, 0.03, 3)) | None = None  # type: ignore[valid-type]
+    ul_mbps: _num(0, 100000, rollup=True, typical=(80, 90, 1)) | None = None  # type: ignore[valid-type]
+    dl_mbps: _num(0, 100000, rollup=True, typical=(400, 440, 1)) | None = None  # type: ignore[valid-type]
+    cell_id: _text(64, ("460-00-0000001", "460-00-0000002", "460-00-0000003")) | None = None  # type: ignore[valid-type]
+    slice: _text(64, ("URLLC",)) | None = None  # type: ignore[valid-type]
 
 
 MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_./:-]{1,128}$")]
+_METRIC_ROWS = (
+    Stored("metric", "text", "name", load="name"),
+    Stored("value", "double", "value", load="value", rollup=True),
+)
 
 
 class Telemetry(msgspec.Struct, forbid_unknown_fields=True):
     ts: Ts
     seq: Seq
-    metrics: Annotated[dict[MetricName, _num(-1e300, 1e300)], Meta(min_length=1, max_length=1000)]  # type: ignore[valid-type]
+    metrics: Annotated[
+        dict[MetricName, _num(-1e300, 1e300)],  # type: ignore[valid-type]
+        Meta(min_length=1, max_length=1000, extra={"explode": _METRIC_ROWS}),
+    ]
 
 
 class TelemetryText(msgspec.Struct):
@@ -182,7 +260,12 @@ class TelemetryText(msgspec.Struct):
 
     ts: Ts
     seq: Seq
-    metrics: dict[str, str]
+    metrics: Annotated[
+        dict[str, str],
+        Meta(
+            extra={"explode": (Stored("metric", "text", "name"), Stored("value", "text", "value"))}
+        ),
+    ]
 
 
 Record = Inspection | AgvStatus | LinkKpi | Telemetry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import sqlalchemy as sa
 from alembic import command
@@ -42,30 +43,79 @@ def alembic_config() -> Config:
     return cfg
 
 
+# The revision graph before it was made linear: 0003_api, 0004_roles and 0005_stream_indexes
+# branched off 0001, 0006_least_privilege and 0007_optional_position off 0005, and 0006 also
+# depended on 0004. A database migrated then records several heads, any down-closed set of
+# this graph. Frozen: it describes databases that exist, whatever the chain becomes.
+BRANCHED_GRAPH: Final[dict[str, tuple[str, ...]]] = {
+    "0001": (),
+    "0003_api": ("0001",),
+    "0004_roles": ("0001",),
+    "0005_stream_indexes": ("0001",),
+    "0006_least_privilege": ("0005_stream_indexes", "0004_roles"),
+    "0007_optional_position": ("0005_stream_indexes",),
+}
+
+
 def migrate(url: str, revision: str = "heads") -> None:
-    """Bring the schema to `revision` (all heads by default); a no-op when already there."""
+    """Bring the schema to `revision` (the head by default); a no-op when already there.
+
+    A database migrated while the graph branched is first re-recorded on the linear chain
+    (`_adopt_branched`), so no revision it has runs again."""
     engine = sa.create_engine(sync_url(url))
     try:
         with engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
+            recorded = set(MigrationContext.configure(conn).get_current_heads())
+            if len(recorded) > 1:
+                _adopt_branched(cfg, recorded)
             command.upgrade(cfg, revision)
     finally:
         engine.dispose()
 
 
+def branched_closure(recorded: set[str]) -> set[str]:
+    """Every revision a database that records `recorded` (branched graph) has applied."""
+    unknown = recorded - set(BRANCHED_GRAPH)
+    if unknown:
+        raise RuntimeError(
+            f"database records revisions {sorted(unknown)} beside others: several heads are "
+            f"only known from the branched graph of {sorted(BRANCHED_GRAPH)}"
+        )
+    applied: set[str] = set()
+    todo = list(recorded)
+    while todo:
+        rev = todo.pop()
+        if rev not in applied:
+            applied.add(rev)
+            todo.extend(BRANCHED_GRAPH[rev])
+    return applied
+
+
+def _adopt_branched(cfg: Config, recorded: set[str]) -> None:
+    """Walk the linear chain up to the last revision the database has: stamp what it has
+    (no DDL), run what it lacks (a branch it never took), so it ends on one chain revision."""
+    applied = branched_closure(recorded)
+    script = ScriptDirectory.from_config(cfg)
+    chain = [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
+    last = max(chain.index(rev) for rev in applied)
+    stamped = False
+    for rev in chain[: last + 1]:
+        if rev in applied:
+            # The first stamp replaces the branched rows; later ones move the single row.
+            command.stamp(cfg, rev, purge=not stamped)
+            stamped = True
+        else:
+            if not stamped:  # pragma: no cover - 0001 is under every branched head
+                raise RuntimeError(f"{rev} is missing below every recorded head")
+            command.upgrade(cfg, rev)
+
+
 def head_revisions() -> set[str]:
-    """What a fully migrated database records: every head, less those another head depends
-    on (0006_least_privilege depends on 0004_roles, and Alembic then keeps only 0006)."""
+    """What a fully migrated database records: the head of the linear chain."""
     script = ScriptDirectory.from_config(alembic_config())
-    heads = set(script.get_heads())
-    below = {
-        rev.revision
-        for head in heads
-        for rev in script.iterate_revisions(head, "base")
-        if rev is not None and rev.revision != head
-    }
-    return heads - below
+    return set(script.get_heads())
 
 
 def current_revisions(url: str) -> set[str]:
@@ -75,6 +125,17 @@ def current_revisions(url: str) -> set[str]:
             return set(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
+
+
+def applied_revisions(url: str) -> set[str]:
+    """Every revision the database has: what it records and all below it on the chain."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return {
+        rev.revision
+        for current in current_revisions(url)
+        for rev in script.iterate_revisions(current, "base")
+        if rev is not None
+    }
 
 
 @dataclass(frozen=True)

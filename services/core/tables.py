@@ -1,14 +1,16 @@
 """Database tables, described once with SQLAlchemy Core.
 
-Alembic migrations create them; the API builds queries from them; the ingest hot path
-writes the stream tables with binary COPY using `STREAM_COLUMNS` below, so column order
-lives in one place. Stream tables are TimescaleDB hypertables on `ts`; their unique index
-(project, device, seq, ts) is what makes QoS 1 redelivery idempotent.
+Alembic migrations create them (with their DDL written out, as it was); the API builds
+queries from them; the ingest hot path writes the stream tables with binary COPY using
+`STREAM_COLUMNS` below. The stream tables' columns come from the stream definitions
+(services/core/streams.py), so column order lives in one place. Stream tables are
+TimescaleDB hypertables on `ts`; their unique index (project, device, seq, ts) is what makes
+QoS 1 redelivery idempotent.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from services.core.streams import INGEST_DEFS, STREAM_DEFS
 
 metadata = MetaData()
 
@@ -62,91 +66,38 @@ devices = Table(
     Index("ix_devices_project_kind", "project_id", "kind"),
 )
 
-inspections = Table(
-    "inspections",
-    metadata,
-    _ts(),
-    Column("project_id", Text, nullable=False),
-    Column("device_id", Text, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("station", Text, nullable=False),
-    Column("part_id", Text, nullable=False),
-    Column("passed", Boolean, nullable=False),
-    Column("defect_count", SmallInteger, nullable=False),
-    Column("defects", JSONB, nullable=True),
-    Column("confidence", Double, nullable=False),
-    Column("inference_ms", Double, nullable=False),
-    Column("model", Text, nullable=True),
-    _ts("received_at"),
-)
+# Column types of services/core/streams.py.
+_STREAM_SQL: Final[dict[str, Any]] = {
+    "double": Double,
+    "text": Text,
+    "boolean": Boolean,
+    "smallint": SmallInteger,
+    "bigint": BigInteger,
+    "jsonb": JSONB,
+    "timestamptz": DateTime(timezone=True),
+}
 
-agv_status = Table(
-    "agv_status",
-    metadata,
-    _ts(),
-    Column("project_id", Text, nullable=False),
-    Column("device_id", Text, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    # NULL where the AGV did not report it (VDA 5050 position and velocity are optional).
-    Column("x", Double, nullable=True),
-    Column("y", Double, nullable=True),
-    Column("heading", Double, nullable=True),
-    Column("speed", Double, nullable=True),
-    Column("battery", Double, nullable=False),
-    Column("state", Text, nullable=False),
-    Column("localization", Double, nullable=True),
-    Column("task_id", Text, nullable=True),
-    Column("error_code", Text, nullable=True),
-    _ts("received_at"),
-)
 
-link_kpis = Table(
-    "link_kpis",
-    metadata,
-    _ts(),
-    Column("project_id", Text, nullable=False),
-    Column("device_id", Text, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("rsrp", Double, nullable=False),
-    Column("sinr", Double, nullable=False),
-    Column("latency_ms", Double, nullable=False),
-    Column("rsrq", Double, nullable=True),
-    Column("jitter_ms", Double, nullable=True),
-    Column("loss_pct", Double, nullable=True),
-    Column("ul_mbps", Double, nullable=True),
-    Column("dl_mbps", Double, nullable=True),
-    Column("cell_id", Text, nullable=True),
-    Column("slice", Text, nullable=True),
-    _ts("received_at"),
-)
+def _stream_table(stream: str) -> Table:
+    """The table of a stream, column by column from its definition (services/core/streams.py)."""
+    d = INGEST_DEFS[stream]
+    return Table(
+        d.table,
+        metadata,
+        *(Column(c.name, _STREAM_SQL[c.sql], nullable=c.nullable) for c in d.columns),
+    )
 
-telemetry = Table(
-    "telemetry",
-    metadata,
-    _ts(),
-    Column("project_id", Text, nullable=False),
-    Column("device_id", Text, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("metric", Text, nullable=False),
-    Column("value", Double, nullable=False),
-    _ts("received_at"),
-)
 
+inspections = _stream_table("inspection")
+# NULL where the AGV did not report it (VDA 5050 position and velocity are optional).
+agv_status = _stream_table("agv")
+link_kpis = _stream_table("link")
+telemetry = _stream_table("telemetry")
 # Text values (Sparkplug B String and Text metrics): the numeric `telemetry` table cannot
 # hold them. Written by ingest like the stream tables; a plain table (migration
 # 0007_optional_position), as string metrics are states, recipes and versions that change
 # rarely, not a high-rate stream.
-telemetry_text = Table(
-    "telemetry_text",
-    metadata,
-    _ts(),
-    Column("project_id", Text, nullable=False),
-    Column("device_id", Text, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("metric", Text, nullable=False),
-    Column("value", Text, nullable=False),
-    _ts("received_at"),
-)
+telemetry_text = _stream_table("telemetry_text")
 
 alarms = Table(
     "alarms",
@@ -222,15 +173,14 @@ HYPERTABLES: Final[dict[str, str]] = {
 
 # Stream name in the topic -> table written by ingest.
 STREAM_TABLES: Final[dict[str, Table]] = {
-    "inspection": inspections,
-    "agv": agv_status,
-    "link": link_kpis,
-    "telemetry": telemetry,
+    name: metadata.tables[d.table] for name, d in STREAM_DEFS.items()
 }
 
 # Every table ingest writes rows to, by the stream name its rows carry: the native streams
 # and the text values that only protocol adapters produce.
-INGEST_TABLES: Final[dict[str, Table]] = {**STREAM_TABLES, "telemetry_text": telemetry_text}
+INGEST_TABLES: Final[dict[str, Table]] = {
+    name: metadata.tables[d.table] for name, d in INGEST_DEFS.items()
+}
 
 # Column order for binary COPY, per table ingest writes.
 STREAM_COLUMNS: Final[dict[str, tuple[str, ...]]] = {

@@ -20,23 +20,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 
-from services.core.contracts import (
-    AgvStatus,
-    Decoded,
-    Defect,
-    Inspection,
-    LinkKpi,
-    Topic,
-)
+from services.core.contracts import Decoded, Defect, Topic
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
+from services.core.streams import STREAM_DEFS, StreamDef
 from services.rules.config import RulesConfigError, RuleSet, load_rules
 from services.rules.engine import Engine, Transition
 
 DEFAULT_KIND = {"inspection": "vision", "agv": "agv", "link": "cpe"}
-_TABLES = {"inspection": "inspections", "agv": "agv_status", "link": "link_kpis"}
+# The streams replayed (the rules judge these), in a fixed order for ties; records are
+# rebuilt from their columns by loaders generated from the stream definitions.
+_TABLES = {s: STREAM_DEFS[s].table for s in ("inspection", "agv", "link")}
 _AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FETCH = 5000
@@ -72,53 +69,42 @@ class ReplaySummary:
         return out
 
 
+def _defects(raw: Any) -> list[Defect]:
+    """The `defects` column (JSON text or already decoded) back into Defect structs."""
+    if not raw:
+        return []
+    items = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    return msgspec.convert(items or [], list[Defect])
+
+
+def _loader_source(d: StreamDef) -> str:
+    """A function from a stored row (and its ts in epoch ms) to the record struct."""
+    args = ["ts=ts"]
+    for col in (c for c in d.columns if c.field is not None and c.load is not None):
+        value = f"row[{col.name!r}]"
+        args.append(
+            f"{col.field}={value}"
+            if col.load == "c"
+            else f"{col.field}=(lambda c: {col.load})({value})"
+        )
+    return f"def load(row, ts):\n    return Record({', '.join(args)})\n"
+
+
+def loader(d: StreamDef) -> Callable[[Any, int], Any]:
+    """The record of `d` from one stored row (column -> value) and its ts in epoch ms."""
+    if d.explode is not None:
+        raise ValueError(f"{d.name} is stored one row per {d.explode} entry")
+    namespace: dict[str, Any] = {"Record": d.record, "_defects": _defects}
+    exec(compile(_loader_source(d), f"<replay of {d.name}>", "exec"), namespace)
+    load: Callable[[Any, int], Any] = namespace["load"]
+    return load
+
+
+_LOADERS = {stream: loader(STREAM_DEFS[stream]) for stream in _TABLES}
+
+
 def _record(stream: str, row: asyncpg.Record) -> Any:
-    ts = int(row["ts"].timestamp() * 1000)
-    if stream == "inspection":
-        defects: list[Defect] = []
-        if row["defects"]:
-            raw = row["defects"]
-            items = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
-            defects = [Defect(type=d["type"], confidence=d["confidence"]) for d in items or []]
-        return Inspection(
-            ts=ts,
-            seq=row["seq"],
-            station=row["station"],
-            part_id=row["part_id"],
-            result="pass" if row["passed"] else "fail",
-            defects=defects,
-            confidence=row["confidence"],
-            inference_ms=row["inference_ms"],
-            model=row["model"],
-        )
-    if stream == "agv":
-        return AgvStatus(
-            ts=ts,
-            seq=row["seq"],
-            x=row["x"],
-            y=row["y"],
-            heading=row["heading"],
-            speed=row["speed"],
-            battery=row["battery"],
-            state=row["state"],
-            localization=row["localization"],
-            task_id=row["task_id"],
-            error_code=row["error_code"],
-        )
-    return LinkKpi(
-        ts=ts,
-        seq=row["seq"],
-        rsrp=row["rsrp"],
-        sinr=row["sinr"],
-        latency_ms=row["latency_ms"],
-        rsrq=row["rsrq"],
-        jitter_ms=row["jitter_ms"],
-        loss_pct=row["loss_pct"],
-        ul_mbps=row["ul_mbps"],
-        dl_mbps=row["dl_mbps"],
-        cell_id=row["cell_id"],
-        slice=row["slice"],
-    )
+    return _LOADERS[stream](row, int(row["ts"].timestamp() * 1000))
 
 
 async def _rows(

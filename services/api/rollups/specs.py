@@ -15,6 +15,8 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import BigInteger, Column, DateTime, Double, Index, MetaData, Table, Text
 
+from services.core.streams import STREAM_DEFS
+
 Merge = Literal["sum", "min", "max", "last", "maxts"]
 
 RESOLUTIONS: Final[dict[str, int]] = {"1m": 60, "1h": 3600}
@@ -49,7 +51,8 @@ class Spec:
     # LOOKBACK earlier (for window functions that need the preceding row).
     from_sql: str
     keys: tuple[tuple[str, str], ...] = ()  # extra group keys: (column, raw expression)
-    fields: tuple[str, ...] = ()  # numeric fields with n/sum/min/max/last
+    # numeric fields with n/sum/min/max/last: those the stream definition marks "rollup"
+    fields: tuple[str, ...] = ()
     extra: tuple[Col, ...] = ()
     cols: tuple[Col, ...] = field(init=False)
 
@@ -112,7 +115,7 @@ SPECS: Final[dict[str, Spec]] = {
             "inspection",
             "inspections",
             "inspections WHERE {where}",
-            fields=("confidence", "inference_ms", "defect_count"),
+            fields=STREAM_DEFS["inspection"].rollup_fields,
             extra=(_count("passed_n", "passed"),),
         ),
         Spec(
@@ -128,7 +131,7 @@ SPECS: Final[dict[str, Spec]] = {
             "agv_status",
             "(SELECT *, lag(state) OVER (PARTITION BY project_id, device_id ORDER BY ts) "
             "AS prev_state FROM agv_status WHERE {where_lookback}) AS s WHERE {where}",
-            fields=("x", "y", "heading", "speed", "battery", "localization"),
+            fields=STREAM_DEFS["agv"].rollup_fields,
             extra=(
                 *(_count(f"{st}_n", f"state = '{st}'") for st in AGV_STATES),
                 _count("lowbatt_n", f"battery < {LOW_BATTERY_PCT}"),
@@ -139,16 +142,7 @@ SPECS: Final[dict[str, Spec]] = {
             "link",
             "link_kpis",
             "link_kpis WHERE {where}",
-            fields=(
-                "rsrp",
-                "sinr",
-                "latency_ms",
-                "rsrq",
-                "jitter_ms",
-                "loss_pct",
-                "ul_mbps",
-                "dl_mbps",
-            ),
+            fields=STREAM_DEFS["link"].rollup_fields,
             extra=(
                 *_bands("rsrp", "rsrp", RSRP_BANDS_DBM),
                 *_bands("sinr", "sinr", SINR_BANDS_DB),
@@ -160,7 +154,7 @@ SPECS: Final[dict[str, Spec]] = {
             "telemetry",
             "telemetry WHERE {where}",
             keys=(("metric", "metric"),),
-            fields=("value",),
+            fields=STREAM_DEFS["telemetry"].rollup_fields,
         ),
     )
 }

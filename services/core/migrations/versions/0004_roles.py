@@ -5,7 +5,7 @@ must do the same thing whenever it runs, whatever services/security/db_roles.py 
 (0006_least_privilege narrows these grants).
 
 Revision ID: 0004_roles
-Revises: 0001
+Revises: 0003_api
 Create Date: 2026-11-24
 """
 
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from alembic import op
 
-from services.api.rollups.specs import ROLLUP_TABLES
-from services.core import tables as t
-
 revision = "0004_roles"
-down_revision = "0001"
+# Branched off 0001 until the chain was made linear; a database migrated while it was a
+# branch is recognised by services/core/db.py (see `migrate`).
+down_revision = "0003_api"
 branch_labels = None
 depends_on = None
 
@@ -26,6 +25,12 @@ _RULES = "factory5g_rules"
 _API = "factory5g_api"
 _GROUPS = (_INGEST, _RULES, _API)
 _STREAMS = "inspections, agv_status, link_kpis, telemetry"
+# The rollup tables of 0003_api and their watermarks.
+_ROLLUPS = (
+    "rollup_inspection_1m, rollup_inspection_1h, rollup_defects_1m, rollup_defects_1h, "
+    "rollup_agv_1m, rollup_agv_1h, rollup_link_1m, rollup_link_1h, "
+    "rollup_telemetry_1m, rollup_telemetry_1h, rollup_watermarks"
+)
 
 
 def _create_group_sql(role: str) -> str:
@@ -40,14 +45,8 @@ def _create_group_sql(role: str) -> str:
 
 
 def upgrade() -> None:
-    # The API's grants name its tables (keys, rollups), and branches off 0001 run in no
-    # fixed order: create them here if 0003_api has not yet (it creates with checkfirst too).
-    bind = op.get_bind()
-    for table in (t.api_keys, t.rollup_watermarks, *ROLLUP_TABLES.values()):
-        table.create(bind, checkfirst=True)
     for role in _GROUPS:
         op.execute(_create_group_sql(role))
-    rollups = ", ".join([*(table.name for table in ROLLUP_TABLES.values()), "rollup_watermarks"])
     everyone = ", ".join(_GROUPS)
     for statement in (
         f"GRANT USAGE ON SCHEMA public TO {everyone}",
@@ -59,7 +58,7 @@ def upgrade() -> None:
         f"GRANT UPDATE ON alarms TO {_API}",
         f"GRANT INSERT ON alarm_events TO {_API}",
         f"GRANT INSERT, UPDATE ON projects, api_keys TO {_API}",
-        f"GRANT INSERT, UPDATE, DELETE ON {rollups} TO {_API}",
+        f"GRANT INSERT, UPDATE, DELETE ON {_ROLLUPS} TO {_API}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {everyone}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {_API}",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",

@@ -9,7 +9,7 @@ the hypertable's own time index. Device reads use the unique key, which starts w
 raw inspections per project over its whole range.
 
 Revision ID: 0005_stream_indexes
-Revises: 0001
+Revises: 0004_roles
 Create Date: 2026-11-24
 """
 
@@ -17,21 +17,22 @@ from __future__ import annotations
 
 from alembic import op
 
-from services.core.tables import UNINDEXED_BY_PROJECT
-
 revision = "0005_stream_indexes"
-down_revision = "0001"
+# Branched off 0001 until the chain was made linear (see services/core/db.py `migrate`).
+down_revision = "0004_roles"
+
+_UNINDEXED_BY_PROJECT = ("agv_status", "link_kpis", "telemetry")
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    for name in UNINDEXED_BY_PROJECT:
+    for name in _UNINDEXED_BY_PROJECT:
         op.execute(f"DROP INDEX IF EXISTS ix_{name}_project_ts")
 
 
 def downgrade() -> None:
-    for name in UNINDEXED_BY_PROJECT:
+    for name in _UNINDEXED_BY_PROJECT:
         op.execute(
             f"CREATE INDEX IF NOT EXISTS ix_{name}_project_ts ON {name} (project_id, ts DESC)"
         )

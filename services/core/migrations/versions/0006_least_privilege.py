@@ -26,9 +26,9 @@ from alembic import op
 revision = "0006_least_privilege"
 down_revision = "0005_stream_indexes"
 branch_labels = None
-# Branches off 0001 run in no fixed order; this one changes the roles and grants of
-# 0004_roles (which also makes sure the keys table exists).
-depends_on = ("0004_roles",)
+# Once it also depended on 0004_roles, a branch off 0001 then; the chain is linear now and
+# 0004_roles an ancestor.
+depends_on = None
 
 _GROUPS = "factory5g_ingest, factory5g_rules, factory5g_api, factory5g_simulator"
 

@@ -18,7 +18,7 @@ order, so the two group roles are created here if 0004_roles has not yet, with t
 idempotent statement.
 
 Revision ID: 0007_optional_position
-Revises: 0005_stream_indexes
+Revises: 0006_least_privilege
 Create Date: 2026-12-01
 """
 
@@ -27,7 +27,9 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007_optional_position"
-down_revision = "0005_stream_indexes"
+# Branched off 0005_stream_indexes, beside 0006_least_privilege, until the chain was made
+# linear (see services/core/db.py `migrate`).
+down_revision = "0006_least_privilege"
 branch_labels = None
 depends_on = None
 
