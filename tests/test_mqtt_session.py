@@ -245,3 +245,13 @@ async def _publish_codes() -> None:
     server.close()
     assert codes == [0, 0x87] * 5
     assert max_inflight == 2
+
+
+def test_backoff_doubles_to_its_cap_and_resets() -> None:
+    """Ingest's cap bounds the window after a broker restart (services/ingest/consumer.py)."""
+    b = Backoff(0.25, 1.0, jitter=False)
+    assert [b.next_delay() for _ in range(5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    b.reset()
+    assert b.next_delay() == 0.25
+    jittered = Backoff(0.25, 1.0)
+    assert all(0.125 <= jittered.next_delay() <= 1.5 for _ in range(50))
