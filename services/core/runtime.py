@@ -44,7 +44,7 @@ def mqtt_tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def mqtt_client_kwargs(settings: Settings, client_id: str, **extra: Any) -> dict[str, Any]:
-    """Keyword arguments for `aiomqtt.Client` from the MQTT settings section (API hub)."""
+    """Keyword arguments for `aiomqtt.Client` from the MQTT settings section (simulator)."""
     m = settings.mqtt
     kwargs: dict[str, Any] = {
         "hostname": m.host,

@@ -290,10 +290,26 @@ def encode_connect(o: ConnectOptions) -> bytes:
     return _packet(CONNECT, bytes(body))
 
 
+def check_filter(topic_filter: str) -> None:
+    """ValueError unless a valid topic filter: `#` only as a whole last level, `+` only as
+    a whole level. (Mosquitto closes the connection on an invalid one: refuse it here.)"""
+    levels = topic_filter.split("/")
+    if not topic_filter:
+        raise ValueError("empty topic filter")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            raise ValueError(f"'#' must be the whole last level: {topic_filter!r}")
+        if "+" in level and level != "+":
+            raise ValueError(f"'+' must be a whole level: {topic_filter!r}")
+
+
 def encode_subscribe(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
     """`filters`: (topic filter, maximum QoS); options No Local etc. left at 0."""
     body = struct.pack(">H", packet_id) + encode_properties({})
     for topic, qos in filters:
+        check_filter(topic)
+        if qos not in (0, 1):
+            raise ValueError("only QoS 0 and 1 are supported")
         body += encode_str(topic) + bytes((qos,))
     return _packet(SUBSCRIBE, body)
 
@@ -301,6 +317,7 @@ def encode_subscribe(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
 def encode_unsubscribe(packet_id: int, filters: list[str]) -> bytes:
     body = struct.pack(">H", packet_id) + encode_properties({})
     for topic in filters:
+        check_filter(topic)
         body += encode_str(topic)
     return _packet(UNSUBSCRIBE, body)
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,7 @@ class Session:
         self,
         endpoint: Endpoint,
         options: Callable[[], ConnectOptions],
-        subscriptions: list[tuple[str, int]],
+        subscriptions: list[tuple[str, int]] | Callable[[], list[tuple[str, int]]],
         on_publish: PublishHandler,
         backoff: Backoff,
         *,
@@ -55,7 +56,8 @@ class Session:
         on_down: Callable[[bool], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
     ) -> None:
-        """`options` is called per connection (a will may change, e.g. Sparkplug's).
+        """`options` and `subscriptions` (if callable) are asked anew per connection (a
+        will may change, e.g. Sparkplug's; the API hub's device filters come and go).
 
         `on_generation(gen)` runs before CONNECT (messages may follow CONNACK at once),
         `on_up()` once subscribed, `on_down(was_up)` when a connection ends,
@@ -131,6 +133,8 @@ class Session:
                 await self._connection(stop, drain)
             except MqttError as exc:
                 log.warning("MQTT connection lost or refused: %s", exc)
+            except Exception:  # a bug in a hook: logged, and the session carries on
+                log.exception("MQTT session failed; reconnecting")
             if stop.is_set():
                 break
             with contextlib.suppress(TimeoutError):
@@ -170,6 +174,7 @@ class Session:
             await conn.disconnect()
         finally:
             was_up = self.up.is_set()
+            self.backoff.disconnected(time.monotonic())
             self.up.clear()
             self.connection = None
             if conn is not None and not conn.closed.done():
@@ -177,11 +182,28 @@ class Session:
             if self.on_down is not None:
                 self.on_down(was_up)
 
+    async def subscribe(self, filters: list[tuple[str, int]]) -> list[int] | None:
+        """Subscribe on the live connection (None without one); reason codes per filter.
+
+        Only for filters that change while connected (the API hub's devices); the
+        `subscriptions` given to the session are subscribed on every connection."""
+        conn = self.connection
+        if conn is None or not self.up.is_set():
+            return None
+        return await conn.subscribe(filters)
+
+    async def unsubscribe(self, filters: list[str]) -> list[int] | None:
+        conn = self.connection
+        if conn is None or not self.up.is_set():
+            return None
+        return await conn.unsubscribe(filters)
+
     async def _subscribe(self, conn: Connection) -> None:
-        codes = await conn.subscribe(self.subscriptions)
+        subs = self.subscriptions() if callable(self.subscriptions) else self.subscriptions
+        codes = await conn.subscribe(subs)
         refused = [
             f"{topic} ({reason_name(code)})"
-            for (topic, _), code in zip(self.subscriptions, codes, strict=True)
+            for (topic, _), code in zip(subs, codes, strict=True)
             if code >= 0x80
         ]
         self.refused = refused
