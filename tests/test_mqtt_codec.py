@@ -198,3 +198,15 @@ def test_random_bytes_never_raise_anything_but_protocol_error() -> None:
         for decode in decoders:
             with contextlib.suppress(ProtocolError):
                 decode(data)
+
+
+@pytest.mark.parametrize("good", ["a/b", "a/+/c", "a/#", "#", "+", "$share/g/f5g/v1/+/+/+/+"])
+def test_valid_filters_pass(good: str) -> None:
+    codec.check_filter(good)
+
+
+@pytest.mark.parametrize("bad", ["", "a/#/b", "a#", "a/b+", "f5g/v1/p9/+/a/#/b/+"])
+def test_invalid_filters_are_refused_before_they_reach_the_broker(bad: str) -> None:
+    """Mosquitto closes the connection on an invalid filter; the client refuses it first."""
+    with pytest.raises(ValueError, match=r"filter|level"):
+        codec.encode_subscribe(1, [(bad, 1)])
