@@ -255,3 +255,48 @@ def test_backoff_doubles_to_its_cap_and_resets() -> None:
     assert b.next_delay() == 0.25
     jittered = Backoff(0.25, 1.0)
     assert all(0.125 <= jittered.next_delay() <= 1.5 for _ in range(50))
+
+
+def test_keepalive_drops_a_silent_broker_but_not_while_paused() -> None:
+    """A peer that stops answering PINGREQ is given up after 1.5 keepalive intervals
+    (DISCONNECT 0x8D, then a new connection). While reading is paused (backpressure) its
+    answers wait unread, so silence then must not end the session."""
+    asyncio.run(_keepalive())
+
+
+async def _keepalive() -> None:
+    reasons: list[int] = []
+    pings = 0
+
+    async def script(peer: Peer) -> None:
+        nonlocal pings
+        await peer.handshake()
+        while True:  # never answers
+            first, body = await peer.next()
+            if first == codec.PINGREQ:
+                pings += 1
+            if first == codec.DISCONNECT:
+                reasons.append(codec.decode_disconnect(body)[0])
+                return
+
+    server, port, peers = await _serve(script)
+    session = Session(
+        Endpoint("127.0.0.1", port, None, 10.0),
+        lambda: ConnectOptions("test", keepalive_s=1),
+        [("t/#", 1)],
+        lambda *a: None,
+        Backoff(0.05, 0.1),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(session.run(stop))
+    await _until(lambda: len(peers) >= 2)  # the silent first connection was given up
+    assert reasons[0] == 0x8D
+    # Paused: PINGREQs still go out, silence is tolerated for several intervals.
+    session.pause()  # applied at once, or to the next connection once it is subscribed
+    await _until(session.up.is_set)
+    before, pings_before = len(peers), pings
+    await _until(lambda: pings >= pings_before + 3)
+    assert len(peers) == before
+    stop.set()
+    await task
+    server.close()
