@@ -26,6 +26,8 @@ pg_sharedir="/usr/share/postgresql/$PG_MAJOR"
 
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
+# mosquitto_sub, the C client the MQTT drain benchmark compares with (loadtests/mqtt_drain.py).
+command -v mosquitto_sub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
 # promtool (from Debian's prometheus package) checks the services' /metrics in the tests.
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 [ -x "$pg_bindir/postgres" ] || need_pkgs+=("postgresql-$PG_MAJOR")

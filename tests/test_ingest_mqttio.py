@@ -1,4 +1,7 @@
-"""`PacketReader` on a real broker: every PUBLISH once and in order, a bounded buffer."""
+"""The MQTT session's reader on a real broker: every PUBLISH once and in order, a bounded buffer.
+
+(The reader was `services/ingest/mqttio.py`'s `PacketReader`; it is now the packet stream
+of `services.core.mqtt.Connection`, which ingest and rules read through.)"""
 
 from __future__ import annotations
 
@@ -8,31 +11,17 @@ import uuid
 import aiomqtt
 import pytest
 import uvloop
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from services.core.mqtt import Connection, ConnectOptions
 from services.devstack.servers import Mosquitto
-from services.ingest.mqttio import PacketReader, enable_manual_ack, send_acks
 
 MESSAGES = 20_000
 PAYLOAD = 600  # about one Sparkplug DDATA of 20 metrics
 READ_SIZE = 256 * 1024
 
 
-def _client(broker: Mosquitto, client_id: str) -> aiomqtt.Client:
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 600
-    props.ReceiveMaximum = 65535
-    client = aiomqtt.Client(
-        "127.0.0.1",
-        broker.port,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=False,
-        properties=props,
-    )
-    enable_manual_ack(client)
-    return client
+def _options(client_id: str) -> ConnectOptions:
+    return ConnectOptions(client_id, clean_start=False, session_expiry_s=600)
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
@@ -52,8 +41,9 @@ async def _read_backlog_with_pauses(broker: Mosquitto) -> None:
     topic = f"test/{tag}/data"
     client_id = f"reader-{tag}"
     # Register the session and its subscription, then queue the backlog while it is away.
-    async with _client(broker, client_id) as c:
-        await c.subscribe(topic, qos=1)
+    c = await Connection.open("127.0.0.1", broker.port, _options(client_id), _ignore)
+    assert await c.subscribe([(topic, 1)]) == [1]
+    await c.disconnect()
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier=f"pub-{tag}") as pub:
         for i in range(MESSAGES):
             await pub.publish(topic, i.to_bytes(4, "big") + bytes(PAYLOAD - 4), qos=1)
@@ -64,7 +54,6 @@ async def _read_backlog_with_pauses(broker: Mosquitto) -> None:
     max_buffered = 0
     pauses = 0
     done = asyncio.Event()
-    client = _client(broker, client_id)
 
     def on_publish(topic_: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
         nonlocal max_buffered, pauses
@@ -75,17 +64,22 @@ async def _read_backlog_with_pauses(broker: Mosquitto) -> None:
             done.set()
         elif len(seen) % 40 == 0:  # a "batch" is full: pause until it is "committed"
             pauses += 1
-            reader.pause()
+            reader.pause_reading()
             # Resumed from a ready callback, as the writer's task does; from a timer,
             # uvloop happens to handle the buffer before the socket.
-            loop.call_soon(reader.resume)
+            loop.call_soon(reader.resume_reading)
 
-    reader = PacketReader(client, on_publish)
-    async with client:
-        await asyncio.wait_for(done.wait(), 60)
-        send_acks(client, mids)
+    reader = Connection(_options(client_id), on_publish)
+    await reader.connect("127.0.0.1", broker.port)
+    await asyncio.wait_for(done.wait(), 60)
+    assert reader.ack(mids) == MESSAGES
+    await reader.disconnect()
 
     assert seen == list(range(MESSAGES))
     assert pauses > 400
     # One read plus one incomplete packet at most; before the fix it reached megabytes.
     assert max_buffered <= READ_SIZE + PAYLOAD + 64, max_buffered
+
+
+def _ignore(topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+    pass

@@ -4,6 +4,8 @@ The session is bound to `ingest.client_id` with clean start off and a session ex
 while ingest is down or reconnecting the broker keeps queueing its QoS 1 messages. The
 CONNECT property Receive Maximum caps the messages the broker sends without our PUBACK:
 acknowledging only after commit turns a slow database into broker-side queueing.
+Acknowledgements leave in receive order even though several writers commit batches in
+any order (`services.core.mqtt.acks`).
 
 Shared subscriptions (`$share/{share_group}/...`) let replicas split the load. Mosquitto 2
 does not restore shared subscriptions from its persistence file: after a broker restart,
@@ -18,30 +20,23 @@ connection each.
 An empty `share_group` subscribes without `$share` (one replica only), and the persistent
 session then keeps that subscription across broker restarts, so nothing is lost at all.
 
-Message ids belong to one connection. Each connection is a new generation and a new
-client object; acknowledgements for an older generation are dropped (the broker
-redelivers those messages and the writer's unique keys absorb the duplicates).
+Message ids belong to one connection. Each connection is a new generation; acknowledgements
+for an older generation are dropped (the broker redelivers those messages and the writer's
+unique keys absorb the duplicates).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
-
-from services.core.runtime import mqtt_client_kwargs
+from services.core.mqtt import Backoff, ConnectOptions, Session, Will
+from services.core.runtime import mqtt_connect_options, mqtt_endpoint
 from services.core.settings import Settings
 from services.ingest.adapters.base import Adapter, Command
 from services.ingest.metrics import IngestMetrics
-from services.ingest.mqttio import PacketReader, enable_manual_ack, send_acks
 
 log = logging.getLogger(__name__)
 
@@ -64,159 +59,107 @@ class Consumer:
     ) -> None:
         self.settings = settings
         self.adapters = adapters
-        self.handle = handle
         self.metrics = metrics
         self.on_generation = on_generation
         self.on_disconnected = on_disconnected
-        self.gen = 0
-        self.connected = False
-        self._client: aiomqtt.Client | None = None
-        self._reader: PacketReader | None = None
-        self._paused = False
+        self.session = Session(
+            mqtt_endpoint(settings),
+            self._options,
+            self._subscriptions(),
+            handle,
+            Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S),
+            refused_is_fatal=True,
+            on_generation=on_generation,
+            on_up=self._up,
+            on_down=self._down,
+            on_attempt=self._attempt,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self.session.up.is_set()
+
+    @property
+    def gen(self) -> int:
+        return self.session.gen
 
     # ------------------------------------------------------------------ controls
 
     def pause(self) -> None:
         """Stop reading from the broker (backpressure or shutdown)."""
-        self._paused = True
-        if self._reader is not None and self.connected:  # CONNACK and SUBACK must be read
-            self._reader.pause()
+        self.session.pause()
 
     def resume(self) -> None:
-        self._paused = False
-        if self._reader is not None:
-            self._reader.resume()
+        self.session.resume()
 
     def ack(self, gen: int, mids: list[int]) -> None:
         """Acknowledge committed QoS 1 messages if their connection is still the live one."""
-        client = self._client
-        if gen == self.gen and client is not None:
-            send_acks(client, mids)
+        self.session.ack(gen, mids)
 
     def publish(self, cmd: Command) -> None:
         """Publish an adapter's command; best effort while disconnected."""
-        client = self._client
-        if client is None or not self.connected:
+        fut = self.session.publish(cmd.topic, cmd.payload, cmd.qos, cmd.retain)
+        if fut is None:
             log.warning("not connected; dropped command to %s", cmd.topic)
             return
-        client._client.publish(cmd.topic, cmd.payload, cmd.qos, cmd.retain)
+        fut.add_done_callback(lambda f: _report_refusal(cmd.topic, f))
 
     # ------------------------------------------------------------------ connection
 
-    def _subscriptions(self) -> list[tuple[str, SubscribeOptions]]:
+    def _subscriptions(self) -> list[tuple[str, int]]:
         group = self.settings.ingest.share_group
-        subs: list[tuple[str, SubscribeOptions]] = []
+        subs: list[tuple[str, int]] = []
         for adapter in self.adapters:
             prefix = f"$share/{group}/" if adapter.shared() and group else ""
-            subs.extend((prefix + f, SubscribeOptions(qos=1)) for f in adapter.topic_filters())
+            subs.extend((prefix + f, 1) for f in adapter.topic_filters())
         return subs
 
     def _hook(self, name: str) -> list[Any]:
         return [getattr(a, name) for a in self.adapters if callable(getattr(a, name, None))]
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _options(self) -> ConnectOptions:
         ingest = self.settings.ingest
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = ingest.session_expiry_s
-        props.ReceiveMaximum = ingest.receive_maximum
         will = None
         for hook in self._hook("will"):
             cmd = hook()
             if cmd is not None:
-                will = aiomqtt.Will(cmd.topic, cmd.payload, cmd.qos, cmd.retain)
+                will = Will(cmd.topic, cmd.payload, cmd.qos, cmd.retain)
                 break
-        client = aiomqtt.Client(
-            **mqtt_client_kwargs(
-                self.settings,
-                ingest.client_id,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                clean_start=False,
-                properties=props,
-                will=will,
-                timeout=10,
-            )
+        return mqtt_connect_options(
+            self.settings,
+            ingest.client_id,
+            clean_start=False,
+            session_expiry_s=ingest.session_expiry_s,
+            receive_maximum=ingest.receive_maximum,
+            will=will,
         )
-        # PacketReader hands PUBLISH packets to us without paho; should one ever reach
-        # paho, manual acknowledgement keeps it from being acknowledged before commit.
-        enable_manual_ack(client)
-        return client
 
-    async def run(self, stop: asyncio.Event, drain: Callable[[], Awaitable[None]]) -> None:
-        """Consume until `stop` is set; then stop reading, `drain`, and disconnect cleanly."""
-        delay = RECONNECT_MIN_S
-        first = True
-        while not stop.is_set():
-            if not first:
-                self.metrics.reconnects.inc()
-            first = False
-            client = self._make_client()
-            if self._reader is not None:
-                self._reader.close()
-            self._reader = PacketReader(client, self.handle)
-            # Messages can arrive right after CONNACK, before `async with` returns.
-            self.gen += 1
-            self._client = client
-            self.on_generation(self.gen)
-            try:
-                async with client:
-                    delay = RECONNECT_MIN_S
-                    await self._session(client, stop, drain)
-            except aiomqtt.MqttError as exc:
-                log.warning("MQTT connection lost or refused: %s", exc)
-            finally:
-                self._disconnect_cleanup()
-            if stop.is_set():
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay * (0.5 + random.random()))
-            delay = min(delay * 2, RECONNECT_MAX_S)
+    def _attempt(self, n: int) -> None:
+        if n > 1:
+            self.metrics.reconnects.inc()
 
-    async def _session(
-        self, client: aiomqtt.Client, stop: asyncio.Event, drain: Callable[[], Awaitable[None]]
-    ) -> None:
-        granted = await client.subscribe(self._subscriptions())
-        failed = [str(code) for code in granted if getattr(code, "is_failure", False)]
-        if failed:
-            raise aiomqtt.MqttError(f"subscription refused: {', '.join(failed)}")
-        self.connected = True
-        if self._paused and self._reader is not None:
-            self._reader.pause()
+    def _up(self) -> None:
         self.metrics.mqtt_connected.set(1)
         log.info("connected to %s:%d", self.settings.mqtt.host, self.settings.mqtt.port)
         for hook in self._hook("on_connect"):
             for cmd in hook():
                 self.publish(cmd)
-        lost = asyncio.ensure_future(_disconnected(client))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            done, _ = await asyncio.wait({lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if lost in done:
-            lost.result()  # raises the MqttError that says why
-            return
-        # Shutdown: stop reading, commit and acknowledge what was read, then disconnect.
-        self.pause()
-        await drain()
-        lost.cancel()
 
-    def _disconnect_cleanup(self) -> None:
-        was = self.connected
-        self.connected = False
+    def _down(self, was_up: bool) -> None:
         self.metrics.mqtt_connected.set(0)
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        self._client = None
-        if was:
+        if was_up:
             self.on_disconnected()
 
+    async def run(self, stop: asyncio.Event, drain: Callable[[], Awaitable[None]]) -> None:
+        """Consume until `stop` is set; then stop reading, `drain`, and disconnect cleanly."""
+        await self.session.run(stop, drain)
 
-async def _disconnected(client: aiomqtt.Client) -> None:
-    try:
-        await asyncio.shield(client._disconnected)
-    except aiomqtt.MqttError:
-        raise
-    except Exception as exc:
-        raise aiomqtt.MqttError(f"connection lost: {exc}") from exc
-    raise aiomqtt.MqttError("broker closed the connection")
+
+def _report_refusal(topic: str, fut: asyncio.Future[int]) -> None:
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    if exc is not None:
+        log.warning("command to %s not acknowledged: %s", topic, exc)
+    elif fut.result() >= 0x80:
+        log.warning("broker refused command to %s: reason 0x%02x", topic, fut.result())

@@ -3,7 +3,7 @@
 The hot path, in the order a message travels:
 
 1. `consumer.py`  reads the MQTT v5 session (shared subscription, persistent, QoS 1, manual
-                  acknowledgement; `mqttio.py` holds the paho-level plumbing).
+                  acknowledgement; the session is `services.core.mqtt`).
 2. `pipeline.py`  decodes and validates the payload with the message's protocol adapter
                   (`adapters/native.py` for the JSON contract) into COPY tuples
                   (`rows.py`) or a dead letter (`deadletter.py`), synchronously in the reader.

@@ -1,10 +1,10 @@
-"""The rules service's MQTT connection: ingest's packet reader in, bounded by backpressure.
+"""The rules service's MQTT input: the shared session component, bounded by backpressure.
 
-aiomqtt's message iterator costs several Python objects and a task wake-up per message and
-queues without bound while the service falls behind: under 10,000 msg/s the rules service
-lagged by tens of seconds and grew to hundreds of megabytes. Here ingest's `PacketReader`
-parses PUBLISH packets straight off the socket and each message is evaluated in the
-reader's callback (evaluation takes microseconds), so nothing queues per message.
+A message iterator costs several Python objects and a task wake-up per message and queues
+without bound while the service falls behind: under 10,000 msg/s the rules service lagged
+by tens of seconds and grew to hundreds of megabytes. Here the session's packet stream
+parses PUBLISH packets straight off the socket and each message is evaluated in the read
+callback (evaluation takes microseconds), so nothing queues per message.
 
 Memory is bounded at two points. The broker sends at most `RECEIVE_MAXIMUM` unacknowledged
 QoS 1 messages (MQTT v5 Receive Maximum). Acknowledgements are gathered for up to
@@ -22,16 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
-import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
-from services.core.runtime import mqtt_client_kwargs
+from services.core.mqtt import Backoff, ConnectOptions, Session
+from services.core.mqtt.connection import reason_name
+from services.core.runtime import mqtt_connect_options, mqtt_endpoint
 from services.core.settings import Settings
-from services.ingest.mqttio import PacketReader, enable_manual_ack, send_acks
 from services.rules.metrics import RulesMetrics
 
 log = logging.getLogger("factory5g.rules")
@@ -55,31 +51,36 @@ class RulesInput:
         self.metrics = metrics
         self.filters = filters
         self.handle = handle
-        self.client: aiomqtt.Client | None = None
-        self.connected = asyncio.Event()
         self.ready = asyncio.Event()
-        self._reader: PacketReader | None = None
         self._acks: list[int] = []
+        self._ack_gen = 0
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._paused = False
+        self.session = Session(
+            mqtt_endpoint(settings),
+            self._options,
+            [(f, 1) for f in filters],
+            self._on_publish,
+            Backoff(RECONNECT_S, RECONNECT_S, jitter=False),
+            refused_is_fatal=False,  # the account may lack a protocol's topics: judge the rest
+            on_generation=self._new_generation,
+            on_up=self._up,
+            on_down=self._down,
+        )
+        self.connected = self.session.up
 
     # ----------------------------------------------------------------- backpressure
 
     def pause(self) -> None:
-        if not self._paused:
-            self._paused = True
+        if not self.session.paused:
             self.metrics.input_pauses.inc()
-        if self._reader is not None and self.connected.is_set():
-            self._reader.pause()
+        self.session.pause()
 
     def resume(self) -> None:
-        self._paused = False
-        if self._reader is not None:
-            self._reader.resume()
+        self.session.resume()
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self.session.paused
 
     # ----------------------------------------------------------------- messages
 
@@ -100,90 +101,52 @@ class RulesInput:
             self._flush_timer.cancel()
             self._flush_timer = None
         acks, self._acks = self._acks, []
-        client = self.client
-        if client is not None and acks:
-            send_acks(client, acks)
+        self.session.ack(self._ack_gen, acks)
 
-    def _drop_acks(self) -> None:
+    def _new_generation(self, gen: int) -> None:
+        # Message ids belong to the lost connection: drop what was not yet sent.
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
         self._acks = []
+        self._ack_gen = gen
 
     def publish(self, topic: str, payload: bytes) -> bool:
         """Queue a QoS 1 message in send order; False while there is no connection."""
-        client = self.client
-        if client is None or not self.connected.is_set():
+        fut = self.session.publish(topic, payload, qos=1)
+        if fut is None:
             return False
-        info = client._client.publish(topic, payload, qos=1)
-        return bool(info.rc == paho.MQTT_ERR_SUCCESS)
+        fut.add_done_callback(lambda f: _report(topic, f))
+        return True
 
     # ----------------------------------------------------------------- connection
 
-    def _make_client(self) -> aiomqtt.Client:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        client = aiomqtt.Client(
-            **mqtt_client_kwargs(
-                self.settings,
-                self.settings.rules.client_id,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                clean_start=True,
-                properties=props,
-                max_inflight_messages=RECEIVE_MAXIMUM,  # alarm bursts go out at once
-                timeout=10,
-            )
+    def _options(self) -> ConnectOptions:
+        return mqtt_connect_options(
+            self.settings,
+            self.settings.rules.client_id,
+            clean_start=True,
+            receive_maximum=RECEIVE_MAXIMUM,
         )
-        enable_manual_ack(client)  # PUBLISH never reaches paho; if one did, we ack it
-        return client
+
+    def _up(self) -> None:
+        self.metrics.mqtt_connected.set(1)
+        self.ready.set()
+        log.info("subscribed to %s", self.filters)
+
+    def _down(self, was_up: bool) -> None:
+        self.metrics.mqtt_connected.set(0)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            client = self._make_client()
-            self._reader = PacketReader(client, self._on_publish)
-            self.client = client
-            try:
-                async with client:
-                    granted = await client.subscribe([(f, 1) for f in self.filters])
-                    refused = [
-                        f
-                        for f, code in zip(self.filters, granted, strict=False)
-                        if getattr(code, "is_failure", False)
-                    ]
-                    if refused:  # the account may lack a protocol's topics: judge the rest
-                        log.warning("broker refused subscriptions %s", refused)
-                    self.connected.set()
-                    if self._paused:
-                        self._reader.pause()
-                    self.metrics.mqtt_connected.set(1)
-                    self.ready.set()
-                    log.info("subscribed to %s", self.filters)
-                    await _until_lost_or_stopped(client, stop)
-            except aiomqtt.MqttError as exc:
-                log.warning("MQTT connection lost or refused: %s; retrying", exc)
-            finally:
-                self._drop_acks()  # message ids belong to the lost connection
-                self.client = None
-                self.connected.clear()
-                self.metrics.mqtt_connected.set(0)
-                if self._reader is not None:
-                    self._reader.close()
-                    self._reader = None
-            if not stop.is_set():
-                await asyncio.sleep(RECONNECT_S)
+        await self.session.run(stop)
 
 
-async def _until_lost_or_stopped(client: aiomqtt.Client, stop: asyncio.Event) -> None:
-    lost: asyncio.Future[None] = asyncio.ensure_future(asyncio.shield(client._disconnected))
-    stopping: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
-    try:
-        waits: set[asyncio.Future[Any]] = {lost, stopping}
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-    if lost in done:
-        exc = lost.exception()
-        if isinstance(exc, aiomqtt.MqttError):
-            raise exc
-        raise aiomqtt.MqttError(f"connection lost: {exc}" if exc else "broker closed")
-    lost.cancel()
+def _report(topic: str, fut: asyncio.Future[int]) -> None:
+    """Surface a refused or unacknowledged alarm publish in the log."""
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    if exc is not None:
+        log.warning("alarm publish to %s not acknowledged: %s", topic, exc)
+    elif fut.result() >= 0x80:
+        log.warning("broker refused alarm publish to %s: %s", topic, reason_name(fut.result()))

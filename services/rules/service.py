@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-import aiomqtt
 import asyncpg
 
 from services.core.db import asyncpg_dsn
@@ -154,10 +153,6 @@ class RulesService:
         return None
 
     # ----------------------------------------------------------------- MQTT
-
-    @property
-    def client(self) -> aiomqtt.Client | None:
-        return self.input.client
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         transitions = self.ingress.handle(topic, payload, self.clock())

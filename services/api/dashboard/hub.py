@@ -24,14 +24,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import aiomqtt
 import orjson
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from services.api.observe import ApiMetrics
 from services.core.contracts import STREAMS as STREAM_NAMES
-from services.core.runtime import mqtt_client_kwargs
+from services.core.mqtt import Backoff, MqttError, Session
+from services.core.mqtt.codec import check_filter
+from services.core.mqtt.connection import reason_name
+from services.core.runtime import mqtt_connect_options, mqtt_endpoint
 from services.core.settings import Settings
 from services.core.tables import STREAM_COLUMNS
 from services.ingest.adapters.native import NativeAdapter
@@ -78,7 +80,7 @@ class AlarmHub:
         self.connected = asyncio.Event()
         self._watchers: set[Watcher] = set()
         self._task: asyncio.Task[None] | None = None
-        self._client: aiomqtt.Client | None = None
+        self._session: Session | None = None
         self._devices: dict[tuple[str, str], int] = {}
         self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._announcing: set[asyncio.Task[None]] = set()
@@ -121,15 +123,21 @@ class AlarmHub:
 
     def _resubscribe(self, device: tuple[str, str], on: bool) -> None:
         """(Un)subscribe a device's streams now if connected; a reconnect does it anyway."""
-        client = self._client
-        if client is None:
+        session = self._session
+        if session is None or not session.up.is_set():
             return
         filt = self._device_filter(device)
 
         async def go() -> None:
             try:
-                await (client.subscribe(filt, qos=0) if on else client.unsubscribe(filt))
-            except aiomqtt.MqttError:
+                if on:
+                    codes = await session.subscribe([(filt, 0)])
+                    if codes and codes[0] >= 0x80:
+                        log.warning("live stream: broker refused %r: %s", filt[:200],
+                                    reason_name(codes[0]))  # fmt: skip
+                else:
+                    await session.unsubscribe([filt])
+            except MqttError:
                 pass  # the connection is going away; the reconnect subscribes anew
             except Exception:  # e.g. a filter the client refuses: this device only
                 log.exception("live stream: could not (un)subscribe %r", filt[:200])
@@ -165,10 +173,14 @@ class AlarmHub:
     async def _publish(self, topic: str, payload: bytes, wait_s: float) -> None:
         try:
             await asyncio.wait_for(self.connected.wait(), wait_s)
-            if self._client is not None:
-                await self._client.publish(topic, payload, qos=1)
+            fut = self._session.publish(topic, payload, 1) if self._session else None
+            if fut is not None:
+                reason = await fut
+                if reason >= 0x80:
+                    log.warning("alarm announcement on %s refused: %s", topic[:200],
+                                reason_name(reason))  # fmt: skip
                 return
-        except (TimeoutError, aiomqtt.MqttError):
+        except (TimeoutError, MqttError):
             pass
         except Exception:  # refused by the client library: log it, never raise into the hub
             log.exception("alarm announcement on %r not published", topic[:200])
@@ -248,49 +260,52 @@ class AlarmHub:
         for w in self._watchers:
             w.offer("status", {"live": live})
 
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        """The alarm filter and every watched device's, asked anew on each connection."""
+        subs = [(alarm_filter(self.settings.mqtt.topic_root), 1)]
+        for device in list(self._devices):
+            filt = self._device_filter(device)
+            try:
+                check_filter(filt)
+            except ValueError:  # one device the client refuses must not stop the others
+                log.warning("live stream: not a valid filter for device %r", device)
+                continue
+            subs.append((filt, 0))
+        return subs
+
+    def _up(self) -> None:
+        self.connected.set()
+        self._status(True)
+
+    def _down(self, was_up: bool) -> None:
+        self.failures += 1  # the hub's connection only ends in an error (or on close)
+        if self.connected.is_set():
+            self.connected.clear()
+            self._status(False)
+
     async def _run(self) -> None:
         client_id = f"factory5g-api-live-{uuid.uuid4().hex[:12]}"
-        filt = alarm_filter(self.settings.mqtt.topic_root)
-        delay = self.reconnect_s
-        while True:
-            since: float | None = None
-            try:
-                kwargs = mqtt_client_kwargs(
-                    self.settings, client_id, protocol=aiomqtt.ProtocolVersion.V5
-                )
-                async with aiomqtt.Client(**kwargs) as client:
-                    await client.subscribe(filt, qos=1)
-                    for device in list(self._devices):
-                        await self._subscribe_device(client, device)
-                    self._client = client
-                    since = asyncio.get_running_loop().time()
-                    self.connected.set()
-                    self._status(True)
-                    async for msg in client.messages:
-                        self._dispatch_safely(str(msg.topic), msg.payload)
-            except aiomqtt.MqttError as exc:
-                self.failures += 1
-                log.warning("live stream: broker unreachable (%s); retrying", exc)
-            except Exception:  # never let one error end every project's live feed
-                self.failures += 1
-                log.exception("live stream failed; reconnecting")
-            finally:
-                self._client = None
-            if self.connected.is_set():
-                self.connected.clear()
-                self._status(False)
-            if since is not None and asyncio.get_running_loop().time() - since >= STABLE_S:
-                delay = self.reconnect_s
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.reconnect_max_s)
 
-    async def _subscribe_device(self, client: aiomqtt.Client, device: tuple[str, str]) -> None:
+        def on_publish(topic: str, payload: bytes, mid: int, qos: int) -> None:
+            self._dispatch_safely(topic, payload)
+            if qos:  # QoS 1 alarms: acknowledged once dispatched
+                session.ack(session.gen, [mid])
+
+        session = Session(
+            mqtt_endpoint(self.settings),
+            lambda: mqtt_connect_options(self.settings, client_id, clean_start=True),
+            self._subscriptions,
+            lambda topic, payload, mid, qos, dup: on_publish(topic, payload, mid, qos),
+            Backoff(self.reconnect_s, self.reconnect_max_s, jitter=False, stable_s=STABLE_S),
+            refused_is_fatal=False,
+            on_up=self._up,
+            on_down=self._down,
+        )
+        self._session = session
         try:
-            await client.subscribe(self._device_filter(device), qos=0)
-        except aiomqtt.MqttError:
-            raise
-        except Exception:  # one device the client refuses must not stop the others
-            log.exception("live stream: could not subscribe to device %r", device)
+            await session.run(asyncio.Event())  # until cancelled by `close`
+        finally:
+            self._session = None
 
     def _dispatch_safely(self, topic: str, payload: Any) -> None:
         try:
