@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import aiomqtt
 import orjson
 
 from services.core.contracts import decode
+from services.core.mqtt import codec
 from services.core.settings import Settings, load_settings
 from services.devstack.servers import Mosquitto
 from tests.test_ingest_helpers import (
@@ -204,12 +204,17 @@ async def test_status_topic_sets_online_state(database_url: str, broker: Mosquit
         return bool(rows) and rows[0][0] is value
 
     async with running(settings):
-        # The device dies: its will says offline.
-        will = aiomqtt.Will(status, b'{"online": false}', qos=1)
-        async with aiomqtt.Client("127.0.0.1", broker.port, will=will) as dev:
-            await dev.publish(topic(project, "agv", "agv-7"), _agv(now_ms), qos=1)
-            await wait_until(lambda: online_is(True), 10)
-            dev._client._sock_close()  # drop the TCP connection without DISCONNECT
+        # The device dies: its will says offline. A bare socket, so that it can vanish
+        # without DISCONNECT.
+        will = codec.Will(status, b'{"online": false}', qos=1)
+        _, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+        writer.write(codec.encode_connect(codec.ConnectOptions(f"agv-7-{project}", will=will)))
+        writer.write(
+            codec.encode_publish(topic(project, "agv", "agv-7"), _agv(now_ms), qos=1, packet_id=1)
+        )
+        await writer.drain()
+        await wait_until(lambda: online_is(True), 10)
+        writer.transport.abort()  # drop the TCP connection without DISCONNECT
         await wait_until(lambda: online_is(False), 10)
         await publish(broker.port, [(status, b"online")])
         await wait_until(lambda: online_is(True), 10)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +42,26 @@ def _pysparkplug_on_paho2(monkeypatch: pytest.MonkeyPatch) -> None:
     import paho.mqtt.client as paho
 
     monkeypatch.setattr(paho.Client, "message_retry_set", lambda self, retry: None, raising=False)
+
+
+# A pysparkplug edge node with one device, "press"; each line on stdin is a new Line Speed.
+EDGE_NODE = """
+import sys, time
+import paho.mqtt.client as paho
+paho.Client.message_retry_set = lambda self, retry: None  # see _pysparkplug_on_paho2
+import pysparkplug as psp
+port, node_id = int(sys.argv[1]), sys.argv[2]
+now = lambda: int(time.time() * 1000)
+FLOAT, UINT32 = psp.DataType.FLOAT, psp.DataType.UINT32
+speed = psp.Metric(timestamp=now(), name="Line Speed", datatype=FLOAT, value=2.5)
+node = psp.EdgeNode(group_id="plant1", edge_node_id=node_id, metrics=[speed])
+force = psp.Metric(timestamp=now(), name="Force/kN", datatype=UINT32, value=420)
+node.register(psp.Device(device_id="press", metrics=[force]))
+node.connect("127.0.0.1", port=port, blocking=False)
+for line in sys.stdin:
+    node.update([psp.Metric(timestamp=now(), name="Line Speed", datatype=FLOAT, value=float(line))])
+time.sleep(3600)
+"""
 
 
 def _now() -> int:
@@ -164,22 +186,21 @@ async def test_edge_node_births_register_metrics_and_ndeath_marks_offline(
     adapter = SparkplugAdapter(host_id=f"h{uuid.uuid4().hex[:6]}")
     node_id = f"n{uuid.uuid4().hex[:6]}"
     async with run_host(broker.port, adapter) as host:
-        speed = psp.Metric(timestamp=_now(), name="Line Speed", datatype=DT.FLOAT, value=2.5)
-        node = psp.EdgeNode(group_id="plant1", edge_node_id=node_id, metrics=[speed])
-        force = psp.Metric(timestamp=_now(), name="Force/kN", datatype=DT.UINT32, value=420)
-        node.register(psp.Device(device_id="press", metrics=[force]))
-        node.connect("127.0.0.1", port=broker.port, blocking=False)
-        paho_client = node._client._client
+        # The edge node runs in a process of its own, so that it can crash for real.
+        node = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", EDGE_NODE, str(broker.port), node_id, stdin=subprocess.PIPE
+        )
+        assert node.stdin is not None
         try:
-            await wait_for(lambda: (f"{node_id}.press", True) in host.events())
-            faster = psp.Metric(timestamp=_now(), name="Line Speed", datatype=DT.FLOAT, value=3.0)
-            node.update([faster])
+            await wait_for(lambda: (f"{node_id}.press", True) in host.events(), 30)
+            node.stdin.write(b"3.0\n")
+            await node.stdin.drain()
             await wait_for(lambda: {"Line_Speed": 3.0} in host.telemetry(node_id))
         finally:
-            # A crash, not a goodbye: stop the network thread (no reconnect) and drop the
-            # socket, so the broker publishes the NDEATH will registered at connect.
-            paho_client.loop_stop()
-            paho_client.socket().close()
+            # A crash, not a goodbye: SIGKILL closes the socket without DISCONNECT, so the
+            # broker publishes the NDEATH will registered at connect.
+            node.kill()
+            await node.wait()
         await wait_for(lambda: (node_id, False) in host.events())
 
     assert {"Line_Speed": 2.5} in host.telemetry(node_id)
