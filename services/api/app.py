@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.fast_pool = FastPool(settings)
         app.state.alarm_hub = AlarmHub(settings, app.state.metrics)
-        app.state.readiness = Readiness(engine, db.head_revisions())
+        app.state.readiness = Readiness(engine, db.revision_chain())
         await app.state.readiness.check()
         await _ensure_bootstrap_key(engine, settings)
         tasks = [asyncio.create_task(app.state.readiness.loop())]

@@ -118,6 +118,12 @@ def head_revisions() -> set[str]:
     return set(script.get_heads())
 
 
+def revision_chain() -> list[str]:
+    """Every revision of the linear chain, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
 def current_revisions(url: str) -> set[str]:
     engine = sa.create_engine(sync_url(url))
     try:

@@ -26,9 +26,9 @@ READY_INTERVAL_S = 5.0
 
 
 class Readiness:
-    def __init__(self, engine: AsyncEngine, heads: set[str]) -> None:
+    def __init__(self, engine: AsyncEngine, chain: list[str]) -> None:
         self.engine = engine
-        self.heads = heads
+        self.chain = chain  # the migrations, oldest first; the last is the head
         self.ok = False
         self.detail: dict[str, Any] = {"database": "not checked yet"}
         self.checked_at = 0.0
@@ -43,7 +43,10 @@ class Readiness:
             self.ok = False
             self.detail = {"database": f"unreachable: {type(exc).__name__}: {exc}"[:300]}
         else:
-            missing = sorted(self.heads - current)
+            # Everything after the newest revision the database records is missing (a
+            # database recording no revision of the chain misses all of them).
+            newest = max((self.chain.index(r) for r in current if r in self.chain), default=-1)
+            missing = self.chain[newest + 1 :]
             self.ok = not missing
             self.detail = {
                 "database": "ok",
