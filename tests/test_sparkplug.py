@@ -23,11 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.contracts import ContractError, Reason
-from services.devstack.servers import Mosquitto
-from services.ingest.adapters.base import AdapterResult
-from services.ingest.adapters.sparkplug import SparkplugAdapter
 from services.protocols import sparkplug as spb
+from services.protocols.adapters.base import AdapterResult
+from services.protocols.adapters.sparkplug import SparkplugAdapter
 
 DT = psp.DataType
 
@@ -456,7 +456,7 @@ def test_well_formed_protobuf_with_wild_values_raises_only_contract_errors(
 
 
 async def test_simulated_line_is_understood_by_the_host(broker: Mosquitto) -> None:
-    from services.simulator.protocols import publish_sparkplug_line, sparkplug_will
+    from f5gdev.simulator.protocols import publish_sparkplug_line, sparkplug_will
 
     adapter = SparkplugAdapter()
     group = f"g{uuid.uuid4().hex[:6]}"

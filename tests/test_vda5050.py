@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.contracts import AgvRecord, ContractError, Reason
-from services.devstack.servers import Mosquitto
-from services.ingest.adapters.vda5050 import Vda5050Adapter
+from services.protocols.adapters.vda5050 import Vda5050Adapter
 
 
 def state_msg(header: int, serial: str = "AGV-001", **changes: Any) -> dict[str, Any]:
@@ -291,7 +291,7 @@ def test_arbitrary_json_raises_only_contract_errors(
 
 
 async def test_simulated_fleet_is_understood_by_the_adapter(broker: Mosquitto) -> None:
-    from services.simulator.protocols import publish_vda5050_fleet
+    from f5gdev.simulator.protocols import publish_vda5050_fleet
 
     iface = f"i{uuid.uuid4().hex[:6]}"
     adapter = Vda5050Adapter(interface=iface)
