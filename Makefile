@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint typecheck unit bootstrap servers clean
+.PHONY: run test lint typecheck imports unit bootstrap servers clean
 
 bootstrap: $(VENV)/.installed
 
@@ -32,7 +32,11 @@ lint: bootstrap
 typecheck: bootstrap
 	$(BIN)/mypy
 
-test: bootstrap servers lint typecheck
+# The layering contract (pyproject.toml [tool.importlinter], docs/architecture.md#layers).
+imports: bootstrap
+	$(BIN)/lint-imports
+
+test: bootstrap servers lint typecheck imports
 	CI=$${CI:-true} $(BIN)/pytest -q
 
 clean:
