@@ -1,5 +1,5 @@
-"""Development commands of `factory5g`: the local stack, the simulated factory, the whole
-platform in one process tree, benchmarks, seeding and dashboard screenshots.
+"""Development commands of `factory5g`: the local stack, the whole platform in one process
+tree, benchmarks, seeding and dashboard screenshots.
 
 They live beside the services, not in them: the runtime package (`pip install factory5g`)
 does not ship this package, and `services.cli` registers these commands only when it is
@@ -18,7 +18,7 @@ import typer
 from f5gdev.dashboard.cli import dashboard_app
 from f5gdev.devstack.stack import use_local_passfile
 from services.core.runtime import run_async
-from services.core.settings import Settings, SimulatorSettings, load_settings
+from services.core.settings import Settings, load_settings
 
 __all__ = ["register", "use_local_passfile"]
 
@@ -27,7 +27,6 @@ def register(
     app: typer.Typer,
     db_app: typer.Typer,
     settings: Callable[[], Settings],
-    help_for: Callable[[str, type], str],
 ) -> None:
     """Add the development commands to the program and its `db` group."""
     stack_app = typer.Typer(help="Local stack: real Mosquitto and PostgreSQL + TimescaleDB.")
@@ -39,23 +38,6 @@ def register(
     db_app.command("roles")(db_roles)
     app.add_typer(dashboard_app, name="dashboard")
     app.command()(seed)
-
-    @app.command(
-        help=help_for(
-            "Simulated factory: vision stations, AGVs, 5G modules and machines publishing "
-            "over MQTT.",
-            SimulatorSettings,
-        )
-    )
-    def simulate(
-        duration: Annotated[
-            float | None,
-            typer.Option(help="Stop after this many seconds (default: run until Ctrl-C)."),
-        ] = None,
-    ) -> None:
-        from f5gdev.simulator.factory import run
-
-        run(settings(), duration=duration)
 
     @app.command()
     def up(

@@ -23,7 +23,7 @@ from services.core.contracts import (
     parse_ts,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "services" / "core" / "schemas" / "examples"
 
 
 def _examples(label: str) -> list[tuple[str, Path]]:

@@ -34,7 +34,7 @@ from services.protocols.adapters.base import Adapter, AdapterResult
 from services.protocols.adapters.registry import load_adapters
 
 T = TypeVar("T")
-EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "services" / "core" / "schemas" / "examples"
 NOW = datetime.now(UTC)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -23,10 +23,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from f5gdev.devstack.servers import Mosquitto
-from f5gdev.simulator.factory import LINE_MACHINES, LINE_METRICS, publish_fleet
 from services.core.settings import Settings, load_settings
 from services.protocols import sparkplug as spb
 from services.protocols.adapters.sparkplug import DEVICE_KIND, NODE_KIND
+from services.simulator.factory import LINE_MACHINES, LINE_METRICS, publish_fleet
 from tests.test_ingest_helpers import query, running, scalar, wait_until
 
 DT = psp.DataType

@@ -9,9 +9,9 @@ import aiomqtt
 import orjson
 
 from f5gdev.devstack.servers import Mosquitto
-from f5gdev.simulator.factory import build_fleet, publish_fleet
 from services.core.contracts import decode, parse_topic
 from services.core.settings import Settings
+from services.simulator.factory import build_fleet, publish_fleet
 from tests.conftest import make_settings
 
 

@@ -456,7 +456,7 @@ def test_well_formed_protobuf_with_wild_values_raises_only_contract_errors(
 
 
 async def test_simulated_line_is_understood_by_the_host(broker: Mosquitto) -> None:
-    from f5gdev.simulator.protocols import publish_sparkplug_line, sparkplug_will
+    from services.simulator.protocols import publish_sparkplug_line, sparkplug_will
 
     adapter = SparkplugAdapter()
     group = f"g{uuid.uuid4().hex[:6]}"

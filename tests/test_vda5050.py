@@ -291,7 +291,7 @@ def test_arbitrary_json_raises_only_contract_errors(
 
 
 async def test_simulated_fleet_is_understood_by_the_adapter(broker: Mosquitto) -> None:
-    from f5gdev.simulator.protocols import publish_vda5050_fleet
+    from services.simulator.protocols import publish_vda5050_fleet
 
     iface = f"i{uuid.uuid4().hex[:6]}"
     adapter = Vda5050Adapter(interface=iface)

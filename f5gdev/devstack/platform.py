@@ -25,7 +25,7 @@ SERVICES = (
     ("ingest", "services.ingest.service"),
     ("rules", "services.rules.service"),
     ("api", "services.api.server"),
-    ("simulate", "f5gdev.simulator.factory"),
+    ("simulate", "services.simulator.factory"),
 )
 
 

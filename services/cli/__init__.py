@@ -16,6 +16,7 @@ from services.core.settings import (
     MqttSettings,
     RulesSettings,
     Settings,
+    SimulatorSettings,
     describe,
     load_settings,
 )
@@ -160,7 +161,23 @@ from services.cli.devices import devices_app  # noqa: E402
 app.add_typer(devices_app, name="devices")
 
 if _DEV is not None:
-    _DEV.register(app, db_app, _settings, lambda intro, cls: _help(intro, (cls, "simulator")))
+    _DEV.register(app, db_app, _settings)
+
+
+@app.command(
+    help=_help(
+        "Simulated factory: vision stations, AGVs, 5G modules and machines publishing over MQTT.",
+        (SimulatorSettings, "simulator"),
+    )
+)
+def simulate(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
+) -> None:
+    from services.simulator.factory import run
+
+    run(_settings(), duration=duration)
 
 
 @app.command("settings")

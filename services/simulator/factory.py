@@ -11,14 +11,14 @@ from dataclasses import dataclass
 import aiomqtt
 import orjson
 
-from f5gdev.simulator.devices import Agv, FiveGModule, Machine, SimDevice, VisionStation
-from f5gdev.simulator.protocols import (
+from services.core.runtime import mqtt_client_kwargs, run_async
+from services.core.settings import Settings
+from services.simulator.devices import Agv, FiveGModule, Machine, SimDevice, VisionStation
+from services.simulator.protocols import (
     publish_sparkplug_line,
     publish_vda5050_fleet,
     sparkplug_will,
 )
-from services.core.runtime import mqtt_client_kwargs, run_async
-from services.core.settings import Settings
 
 log = logging.getLogger("factory5g.simulate")
 
