@@ -3,8 +3,9 @@ tree, benchmarks, seeding and dashboard screenshots.
 
 They live beside the services, not in them: the runtime package (`pip install factory5g`)
 does not ship this package, and `services.cli` registers these commands only when it is
-importable (a source checkout or `pip install -e '.[dev]'`). Nothing under `services`
-other than the CLI may import it (the import contract in pyproject.toml says so).
+importable (a checkout set up by `make bootstrap`, which puts it on the venv's path).
+Nothing under `services` other than the CLI may import it (the import contract in
+pyproject.toml says so).
 """
 
 from __future__ import annotations

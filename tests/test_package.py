@@ -176,3 +176,13 @@ def test_installed_wheel_runs_with_runtime_dependencies_only(wheel: Path, tmp_pa
     }
     assert {"ingest", "rules", "api", "simulate", "db", "keys", "devices", "settings"} <= commands
     assert not commands & {"stack", "up", "bench", "seed", "dashboard"}, commands
+
+    # Device accounts need the broker's directory named: there is no local stack to default to.
+    no_dir = _run(str(venv / "bin" / "factory5g"), "devices", "list", cwd=tmp_path)
+    assert no_dir.returncode == 2, no_dir.stdout + no_dir.stderr
+    assert "--auth-dir" in no_dir.stderr
+    auth = tmp_path / "auth"
+    made_dir = _run(
+        str(venv / "bin" / "factory5g"), "devices", "list", "--auth-dir", str(auth), cwd=tmp_path
+    )
+    assert made_dir.returncode == 0, made_dir.stderr
