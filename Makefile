@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint typecheck unit bootstrap servers clean
+.PHONY: run test lint typecheck imports unit bootstrap servers clean
 
 bootstrap: $(VENV)/.installed
 
@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# The development tooling (f5gdev/, loadtests/) is not part of the distribution (the wheel
+	# holds services/ only): the checkout goes on the venv's path so it imports from here.
+	$(BIN)/python -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "factory5g-dev.pth").write_text("$(CURDIR)\n")'
 	# Third-party Sparkplug B edge node for the adapter tests; it pins paho-mqtt<2 in its
 	# metadata but runs on paho-mqtt 2 (tests prove it), so it is installed without its pins.
 	$(BIN)/pip install -q --no-deps 'pysparkplug==0.6.1'
@@ -32,7 +35,11 @@ lint: bootstrap
 typecheck: bootstrap
 	$(BIN)/mypy
 
-test: bootstrap servers lint typecheck
+# The layering contract (pyproject.toml [tool.importlinter], docs/architecture.md#layers).
+imports: bootstrap
+	$(BIN)/lint-imports
+
+test: bootstrap servers lint typecheck imports
 	CI=$${CI:-true} $(BIN)/pytest -q
 
 clean:

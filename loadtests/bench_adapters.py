@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 
 from loadtests.procs import INGESTORS, Ingestor, wait_until
 from loadtests.runner import BenchEnv
-from services.ingest.adapters.sparkplug import SparkplugAdapter
-from services.ingest.adapters.vda5050 import Vda5050Adapter
 from services.protocols import sparkplug as spb
+from services.protocols.adapters.sparkplug import SparkplugAdapter
+from services.protocols.adapters.vda5050 import Vda5050Adapter
 
 METRICS_PER_MESSAGE = 20
 

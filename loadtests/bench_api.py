@@ -4,7 +4,7 @@
     python -m loadtests.bench_api --days 3 --devices 40  # a reduced run
 
 Starts its own PostgreSQL + TimescaleDB (temporary directory, free port) unless given
---database-url, seeds it with `services.api.seed` (binary COPY) and builds the rollups,
+--database-url, seeds it with `f5gdev.seed` (binary COPY) and builds the rollups,
 starts `factory5g api` as a separate process, then measures from this process:
 sequential latency of the KPI summary over 24 h and over the whole range and of a
 500-point series of one field of one device over the whole range; and the throughput of
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import httpx
 
-from services.api.seed.generate import SeedPlan, default_end, describe, seed
+from f5gdev.devstack.servers import Postgres, free_port
+from f5gdev.seed.generate import SeedPlan, default_end, describe, seed
 from services.core import db
-from services.devstack.servers import Postgres, free_port
 
 TARGETS = {
     "kpi_24h_p95_ms": 50.0,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from loadtests.payloads import PayloadMaker
 from services.core.contracts import decode
-from services.ingest.rows import BUILDERS
+from services.protocols.rows import BUILDERS
 
 
 def bench(stream: str, batch: int, repeats: int) -> float:

@@ -32,8 +32,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.core.mqtt import Connection, ConnectOptions
-from services.devstack.servers import Mosquitto, free_port
 
 TOPIC = "bench/drain"
 PAYLOAD = bytes(range(200))

@@ -27,7 +27,7 @@ from paho.mqtt.properties import Properties
 from services.core.contracts import ContractError, decode, parse_topic
 from services.core.settings import load_settings
 from services.core.streams import STREAM_DEFS
-from services.ingest.rows import BUILDERS
+from services.protocols.rows import BUILDERS
 
 # One INSERT per row, columns and tuples from the stream definitions (the row builders are
 # the ingest's own, called for one record at a time; the naive part is how rows are written).

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.devstack.servers import free_port
+from f5gdev.devstack.servers import free_port
 
 INGESTORS: dict[str, list[str]] = {
     "ingest": [sys.executable, "-m", "services.cli", "ingest"],

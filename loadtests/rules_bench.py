@@ -21,14 +21,14 @@ import paho.mqtt.client as mqtt
 import psycopg2
 from paho.mqtt.enums import CallbackAPIVersion
 
+from f5gdev.devstack.servers import free_port
 from loadtests import stats
 from loadtests.fleet import Fleet
 from loadtests.observer import Observer
 from loadtests.payloads import STREAM_TABLE, topic
 from loadtests.procs import INGESTORS, Ingestor, wait_until
 from loadtests.runner import BenchEnv, RunResult, Workload, wait_ready
-from services.devstack.servers import free_port
-from services.rules.publisher import alarm_filter
+from services.protocols.alarms import alarm_filter
 
 RULES_COMMAND = [*INGESTORS["ingest"][:-1], "rules"]
 PROJECT = "bench"

@@ -22,6 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from f5gdev.devstack.servers import Mosquitto, Postgres, free_port
 from loadtests import stats
 from loadtests.fleet import Fleet, FleetConfig, FleetTotals
 from loadtests.observer import Audit, CommittedCounter, Observer
@@ -36,7 +37,6 @@ from loadtests.payloads import (
 from loadtests.procs import Ingestor, wait_until
 from loadtests.publisher import device_names
 from services.core import db
-from services.devstack.servers import Mosquitto, Postgres, free_port
 
 Progress = Callable[[str], None]
 

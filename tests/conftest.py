@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto, Postgres, free_port
 from services.core import db
 from services.core.settings import Settings, load_settings
-from services.devstack.servers import Mosquitto, Postgres, free_port
 
 
 @pytest.fixture(scope="session")

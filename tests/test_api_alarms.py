@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from services.devstack.servers import Mosquitto
+from f5gdev.devstack.servers import Mosquitto
 from tests.conftest import make_settings
 from tests.test_api_support import Keys, api_settings, auth, client, insert_alarms, make_keys
 

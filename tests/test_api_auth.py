@@ -151,7 +151,7 @@ async def test_readyz_reports_missing_migrations(new_database: Callable[..., str
 
 
 async def test_readyz_reports_an_unreachable_database() -> None:
-    from services.devstack.servers import free_port
+    from f5gdev.devstack.servers import free_port
     from tests.conftest import make_settings
 
     settings = make_settings(

@@ -30,8 +30,8 @@ from schemathesis.checks import (
 )
 from schemathesis.python import asgi
 
+from f5gdev.devstack.servers import Mosquitto
 from services.api.app import create_app
-from services.devstack.servers import Mosquitto
 from tests.conftest import make_settings
 from tests.test_api_support import make_keys, seed_small
 

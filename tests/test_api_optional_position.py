@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from f5gdev.devstack.servers import Mosquitto
 from services.api.app import make_engine
 from services.api.rollups import maintain
 from services.core.settings import load_settings
-from services.devstack.servers import Mosquitto
 from tests.test_api_support import api_settings, auth, client, make_keys
 from tests.test_ingest_helpers import publish, running, scalar, wait_until
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.api.seed.generate import KINDS_ALL, METRICS
+from f5gdev.seed.generate import KINDS_ALL, METRICS
 from services.core import db
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from f5gdev.seed.generate import SeedPlan, default_end, seed
 from services.api.app import create_app, make_engine
 from services.api.auth import keys
 from services.api.rollups import maintain
-from services.api.seed.generate import SeedPlan, default_end, seed
 from services.core.settings import Settings
 from tests.conftest import make_settings
 

@@ -23,7 +23,7 @@ from services.core.contracts import (
     parse_ts,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "services" / "core" / "schemas" / "examples"
 
 
 def _examples(label: str) -> list[tuple[str, Path]]:
@@ -155,7 +155,7 @@ def test_decoder_agrees_with_schema_on_generated_link_records(doc: Any) -> None:
 
 
 def test_alarm_topics_are_never_device_streams() -> None:
-    from services.rules.publisher import alarm_filter, alarm_topic
+    from services.protocols.alarms import alarm_filter, alarm_topic
 
     topic = alarm_topic("f5g/v1", "p1", "agv", "agv-01", "battery_low")
     assert topic == "f5g/v1/p1/alarms/agv/agv-01/battery_low"

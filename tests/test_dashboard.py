@@ -18,7 +18,7 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 from playwright.sync_api import sync_playwright
 
-from services.api.dashboard.browser import (
+from f5gdev.dashboard.browser import (
     CHROMIUM,
     PROJECT_CHARTS,
     launch,

@@ -17,8 +17,8 @@ import aiomqtt
 import orjson
 from pydantic import TypeAdapter
 
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.api.dashboard.hub import AlarmHub, Watcher
-from services.devstack.servers import Mosquitto, free_port
 from services.security.broker_auth import BrokerAuth, Credentials
 from tests.conftest import make_settings
 

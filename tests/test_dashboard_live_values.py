@@ -17,7 +17,7 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 from playwright.sync_api import sync_playwright
 
-from services.api.dashboard.browser import CHROMIUM, launch, sign_in, wait_charts
+from f5gdev.dashboard.browser import CHROMIUM, launch, sign_in, wait_charts
 from services.ingest.service import IngestService
 from tests.conftest import make_settings
 from tests.test_dashboard_support import Stack, browser_required, stack_fixture  # noqa: F401

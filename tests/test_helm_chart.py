@@ -853,11 +853,15 @@ def test_dockerfile_builds_one_non_root_image_for_every_service() -> None:
     assert len(re.findall(r"^FROM \$\{PYTHON_IMAGE\} AS \w+$", text, re.M)) == 2
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert re.search(r'^ENTRYPOINT \["factory5g"\]$', text, re.M)
-    assert re.search(r"^COPY schemas/ \./schemas/$", text, re.M)
-    assert "pip install --no-deps -e ." in text
-    assert "COPY --from=build /app /app" in text
+    # A wheel, not an editable install: the runtime stage takes the venv and no source tree.
+    assert re.search(r"^RUN pip wheel --no-deps --wheel-dir /wheels \. ", text, re.M)
+    assert "pip install --no-deps /wheels/factory5g-*.whl" in text
+    assert not re.search(r"pip install[^\n]* -e ", text)
+    assert "COPY --from=build /opt/venv /opt/venv" in text
+    assert "COPY --from=build /app" not in text
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
-    assert {"*", "!pyproject.toml", "!services/", "!schemas/"} <= set(ignore)
+    assert {"*", "!pyproject.toml", "!services/"} <= set(ignore)
+    assert not {"!f5gdev/", "!loadtests/", "!schemas/"} & set(ignore)
 
 
 def test_chart_user_matches_the_image_user(chart: helm.Chart) -> None:

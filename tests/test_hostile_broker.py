@@ -19,10 +19,10 @@ from collections.abc import Callable
 import aiomqtt
 import orjson
 
+from f5gdev import hostile
+from f5gdev.devstack.servers import Mosquitto
 from services.core.contracts import Reason
 from services.core.settings import Settings
-from services.devstack.servers import Mosquitto
-from services.security import hostile
 from tests.conftest import make_settings
 from tests.test_ingest_helpers import publish, query, running, wait_count
 

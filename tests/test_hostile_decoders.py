@@ -19,6 +19,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from f5gdev import hostile
 from services.core.contracts import (
     STREAMS,
     ContractError,
@@ -28,13 +29,12 @@ from services.core.contracts import (
     parse_topic,
 )
 from services.core.settings import load_settings
-from services.ingest.adapters.base import Adapter, AdapterResult
-from services.ingest.adapters.registry import load_adapters
 from services.protocols import sparkplug_b_pb2 as pb
-from services.security import hostile
+from services.protocols.adapters.base import Adapter, AdapterResult
+from services.protocols.adapters.registry import load_adapters
 
 T = TypeVar("T")
-EXAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "services" / "core" / "schemas" / "examples"
 NOW = datetime.now(UTC)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

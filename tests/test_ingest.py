@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.contracts import decode
 from services.core.mqtt import codec
 from services.core.settings import Settings, load_settings
-from services.devstack.servers import Mosquitto
 from tests.test_ingest_helpers import (
     EXAMPLES,
     inspection,
@@ -273,7 +273,7 @@ def _received(service: Any) -> int:
 
 
 async def test_metrics_and_health_endpoints(database_url: str, broker: Mosquitto) -> None:
-    from services.devstack.servers import free_port
+    from f5gdev.devstack.servers import free_port
 
     port = free_port()
     settings = _settings(database_url, broker.port, metrics_port=port)

@@ -18,15 +18,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from f5gdev.devstack.servers import Mosquitto, Postgres
 from services.core.metrics import service_registry
 from services.core.settings import Settings, load_settings
-from services.devstack.servers import Mosquitto, Postgres
-from services.ingest.adapters.registry import load_adapters
-from services.ingest.batch import Batch
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import Pipeline
 from services.ingest.writer import Writer
 from services.protocols import sparkplug_b_pb2 as pb
+from services.protocols.adapters.registry import load_adapters
+from services.protocols.batch import Batch
+from services.protocols.pipeline import Pipeline
 from services.security import db_roles
 from tests.test_ingest_helpers import inspection, publish, query, running, scalar, wait_until
 

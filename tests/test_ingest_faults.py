@@ -18,9 +18,9 @@ import aiomqtt
 import orjson
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto, Postgres, free_port
 from services.core import db
 from services.core.settings import Settings, load_settings
-from services.devstack.servers import Mosquitto, Postgres, free_port
 from tests.test_ingest_helpers import (
     IngestProcess,
     ingest_env,

@@ -22,7 +22,7 @@ from services.core.settings import Settings
 from services.ingest.service import IngestService
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "schemas" / "examples"
+EXAMPLES = REPO / "services" / "core" / "schemas" / "examples"
 ROOT = "f5g/v1"
 KINDS = {"inspection": "camera", "agv": "agv", "link": "cpe", "telemetry": "machine"}
 

@@ -12,8 +12,8 @@ import aiomqtt
 import pytest
 import uvloop
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.mqtt import Connection, ConnectOptions
-from services.devstack.servers import Mosquitto
 
 MESSAGES = 20_000
 PAYLOAD = 600  # about one Sparkplug DDATA of 20 metrics

@@ -15,8 +15,8 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 import uvicorn
 
+from f5gdev.devstack.servers import Mosquitto
 from services.api.app import create_app
-from services.devstack.servers import Mosquitto
 from tests.conftest import make_settings
 from tests.test_api_support import Keys, make_keys
 from tests.test_dashboard_support import Loop, free_port

@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from f5gdev.devstack.servers import Mosquitto, Postgres, free_port
 from loadtests import report, stats
 from loadtests.payloads import (
     ROWS_PER_RECORD,
@@ -44,7 +45,6 @@ from loadtests.runner import (
 from loadtests.scenarios import SCENARIOS
 from services.core.contracts import decode, parse_topic
 from services.core.settings import load_settings
-from services.devstack.servers import Mosquitto, Postgres, free_port
 
 TINY = Workload(
     stream="link",
@@ -83,8 +83,8 @@ def test_payloads_obey_the_contract_and_carry_seq_and_publish_time(stream: str, 
 
 
 def test_vda5050_and_sparkplug_payloads_decode_through_the_ingest_adapters() -> None:
-    from services.ingest.adapters.sparkplug import create_adapter as sparkplug_adapter
-    from services.ingest.adapters.vda5050 import create_adapter as vda_adapter
+    from services.protocols.adapters.sparkplug import create_adapter as sparkplug_adapter
+    from services.protocols.adapters.vda5050 import create_adapter as vda_adapter
 
     now = datetime.now(UTC)
     settings = load_settings(ingest={"vda5050_default_project": "bench"})

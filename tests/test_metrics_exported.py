@@ -23,7 +23,7 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.devstack.servers import Mosquitto, free_port
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.protocols import sparkplug_b_pb2 as pb
 from tests.helm_support import CHART_DIR, REPO_ROOT, metric_names
 
@@ -249,8 +249,8 @@ def test_nothing_registers_on_the_global_registry(database_url: str, broker: Mos
     from prometheus_client import REGISTRY
 
     from services.api.app import create_app
-    from services.ingest.adapters.registry import load_adapters
     from services.ingest.service import IngestService
+    from services.protocols.adapters.registry import load_adapters
     from services.rules.service import RulesService
     from tests.conftest import make_settings
 

@@ -14,9 +14,9 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from f5gdev.devstack.servers import PG_BIN
 from services.core import db
 from services.core.tables import HYPERTABLES, STREAM_KEYS, UNINDEXED_BY_PROJECT
-from services.devstack.servers import PG_BIN
 
 
 def _scalar(url: str, sql: str) -> object:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.core.mqtt import Backoff, Session
 from services.core.mqtt.connection import Connection, MqttError
 from services.core.runtime import mqtt_connect_options, mqtt_endpoint
 from services.core.settings import MqttSettings, Settings
-from services.devstack.servers import Mosquitto, free_port
 from services.security.broker_auth import BrokerAuth
 from services.security.certs import DevCA
 

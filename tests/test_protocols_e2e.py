@@ -22,10 +22,10 @@ import pysparkplug as psp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.settings import Settings, load_settings
-from services.devstack.servers import Mosquitto
-from services.ingest.adapters.sparkplug import DEVICE_KIND, NODE_KIND
 from services.protocols import sparkplug as spb
+from services.protocols.adapters.sparkplug import DEVICE_KIND, NODE_KIND
 from services.simulator.factory import LINE_MACHINES, LINE_METRICS, publish_fleet
 from tests.test_ingest_helpers import query, running, scalar, wait_until
 

@@ -20,9 +20,9 @@ import pytest
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import generate_latest
 
-from services.devstack.servers import Mosquitto
-from services.ingest.adapters.sparkplug import SparkplugAdapter
+from f5gdev.devstack.servers import Mosquitto
 from services.protocols import sparkplug_b_pb2 as pb
+from services.protocols.adapters.sparkplug import SparkplugAdapter
 from tests.test_rules_service import events_of, keys, publish, start_service, wait_for
 
 

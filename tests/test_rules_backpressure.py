@@ -15,8 +15,8 @@ import asyncpg
 import orjson
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.db import asyncpg_dsn
-from services.devstack.servers import Mosquitto
 from services.rules import service as rules_service
 from tests.test_rules_scenarios import agv
 from tests.test_rules_service import publish, start_service, wait_for

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from services.devstack.servers import Mosquitto
+from f5gdev.devstack.servers import Mosquitto
 from tests.test_rules_service import events_of, keys, publish, start_service, wait_for
 
 T0 = datetime.now(UTC) - timedelta(minutes=2)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from services.devstack.servers import Mosquitto
+from f5gdev.devstack.servers import Mosquitto
 from tests.test_rules_scenarios import agv
 from tests.test_rules_service import events_of, keys, publish, start_service, wait_for
 

@@ -20,9 +20,9 @@ import asyncpg
 import orjson
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.db import asyncpg_dsn
-from services.devstack.servers import Mosquitto
-from services.rules import lifecycle
+from services.protocols import alarm_lifecycle as lifecycle
 from services.rules.config import parse_rules
 from services.rules.engine import Engine
 from services.rules.replay import replay

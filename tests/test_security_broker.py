@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from services.devstack.servers import Mosquitto, free_port
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.security.broker_auth import BrokerAuth, Credentials
 
 V5 = aiomqtt.ProtocolVersion.V5
@@ -173,7 +173,7 @@ async def test_service_accounts_receive_what_their_services_subscribe_to(
     """The ACL table must follow the services, or a service starves: each filter a service
     subscribes to must be granted, and delivery on it is what counts."""
     from services.core.settings import load_settings
-    from services.ingest.adapters.registry import load_adapters
+    from services.protocols.adapters.registry import load_adapters
     from services.rules.service import RulesService
 
     server, auth = secured

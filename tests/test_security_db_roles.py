@@ -12,9 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto, Postgres, StackError
 from services.api.auth.keys import hash_token as keys_hash
 from services.core import db
-from services.devstack.servers import Mosquitto, Postgres, StackError
 from services.security import db_roles
 from tests.conftest import make_settings
 from tests.test_api_support import api_settings, client

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from f5gdev.devstack.servers import free_port
+from f5gdev.devstack.stack import LocalStack
+from f5gdev.devstack.stack_accounts import DatabaseUsers, service_env, url_as
 from services.cli import app
-from services.devstack.servers import free_port
-from services.devstack.stack import LocalStack
 from services.security.broker_auth import BrokerAuth
-from services.security.stack_accounts import DatabaseUsers, service_env, url_as
 
 OWNER = "postgresql://factory5g@127.0.0.1:55432/factory5g"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from services.devstack.servers import Mosquitto, free_port
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.security.broker_auth import BrokerAuth
 from services.security.certs import DevCA
 

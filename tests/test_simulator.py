@@ -8,9 +8,9 @@ from collections import Counter
 import aiomqtt
 import orjson
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.contracts import decode, parse_topic
 from services.core.settings import Settings
-from services.devstack.servers import Mosquitto
 from services.simulator.factory import build_fleet, publish_fleet
 from tests.conftest import make_settings
 

@@ -25,11 +25,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.contracts import ContractError, Reason
-from services.devstack.servers import Mosquitto
-from services.ingest.adapters.base import AdapterResult
-from services.ingest.adapters.sparkplug import SparkplugAdapter
 from services.protocols import sparkplug as spb
+from services.protocols.adapters.base import AdapterResult
+from services.protocols.adapters.sparkplug import SparkplugAdapter
 
 DT = psp.DataType
 

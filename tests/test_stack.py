@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aiomqtt
 
-from services.devstack.servers import Mosquitto, Postgres, port_open
-from services.devstack.stack import INSTALL_SCRIPT
+from f5gdev.devstack.servers import Mosquitto, Postgres, port_open
+from f5gdev.devstack.stack import INSTALL_SCRIPT
 
 
 def test_install_script_is_idempotent() -> None:
@@ -33,7 +33,7 @@ def test_postgres_runs_timescaledb_unprivileged(pg: Postgres) -> None:
 
 
 def test_start_is_idempotent_and_stop_leaves_no_process(stack_tmp: Path) -> None:
-    from services.devstack.servers import free_port
+    from f5gdev.devstack.servers import free_port
 
     broker = Mosquitto(stack_tmp / f"mq-{uuid.uuid4().hex[:6]}", port=free_port())
     broker.start()

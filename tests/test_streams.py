@@ -21,7 +21,7 @@ from services.core.contracts import RECORD_TYPES, decode, load_schema
 from services.core.streams import INGEST_DEFS, STREAM_DEFS, define
 from services.core.streams_doc import GUIDE, sync
 from services.core.tables import STREAM_COLUMNS
-from services.ingest.rows import BUILDERS, builder_source
+from services.protocols.rows import BUILDERS, builder_source
 from tests.streams_support import distinctive, exploded, mismatches
 
 STREAMS = sorted(STREAM_DEFS)

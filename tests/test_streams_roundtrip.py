@@ -19,14 +19,14 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from f5gdev.devstack.servers import Mosquitto
 from services.api.app import make_engine
 from services.api.rollups import maintain
 from services.core.contracts import decode
 from services.core.db import asyncpg_dsn
 from services.core.settings import load_settings
 from services.core.streams import STREAM_DEFS
-from services.devstack.servers import Mosquitto
-from services.ingest.rows import BUILDERS
+from services.protocols.rows import BUILDERS
 from tests.streams_support import distinctive, exploded, mismatches
 from tests.test_api_support import api_settings, auth, client, make_keys
 from tests.test_ingest_helpers import publish, running, scalar, topic, wait_until

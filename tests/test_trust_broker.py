@@ -25,8 +25,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.core import db
-from services.devstack.servers import Mosquitto, free_port
 from services.security.broker_auth import BrokerAuth, Credentials
 from tests.test_ingest_faults import _health, _settings
 from tests.test_ingest_helpers import IngestProcess, ingest_env, inspection, query, wait_until

@@ -18,7 +18,7 @@ import aiomqtt
 import orjson
 import pytest
 
-from services.devstack.servers import Mosquitto, free_port
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.security.broker_auth import BrokerAuth
 from tests.conftest import make_settings
 from tests.test_api_support import auth, client, insert_alarms, make_keys

@@ -18,9 +18,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from f5gdev.devstack.servers import Mosquitto, free_port
 from services.api.alarms.lifecycle import announceable
-from services.devstack.servers import Mosquitto, free_port
-from services.rules.publisher import alarm_topic
+from services.protocols.alarms import alarm_topic
 from services.security.broker_auth import BrokerAuth, Credentials, ProvisionError
 
 V5 = aiomqtt.ProtocolVersion.V5

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.devstack.servers import Mosquitto, free_port
+from f5gdev.devstack.servers import Mosquitto, free_port
 from tests.test_ingest_faults import (
     SteadyPublisher,
     _assert_exactly_acked,

@@ -21,10 +21,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto, free_port
+from f5gdev.devstack.stack import LocalStack
+from f5gdev.devstack.stack_accounts import service_env
 from services.core import db
-from services.devstack.servers import Mosquitto, free_port
-from services.devstack.stack import LocalStack
-from services.security.stack_accounts import service_env
 from tests.test_ingest_helpers import wait_until
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.contracts import AgvRecord, ContractError, Reason
-from services.devstack.servers import Mosquitto
-from services.ingest.adapters.vda5050 import Vda5050Adapter
+from services.protocols.adapters.vda5050 import Vda5050Adapter
 
 
 def state_msg(header: int, serial: str = "AGV-001", **changes: Any) -> dict[str, Any]:

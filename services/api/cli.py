@@ -1,4 +1,5 @@
-"""`factory5g keys|rollup|seed`: API key management, rollup maintenance and data seeding."""
+"""`factory5g keys|rollup`: API key management and rollup maintenance (the `seed` command
+of the development tooling lives in f5gdev.cli)."""
 
 from __future__ import annotations
 
@@ -124,44 +125,3 @@ def rollup(
             await engine.dispose()
 
     run_async(go())
-
-
-def seed(
-    days: Annotated[float, typer.Option(help="Days of history ending now.")] = 30,
-    devices: Annotated[int, typer.Option(help="Devices (stations, AGVs, CPEs, machines).")] = 200,
-    projects: Annotated[int, typer.Option(help="Projects the devices are spread over.")] = 4,
-    rows_per_day: Annotated[
-        int, typer.Option(help="Rows per device per day (8640 = one every 10 s).")
-    ] = 8640,
-    rollups: Annotated[bool, typer.Option(help="Bring rollups current afterwards.")] = True,
-    random_seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
-) -> None:
-    """Seed synthetic history via binary COPY: `--days 30 --devices 200` is ~52 M rows."""
-    from services.api.rollups import maintain
-    from services.api.seed.generate import SeedPlan, default_end, describe
-    from services.api.seed.generate import seed as do_seed
-
-    settings = load_settings()
-    plan = SeedPlan(projects, devices, days, rows_per_day, default_end())
-
-    async def go() -> None:
-        started = time.perf_counter()
-        result = await do_seed(settings.database.url, plan, random_seed)
-        total = sum(result.values())
-        took = time.perf_counter() - started
-        typer.echo(
-            f"seeded {total:,} rows in {took:.1f} s ({total / took:,.0f} rows/s): "
-            f"{describe(result)}"
-        )
-        if rollups:
-            engine = _engine(settings)
-            try:
-                started = time.perf_counter()
-                runs = await maintain.catch_up(engine)
-                typer.echo(
-                    f"rollups built in {time.perf_counter() - started:.1f} s ({runs} passes)"
-                )
-            finally:
-                await engine.dispose()
-
-    run_async(go(), settings.log_level)

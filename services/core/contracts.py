@@ -1,6 +1,6 @@
 """The device contract: topic grammar and payload decoders for the native JSON streams.
 
-`schemas/*.schema.json` (JSON Schema 2020-12) is the published contract. The hot path
+`services/core/schemas/*.schema.json` (JSON Schema 2020-12) is the published contract. The hot path
 cannot afford a generic JSON Schema validator (tens of microseconds per record), so each
 stream is mirrored here as a msgspec `Struct` that parses and validates in one pass in C.
 `tests/test_contracts.py` proves the two agree on every example and on generated records.
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
+from importlib import resources
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -22,7 +22,9 @@ from msgspec import Meta
 ID_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 _ID_RE: Final = re.compile(ID_PATTERN)
 MAX_RECORDS_PER_MESSAGE: Final = 5000
-SCHEMA_DIR: Final = Path(__file__).resolve().parents[2] / "schemas"
+# The published schemas ship inside the package (package data), so an installed wheel finds
+# them wherever it is installed; nothing is read relative to a source checkout.
+SCHEMAS: Final = resources.files("services.core") / "schemas"
 
 
 class Reason(StrEnum):
@@ -214,7 +216,7 @@ class AgvRecord(msgspec.Struct, kw_only=True):
 
 
 class AgvStatus(AgvRecord, kw_only=True, forbid_unknown_fields=True):
-    """The native `agv` stream (`schemas/agv.schema.json`): position and the rest required."""
+    """The native `agv` stream (`schemas/agv.schema.json` here): position and the rest required."""
 
     x: _X  # type: ignore[valid-type]
     y: _X  # type: ignore[valid-type]
@@ -355,7 +357,5 @@ def decode(stream: str, payload: bytes) -> Decoded:
 
 def load_schema(stream: str) -> dict[str, Any]:
     """The published JSON Schema of a stream."""
-    result: dict[str, Any] = msgspec.json.decode(
-        (SCHEMA_DIR / f"{stream}.schema.json").read_bytes()
-    )
+    result: dict[str, Any] = msgspec.json.decode((SCHEMAS / f"{stream}.schema.json").read_bytes())
     return result

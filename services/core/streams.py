@@ -4,7 +4,7 @@ A field of a record struct becomes a column of its own name and type (nullable w
 field may be absent), unless its `Meta(extra=...)` says otherwise (`stored`, `explode`; see
 contracts.py). Around the fields every stream table has the same frame: `ts`, `project_id`,
 `device_id`, `seq` first, `received_at` last. Tables (services/core/tables.py), the ingest
-row builders (services/ingest/rows.py), the rollup fields (services/api/rollups/specs.py),
+row builders (services/protocols/rows.py), the rollup fields (services/api/rollups/specs.py),
 replay (services/rules/replay.py) and the load generator (loadtests/payloads.py) all read
 `STREAM_DEFS`, so adding a field to a struct adds it everywhere, and the round-trip test
 (tests/test_streams_roundtrip.py) sends it through the real ingest and API.

@@ -35,8 +35,8 @@ from typing import Any, Final
 from services.core.mqtt import Backoff, ConnectOptions, Session, Will
 from services.core.runtime import mqtt_connect_options, mqtt_endpoint
 from services.core.settings import Settings
-from services.ingest.adapters.base import Adapter, Command
 from services.ingest.metrics import IngestMetrics
+from services.protocols.adapters.base import Adapter, Command
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,12 @@ therefore commits before the batch's messages are acknowledged.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any, Final
+
+from services.protocols.batch import Touches
 
 TOUCH_INTERVAL_S: Final = 5.0
 _KNOWN_MAX: Final = 500_000
-
-# Device key -> (kind, online, at) as the latest message of a batch says.
-Touches = dict[tuple[str, str], tuple[str, bool, datetime]]
 
 UPSERT_SQL: Final = """
 WITH new_projects AS (

@@ -35,14 +35,14 @@ from prometheus_client import CollectorRegistry
 from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import run_async
 from services.core.settings import Settings
-from services.ingest.adapters.base import Adapter
-from services.ingest.adapters.registry import load_adapters
-from services.ingest.batch import Batch, Batcher
 from services.ingest.consumer import Consumer
 from services.ingest.devices import DeviceRegistry
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import Pipeline
 from services.ingest.writer import Writer
+from services.protocols.adapters.base import Adapter
+from services.protocols.adapters.registry import load_adapters
+from services.protocols.batch import Batch, Batcher
+from services.protocols.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

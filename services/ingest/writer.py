@@ -34,10 +34,10 @@ from asyncpg.exceptions import _base as asyncpg_base
 from services.core.contracts import ContractError, Reason
 from services.core.db import asyncpg_dsn
 from services.core.tables import INGEST_TABLES, STREAM_COLUMNS
-from services.ingest import deadletter
-from services.ingest.batch import Batch
 from services.ingest.devices import UPSERT_SQL
 from services.ingest.metrics import IngestMetrics
+from services.protocols import deadletter
+from services.protocols.batch import Batch
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ judged by the same rules as a native one. Two differences from ingest:
 from __future__ import annotations
 
 from services.core.settings import Settings
-from services.ingest.adapters.base import Adapter
-from services.ingest.adapters.native import NativeAdapter
-from services.ingest.adapters.registry import load_adapters
+from services.protocols.adapters.base import Adapter
+from services.protocols.adapters.native import NativeAdapter
+from services.protocols.adapters.registry import load_adapters
 
 
 def passive_adapters(settings: Settings) -> list[Adapter]:

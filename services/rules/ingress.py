@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from services.core.contracts import ContractError, Decoded, Topic, decode, parse_topic
-from services.ingest.adapters.base import Adapter
+from services.protocols.adapters.base import Adapter
 from services.rules.engine import Engine, Transition
 from services.rules.metrics import RulesMetrics
 from services.rules.sharding import ShardFilter

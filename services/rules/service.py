@@ -27,15 +27,16 @@ from services.core.db import asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import cancel_and_wait, run_async
 from services.core.settings import Settings
-from services.ingest.adapters.base import Adapter
-from services.rules import lifecycle, store
+from services.protocols import alarm_lifecycle as lifecycle
+from services.protocols.adapters.base import Adapter
+from services.protocols.alarms import alarm_payload, alarm_topic
+from services.rules import store
 from services.rules.adapters import passive_adapters
 from services.rules.config import RulesConfigError, RuleSet, load_rules
 from services.rules.engine import Engine, Transition
 from services.rules.ingress import Ingress
 from services.rules.metrics import RulesMetrics
 from services.rules.mqttin import RulesInput
-from services.rules.publisher import alarm_payload, alarm_topic
 from services.rules.sharding import ShardFilter
 
 log = logging.getLogger("factory5g.rules")

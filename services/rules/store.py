@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.rules import lifecycle
+from services.protocols import alarm_lifecycle as lifecycle
 from services.rules.engine import CLEARED, OPENED, UPDATED, Transition
 
 

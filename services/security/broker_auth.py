@@ -62,7 +62,7 @@ SERVICE_ACLS: dict[str, tuple[tuple[str, str], ...]] = {
         ("write", "f5g/v1/+/alarms/#"),
     ),
     # The API announces operator acknowledge/clear on the rules' alarm topic
-    # (services/rules/publisher.py alarm_topic) and nothing else.
+    # (services/protocols/alarms.py alarm_topic) and nothing else.
     "api": (("read", "f5g/v1/#"), ("write", "f5g/v1/+/alarms/+/+/+")),
     "simulator": (
         ("readwrite", "f5g/v1/#"),

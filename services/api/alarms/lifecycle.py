@@ -1,6 +1,6 @@
 """Operator transitions of an alarm (acknowledge, clear), scoped to the key's projects.
 
-The statements themselves belong to the alarm lifecycle in `services.rules.lifecycle`, so
+The statements themselves belong to the alarm lifecycle in `services.protocols.alarm_lifecycle`, so
 the rules service and the API change alarms the same way; this module only adds what the
 API needs around them: project visibility and the transaction.
 """
@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.contracts import is_valid_id
 from services.core.tables import alarms, devices
-from services.rules import lifecycle
-from services.rules.publisher import ALARM_LEVEL, alarm_payload, alarm_topic
+from services.protocols import alarm_lifecycle as lifecycle
+from services.protocols.alarms import ALARM_LEVEL, alarm_payload, alarm_topic
 
 Action = Literal["acknowledged", "cleared"]
 

@@ -36,10 +36,10 @@ from services.core.mqtt.connection import reason_name
 from services.core.runtime import mqtt_connect_options, mqtt_endpoint
 from services.core.settings import Settings
 from services.core.tables import STREAM_COLUMNS
-from services.ingest.adapters.native import NativeAdapter
-from services.ingest.batch import Batch
-from services.ingest.pipeline import Pipeline
-from services.rules.publisher import alarm_filter
+from services.protocols.adapters.native import NativeAdapter
+from services.protocols.alarms import alarm_filter
+from services.protocols.batch import Batch
+from services.protocols.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

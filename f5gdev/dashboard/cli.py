@@ -34,10 +34,10 @@ def screenshots(
     lang: Annotated[str, typer.Option(help="en | zh")] = "en",
 ) -> None:
     """Portfolio, project and device pages at 1920x1080 in headless Chromium."""
-    from services.api.dashboard.browser import take_screenshots
+    from f5gdev.dashboard.browser import take_screenshots
 
     if demo:
-        from services.api.dashboard.demo import demo_platform
+        from f5gdev.dashboard.demo import demo_platform
 
         with demo_platform() as (demo_url, demo_key):
             paths = take_screenshots(demo_url, demo_key, out, project or "p1", device, lang)

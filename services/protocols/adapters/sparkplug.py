@@ -39,8 +39,8 @@ from services.core.contracts import (
 )
 from services.core.metrics import metric_name
 from services.core.settings import Settings
-from services.ingest.adapters.base import AdapterResult, Command, DeviceEvent
 from services.protocols import sparkplug as spb
+from services.protocols.adapters.base import AdapterResult, Command, DeviceEvent
 
 NODE_KIND: Final = "spb-node"
 DEVICE_KIND: Final = "spb-device"

@@ -19,11 +19,11 @@ from typing import Final
 
 from services.core.contracts import ContractError, Decoded, Reason, Topic
 from services.core.settings import IngestSettings
-from services.ingest.adapters.base import Adapter, AdapterResult, Command
-from services.ingest.adapters.native import STATUS, NativeAdapter
-from services.ingest.batch import Batch
-from services.ingest.deadletter import dead_letter_row, oversize
-from services.ingest.rows import BUILDERS
+from services.protocols.adapters.base import Adapter, AdapterResult, Command
+from services.protocols.adapters.native import STATUS, NativeAdapter
+from services.protocols.batch import Batch
+from services.protocols.deadletter import dead_letter_row, oversize
+from services.protocols.rows import BUILDERS
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from f5gdev.devstack.stack import LocalStack, use_local_passfile
+from f5gdev.devstack.stack_accounts import service_env
 from services.core import db
 from services.core.settings import Settings
-from services.devstack.stack import LocalStack, use_local_passfile
-from services.security.stack_accounts import service_env
 
 SERVICES = (
     ("ingest", "services.ingest.service"),

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from services.ingest.devices import Touches
-from services.ingest.rows import Row
+from services.protocols.rows import Row
+
+# Device key -> (kind, online, at) as the latest message of a batch says.
+Touches = dict[tuple[str, str], tuple[str, bool, datetime]]
 
 # Payload bytes per batch; with the writer's bounded queue this bounds the memory that
 # messages held for acknowledgement can take, whatever their size.

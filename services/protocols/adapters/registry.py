@@ -21,14 +21,14 @@ from typing import Final
 from prometheus_client import CollectorRegistry
 
 from services.core.settings import Settings
-from services.ingest.adapters.base import Adapter
-from services.ingest.adapters.native import NativeAdapter
+from services.protocols.adapters.base import Adapter
+from services.protocols.adapters.native import NativeAdapter
 
 log = logging.getLogger(__name__)
 
 OPTIONAL: Final = (
-    "services.ingest.adapters.sparkplug",
-    "services.ingest.adapters.vda5050",
+    "services.protocols.adapters.sparkplug",
+    "services.protocols.adapters.vda5050",
 )
 
 

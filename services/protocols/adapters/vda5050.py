@@ -35,7 +35,7 @@ from services.core.contracts import (
 )
 from services.core.metrics import metric_name
 from services.core.settings import Settings
-from services.ingest.adapters.base import AdapterResult, DeviceEvent
+from services.protocols.adapters.base import AdapterResult, DeviceEvent
 
 KIND: Final = "agv"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

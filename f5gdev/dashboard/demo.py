@@ -25,14 +25,14 @@ import httpx
 import orjson
 import paho.mqtt.publish as mqtt_publish
 
+from f5gdev.devstack.servers import Mosquitto, Postgres, free_port
+from f5gdev.seed.generate import SeedPlan, default_end, seed
 from services.api.app import make_engine
 from services.api.auth import keys
 from services.api.rollups import maintain
-from services.api.seed.generate import SeedPlan, default_end, seed
 from services.core import db
 from services.core.db import asyncpg_dsn
 from services.core.settings import load_settings
-from services.devstack.servers import Mosquitto, Postgres, free_port
 
 PROJECTS = (
     ("p1", "Body shop vision line", "Shenzhen", "vision inspection, AGV logistics",

@@ -22,7 +22,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from services.api.seed.pgbinary import HEADER, TRAILER, Field, encode, to_pg_us
+from f5gdev.seed.pgbinary import HEADER, TRAILER, Field, encode, to_pg_us
 from services.core.db import asyncpg_dsn
 from services.core.tables import STREAM_COLUMNS
 

@@ -7,9 +7,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.devstack.servers import REPO_ROOT, Mosquitto, Postgres, StackError
+from f5gdev.devstack.servers import REPO_ROOT, Mosquitto, Postgres, StackError
+from f5gdev.devstack.stack_accounts import DatabaseUsers
 from services.security.broker_auth import SERVICE_ACLS, BrokerAuth
-from services.security.stack_accounts import DatabaseUsers
 
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-stack.sh"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 from typing import Annotated
 
 import typer
@@ -29,9 +30,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-stack_app = typer.Typer(help="Local stack: real Mosquitto and PostgreSQL + TimescaleDB.")
 db_app = typer.Typer(help="Database schema (Alembic migrations).")
-app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
 
 _COMMON = describe(DatabaseSettings, "database") + "\n" + describe(MqttSettings, "mqtt")
@@ -42,43 +41,31 @@ def _help(intro: str, *sections: tuple[type, str]) -> str:
     return f"{intro}\n\nSettings (environment, default, meaning):\n\n\b\n{body}\n{_COMMON}"
 
 
-def _settings() -> Settings:
-    from services.devstack.stack import use_local_passfile
+def _dev_tooling() -> ModuleType | None:
+    """The development commands (f5gdev), or None in a runtime install without them.
 
-    use_local_passfile()
+    Only the absence of the package itself counts: a broken import inside it still fails
+    loudly rather than silently hiding the commands."""
+    try:
+        import f5gdev.cli
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (exc.name == "f5gdev" or exc.name.startswith("f5gdev.")):
+            return None
+        raise
+    return f5gdev.cli
+
+
+_DEV = _dev_tooling()
+
+
+def _settings() -> Settings:
+    if _DEV is not None:
+        _DEV.use_local_passfile()
     try:
         return load_settings()
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-
-
-@stack_app.command("up")
-def stack_up() -> None:
-    """Install what is missing, then start Mosquitto and PostgreSQL + TimescaleDB."""
-    from services.devstack.stack import LocalStack
-
-    stack = LocalStack.default()
-    stack.up()
-    for name, state in stack.status().items():
-        typer.echo(f"{name:10} {state}")
-
-
-@stack_app.command("down")
-def stack_down() -> None:
-    """Stop the local servers; data stays under the stack directory."""
-    from services.devstack.stack import LocalStack
-
-    LocalStack.default().down()
-
-
-@stack_app.command("status")
-def stack_status() -> None:
-    """Say whether the local servers run, and where."""
-    from services.devstack.stack import LocalStack
-
-    for name, state in LocalStack.default().status().items():
-        typer.echo(f"{name:10} {state}")
 
 
 @db_app.command("upgrade")
@@ -164,21 +151,17 @@ def api() -> None:
     run(_settings())
 
 
-from services.api.cli import keys_app, rollup, seed  # noqa: E402  (API tools, kept together)
+from services.api.cli import keys_app, rollup  # noqa: E402  (API tools, kept together)
 
 app.add_typer(keys_app, name="keys")
-
-from services.api.dashboard.cli import dashboard_app  # noqa: E402
-
-app.add_typer(dashboard_app, name="dashboard")
 app.command()(rollup)
-app.command()(seed)
 
-from services.security.cli import db_roles, devices_app, stack_certs  # noqa: E402
+from services.cli.devices import devices_app  # noqa: E402
 
 app.add_typer(devices_app, name="devices")
-stack_app.command("certs")(stack_certs)
-db_app.command("roles")(db_roles)
+
+if _DEV is not None:
+    _DEV.register(app, db_app, _settings)
 
 
 @app.command(
@@ -195,30 +178,6 @@ def simulate(
     from services.simulator.factory import run
 
     run(_settings(), duration=duration)
-
-
-@app.command()
-def up(
-    simulate: Annotated[bool, typer.Option(help="Also run the simulated factory.")] = True,
-) -> None:
-    """The whole platform: local stack, migrations, ingest, rules, api and a simulated factory."""
-    from services.devstack.platform import run_platform
-
-    run_platform(_settings(), with_simulator=simulate)
-
-
-@app.command(
-    context_settings={
-        "allow_extra_args": True,
-        "ignore_unknown_options": True,
-        "help_option_names": [],
-    }
-)
-def bench(ctx: typer.Context) -> None:
-    """Benchmarks: `factory5g bench <scenario> [options]`; `factory5g bench --help` lists them."""
-    from loadtests.cli import main as bench_main
-
-    raise typer.Exit(bench_main(list(ctx.args)))
 
 
 @app.command("settings")
@@ -242,7 +201,3 @@ def main() -> None:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

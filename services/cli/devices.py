@@ -1,4 +1,7 @@
-"""Security commands: device accounts, the development CA and the database login users."""
+"""`factory5g devices`: device broker accounts.
+
+Without `--auth-dir` the commands use the local stack's account directory, which only the
+development tooling (f5gdev) knows; a runtime install must name the directory."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from f5gdev.devstack.stack import LocalStack
     from services.security.broker_auth import BrokerAuth
 
 devices_app = typer.Typer(help="Device broker accounts: provision, revoke, list.")
@@ -20,10 +24,25 @@ AuthDir = Annotated[
 
 def _auth(auth_dir: Path | None) -> BrokerAuth:
     """The account registry; a broker serving it gets every change live."""
-    from services.devstack.stack import LocalStack
     from services.security.broker_auth import BrokerAuth
 
-    return BrokerAuth(auth_dir) if auth_dir is not None else LocalStack.default().broker_auth
+    return BrokerAuth(auth_dir) if auth_dir is not None else _local_stack().broker_auth
+
+
+def _local_stack() -> LocalStack:
+    """The development stack, or a clear error where the tooling is not installed."""
+    try:
+        from f5gdev.devstack.stack import LocalStack
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("f5gdev"):
+            raise
+        typer.echo(
+            "error: no local stack here (development tooling not installed): "
+            "pass --auth-dir with the broker's account directory",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    return LocalStack.default()
 
 
 def _report(live: bool) -> None:
@@ -61,10 +80,9 @@ def provision(
         f"username: {creds.username}\npassword: {creds.password}\nclient id: {creds.username}"
     )
     if cert:
-        from services.devstack.stack import LocalStack
         from services.security.certs import DevCA
 
-        ca = DevCA(LocalStack.default().tls_dir)
+        ca = DevCA(_local_stack().tls_dir)
         ca.ensure()
         crt, key = ca.issue_client(creds.username)
         typer.echo(f"certificate: {crt}\nkey: {key}\nca: {ca.ca_cert}")
@@ -92,25 +110,3 @@ def list_devices(auth_dir: AuthDir = None) -> None:
     auth = _auth(auth_dir)
     for account in sorted(auth.devices(), key=lambda a: a.username):
         typer.echo(f"{account.username:50} {account.subtree}/#")
-
-
-def stack_certs() -> None:
-    """Create the development CA and the broker's server certificate (TLS on port 8883
-    from the next `factory5g stack up`)."""
-    from services.devstack.stack import LocalStack
-    from services.security.certs import DevCA
-
-    ca = DevCA(LocalStack.default().tls_dir)
-    ca.ensure()
-    typer.echo(f"CA certificate: {ca.ca_cert}\nrestart the stack to open the TLS listener")
-
-
-def db_roles() -> None:
-    """Create or refresh the services' database login users (local stack)."""
-    from services.core import db
-    from services.devstack.stack import LocalStack
-
-    stack = LocalStack.default()
-    db.migrate(stack.postgres.url)
-    stack.ensure_db_users()
-    typer.echo(f"login users in {stack.db_users.file}")

@@ -31,7 +31,7 @@ from services.core.contracts import (
     parse_topic,
     parse_ts,
 )
-from services.ingest.adapters.base import AdapterResult, DeviceEvent
+from services.protocols.adapters.base import AdapterResult, DeviceEvent
 
 STATUS: Final = "status"
 _TOPIC_CACHE_MAX: Final = 200_000

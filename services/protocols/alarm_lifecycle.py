@@ -1,7 +1,7 @@
 """Alarm lifecycle in the database: open -> acknowledged -> cleared, every step an event.
 
 Both the rules service and the API change alarms, so the statements live here and take
-either an asyncpg connection or a SQLAlchemy `AsyncConnection` (see `services.rules.sql`).
+either an asyncpg connection or a SQLAlchemy `AsyncConnection` (see `services.protocols.sql`).
 Each function is one statement: the `alarms` row and its `alarm_events` row change
 together even outside a transaction. The partial unique index `uq_alarms_active` keeps one
 active (not cleared) alarm per device and rule; `open_or_update` relies on it.
@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from services.rules.sql import fetch
+from services.protocols.sql import fetch
 
 OPEN: Final = "open"
 ACKNOWLEDGED: Final = "acknowledged"

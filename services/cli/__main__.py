@@ -1,0 +1,5 @@
+"""`python -m services.cli`: the `factory5g` program."""
+
+from services.cli import main
+
+main()
