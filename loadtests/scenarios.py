@@ -62,11 +62,11 @@ NO_LOSS = Target("acknowledged records lost", "audit.lost", "==", 0, "issue 3")
 NO_DUP = Target("duplicated rows", "audit.duplicated_rows", "==", 0, "issue 3")
 # Targets on ratios to a same-run reference (issue 23; docs/benchmarks.md explains them):
 # they hold on a machine three times slower or faster, where a bare figure does not.
-KPI_24H_SPEEDUP = 5.0
-KPI_FULL_SPEEDUP = 20.0
-SERIES_FULL_SPEEDUP = 5.0
-DEVICES_TO_HEALTHZ = 0.3
-RULES_TO_INGEST_P99 = 2.0
+KPI_24H_SPEEDUP = 7.0
+KPI_FULL_SPEEDUP = 10.0
+SERIES_FULL_SPEEDUP = 1.0
+DEVICES_TO_HEALTHZ = 0.2
+RULES_TO_INGEST_P99 = 1.25
 FAULT_WORK = Workload(stream="link", devices=300, processes=2, rate=5000.0, qos=1, warmup_s=3.0)
 
 SCENARIOS: dict[str, Scenario] = {
