@@ -142,15 +142,27 @@ def _plots(out: Path, runs: list[dict[str, Any]]) -> list[str]:
             continue
         ax1.bar([j + i * 0.4 for j in range(len(qs))], vals, width=0.4, label=r["ingestor"])
         names.append(r["ingestor"])
-        pts = [p for p in (r.get("series") or {}).get("latency", []) if p[1] > 0]
-        if pts:
-            t0 = r["series"]["published"][0][0] if r["series"].get("published") else pts[0][0]
-            ax2.plot(
-                [p[0] - t0 for p in pts], [p[1] * 1000 for p in pts], ".", ms=2, label=r["ingestor"]
+        ref = r["summary"].get("ingest_commit_latency")
+        if ref:  # rules: ingest's publish-to-commit in the same run, next to the alarms
+            refs = [ref.get(q, math.nan) for q in qs]
+            ax1.bar(
+                [j + (i + 1) * 0.4 for j in range(len(qs))], refs, width=0.4, label="ingest commit"
             )
+        series = r.get("series") or {}
+        for key, label in (("latency", r["ingestor"]), ("commit_latency", "ingest commit")):
+            pts = [p for p in series.get(key, []) if p[1] > 0]
+            if pts:
+                t0 = series["published"][0][0] if series.get("published") else pts[0][0]
+                ax2.plot([p[0] - t0 for p in pts], [p[1] * 1000 for p in pts], ".", ms=2,
+                         label=label)  # fmt: skip
     ax1.set_xticks([j + 0.2 for j in range(len(qs))], [q.replace("_ms", "") for q in qs])
     ax1.set_ylabel("ms (upper bound)")
-    ax1.set_title("Publish-to-commit latency percentiles")
+    rules = any("alarm_latency" in r["summary"] for r in runs)
+    ax1.set_title(
+        "Publish-to-alarm vs publish-to-commit percentiles"
+        if rules
+        else "Publish-to-commit latency percentiles"
+    )
     ax2.set_xlabel("seconds since first publish")
     ax2.set_ylabel("ms")
     ax2.set_title("Latency of probe records over time")
