@@ -72,6 +72,11 @@ def verdict(met: bool | None) -> str:
     return {True: "met", False: "NOT MET", None: "not measured"}[met]
 
 
+def _bound(value: float) -> str:
+    """A target's bound as written (1.25 stays 1.25, 25000 becomes 25,000)."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -246,6 +251,15 @@ RULES_ROWS = (
     ("alarm p50 / ingest commit p50", "summary.alarm_to_commit_p50_ratio"),
     ("alarm p99 / ingest commit p99", "summary.alarm_to_commit_p99_ratio"),
     ("rules RSS max (MB)", "summary.rules_rss_max_mb"),
+    ("cores used while publishing: ingest", "summary.cpu.cores_used.ingest"),
+    ("cores used while publishing: rules", "summary.cpu.cores_used.rules"),
+    ("cores used while publishing: broker", "summary.cpu.cores_used.broker"),
+    ("cores used while publishing: PostgreSQL", "summary.cpu.cores_used.database"),
+    (
+        "cores used while publishing: publishers, harness, other",
+        "summary.cpu.cores_used.publishers, harness and other",
+    ),
+    ("machine busy while publishing (share of all cores)", "summary.cpu.machine_busy_share"),
 )
 
 
@@ -282,7 +296,7 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
         for t in result["targets"]:
             met = {True: "yes", False: "**NO**", None: "not measured"}[t["met"]]
             lines.append(
-                f"| {t['label']} | {t['source']} | {t['op']} {_fmt(t['bound'])} | "
+                f"| {t['label']} | {t['source']} | {t['op']} {_bound(t['bound'])} | "
                 f"{_fmt(t['value'])} | {met} |"
             )
         lines.append("")
@@ -300,7 +314,7 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
         for t in result["absolute"]:
             within = {True: "yes", False: "no", None: "not measured"}[t["met"]]
             lines.append(
-                f"| {t['label']} | {t['source']} | {t['op']} {_fmt(t['bound'])} | "
+                f"| {t['label']} | {t['source']} | {t['op']} {_bound(t['bound'])} | "
                 f"{_fmt(t['value'])} | {within} |"
             )
         lines.append("")

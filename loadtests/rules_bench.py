@@ -15,6 +15,7 @@ machine to the next where a bare millisecond figure does not (docs/benchmarks.md
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -31,10 +32,10 @@ from loadtests import stats
 from loadtests.fleet import Fleet
 from loadtests.observer import CommittedCounter, Observer
 from loadtests.payloads import ROWS_PER_RECORD, SEQ_AUDITED, STREAM_TABLE, stored_device, topic
-from loadtests.procs import INGESTORS, Ingestor, wait_until
+from loadtests.procs import INGESTORS, CpuMeter, Ingestor, wait_until
 from loadtests.publisher import device_names
 from loadtests.runner import BenchEnv, RunResult, Workload, wait_ready
-from services.devstack.servers import free_port
+from services.devstack.servers import Mosquitto, free_port
 from services.rules.publisher import alarm_filter
 
 RULES_COMMAND = [*INGESTORS["ingest"][:-1], "rules"]
@@ -175,6 +176,7 @@ def run_rules(
         if committed.available:  # count(*) each second would load the database instead
             observer.sampler = committed
         observer.start()
+        meter = CpuMeter(_server_pids(env, broker, ingest, rules)).start()
         fleet.start()
         sent: dict[str, float] = {}
         t0 = time.time()
@@ -197,6 +199,7 @@ def run_rules(
                     f"alarms={sum(1 for d in sent if d in watch.stored and d in watch.published)}"
                 )
         totals = fleet.join()
+        meter.stop()
         wait_until(lambda: all(d in watch.stored and d in watch.published for d in sent), 15.0)
         observer.stop()
         commit_lat = [lat for _, lat in observer.latencies]
@@ -227,6 +230,7 @@ def run_rules(
             "alarm_published_latency": stats.latency_figures(lat_mqtt),
             "latency_resolution_s": POLL_S,
             "rules_rss_max_mb": max((v for _, v in rss), default=0.0) / 2**20,
+            "cpu": cpu_profile(meter),
         }
         result.series = {
             "published": [[t, float(s)] for t, s, _ in totals.samples],
@@ -247,3 +251,23 @@ def run_rules(
         observer.stop()
         rules.stop()
         ingest.stop()
+
+
+def _server_pids(
+    env: BenchEnv, broker: Mosquitto, ingest: Ingestor, rules: Ingestor
+) -> dict[str, int]:
+    pids = {"ingest": ingest.pid, "rules": rules.pid, "broker": broker.pid()}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pids["database"] = int((env.pg.data_dir / "postmaster.pid").read_text().split()[0])
+    return {k: v for k, v in pids.items() if v}
+
+
+def cpu_profile(meter: CpuMeter) -> dict[str, Any]:
+    """Cores each server used while the fleet published, and the rest of the machine
+    (publishers, this harness, anything else): where a slow run's time went."""
+    wall = max(meter.wall_s, 1e-9)
+    cores = {k: v / wall for k, v in meter.used.items()}
+    busy = meter.machine_busy_s / wall
+    cores["publishers, harness and other"] = max(0.0, busy - sum(cores.values()))
+    total = meter.machine_total_s / wall
+    return {"wall_s": meter.wall_s, "cores_used": cores, "machine_busy_share": busy / total}

@@ -225,6 +225,12 @@ def test_rules_alarm_latency_is_measured_per_trigger(env: BenchEnv, stack_tmp: P
     assert summary["alarm_to_commit_p99_ratio"] == pytest.approx(
         summary["alarm_latency"]["p99_ms"] / summary["ingest_commit_latency"]["p99_ms"]
     )
+    # Where the machine's time went while publishing: every server, and the rest.
+    cores = summary["cpu"]["cores_used"]
+    assert {"ingest", "rules", "broker", "database"} <= set(cores)
+    assert all(v >= 0 for v in cores.values())
+    assert cores["ingest"] > 0
+    assert 0 < summary["cpu"]["machine_busy_share"] <= 1
 
 
 def test_committed_counter_follows_restarts_of_the_ingestor() -> None:
@@ -448,6 +454,8 @@ def test_api_report_states_ratios_references_and_the_generator_verdict(tmp_path:
     assert "| KPI summary 24 h p95 | 20.0 ms | raw SQL p95 | 400.0 ms | 20.0 (raw / API) |" in md
     assert "**client**: the generator used 0.90 of its 1 thread(s)' time" in md
     assert "## Absolute figures (this machine)" in md
+    assert "| KPI 24 h: raw SQL p95 / API p95 | docs/benchmarks.md | >= 7 |" in md
+    assert (report._bound(1.25), report._bound(25_000.0)) == ("1.25", "25,000")
     latest = (tmp_path / "latest.md").read_text()
     assert "| 3/4 (1 not measured) |" in latest
 
