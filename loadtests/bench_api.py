@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{t['op']} {t['bound']:g}  {report.verdict(t['met'])}")  # fmt: skip
         print("targets (ratios to same-run references):")
         for t in doc["targets"]:
-            print(f"  {t['label']:42} {report._fmt(t['value']):>10}  target "
+            print(f"  {t['label']:42} {report._measured(t['value'], t['bound']):>10}  target "
                   f"{t['op']} {t['bound']:g}  {report.verdict(t['met'])}")  # fmt: skip
     doc["output"] = tee.getvalue()
     if not args.no_report:

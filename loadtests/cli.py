@@ -140,8 +140,8 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
     out = report.write(doc, args.results)
     for t in doc["targets"]:
         print(
-            f"  {t['label']}: {report._fmt(t['value'])} ({t['op']} {t['bound']:g}) "
-            f"{report.verdict(t['met'])}"
+            f"  {t['label']}: {report._measured(t['value'], t['bound'])} "
+            f"({t['op']} {t['bound']:g}) {report.verdict(t['met'])}"
         )
     for t in doc["absolute"]:
         print(

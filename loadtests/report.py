@@ -77,6 +77,13 @@ def _bound(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
 
+def _measured(value: Any, bound: float) -> str:
+    """A figure next to its bound: ratios against small bounds keep two decimals."""
+    if isinstance(value, float) and value == value and abs(bound) < 10:
+        return f"{value:.2f}"
+    return _fmt(value)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -297,7 +304,7 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
             met = {True: "yes", False: "**NO**", None: "not measured"}[t["met"]]
             lines.append(
                 f"| {t['label']} | {t['source']} | {t['op']} {_bound(t['bound'])} | "
-                f"{_fmt(t['value'])} | {met} |"
+                f"{_measured(t['value'], t['bound'])} | {met} |"
             )
         lines.append("")
     if result.get("absolute"):
@@ -328,7 +335,7 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
         for r in result["references"]:
             lines.append(
                 f"| {r['label']} | {_fmt(r['value'])} {r['unit']} | {r['reference']} | "
-                f"{_fmt(r['reference_value'])} {r['unit']} | {_fmt(r['ratio'])} "
+                f"{_fmt(r['reference_value'])} {r['unit']} | {_measured(r['ratio'], 1)} "
                 f"({r['ratio_of']}) |"
             )
         lines.append("")

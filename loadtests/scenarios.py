@@ -65,7 +65,7 @@ NO_DUP = Target("duplicated rows", "audit.duplicated_rows", "==", 0, "issue 3")
 KPI_24H_SPEEDUP = 7.0
 KPI_FULL_SPEEDUP = 10.0
 SERIES_FULL_SPEEDUP = 1.0
-DEVICES_TO_HEALTHZ = 0.2
+DEVICES_TO_HEALTHZ = 0.13
 RULES_TO_INGEST_P99 = 1.25
 FAULT_WORK = Workload(stream="link", devices=300, processes=2, rate=5000.0, qos=1, warmup_s=3.0)
 

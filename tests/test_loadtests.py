@@ -451,7 +451,8 @@ def test_api_report_states_ratios_references_and_the_generator_verdict(tmp_path:
     assert targets["devices_to_healthz"]["met"] is None  # client-bound: not measured
     absolute = {t["path"]: t for t in doc["absolute"]}
     assert absolute["kpi_24h_p95_ms"]["value"] == 20.0
-    assert "| KPI summary 24 h p95 | 20.0 ms | raw SQL p95 | 400.0 ms | 20.0 (raw / API) |" in md
+    assert "| KPI summary 24 h p95 | 20.0 ms | raw SQL p95 | 400.0 ms | 20.00 (raw / API) |" in md
+    assert "| device list req/s / /healthz req/s | docs/benchmarks.md | >= 0.13 | n/a |" in md
     assert "**client**: the generator used 0.90 of its 1 thread(s)' time" in md
     assert "## Absolute figures (this machine)" in md
     assert "| KPI 24 h: raw SQL p95 / API p95 | docs/benchmarks.md | >= 7 |" in md
