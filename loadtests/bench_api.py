@@ -122,7 +122,7 @@ def ensure_wrk(install: Path = INSTALL_TOOLS) -> tuple[str | None, str]:
     found = shutil.which("wrk")
     if found:
         return found, "wrk"
-    print(f"wrk is not installed; running {install.relative_to(ROOT)} ...", flush=True)
+    print(f"wrk is not installed; running {install} ...", flush=True)
     done = subprocess.run(["bash", str(install)], capture_output=True, text=True)
     found = shutil.which("wrk")
     if found:

@@ -507,3 +507,34 @@ async def test_raw_sql_reference_computes_what_the_kpi_summary_computes(
     assert link["rsrp_bands"]["good"] == pytest.approx(
         raw["link"]["rsrp_good"] / raw["link"]["samples"]
     )
+
+
+def test_missing_wrk_is_installed_by_the_script_or_the_fallback_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import shutil
+
+    from loadtests.bench_api import INSTALL_TOOLS, ensure_wrk
+
+    assert INSTALL_TOOLS.exists()
+    # No wrk on PATH and an installer that fails: the run goes on, saying why.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    for tool in ("bash", "chmod"):  # what the installers below need, and no wrk
+        found = shutil.which(tool)
+        assert found is not None
+        (empty / tool).symlink_to(found)
+    failing = tmp_path / "install.sh"
+    failing.write_text("echo 'E: Unable to locate package wrk' >&2\nexit 100\n")
+    monkeypatch.setenv("PATH", str(empty))
+    assert shutil.which("wrk") is None
+    path, why = ensure_wrk(failing)
+    assert path is None
+    assert why == "installing wrk failed (E: Unable to locate package wrk); asyncio client instead"
+    # An installer that provides it: found on PATH afterwards and used.
+    providing = tmp_path / "provide.sh"
+    providing.write_text(f"printf '#!/bin/sh\\n' > {empty}/wrk && chmod +x {empty}/wrk\n")
+    path, why = ensure_wrk(providing)
+    assert path == os.path.join(empty, "wrk")
+    assert why == "wrk"
