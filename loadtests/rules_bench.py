@@ -5,10 +5,17 @@ while a trigger publisher sends one e-stop AGV record per new device at a steady
 Each e-stop must open a `safety_stop` alarm: the alarm counts as delivered when it is both
 visible in the `alarms` table (polled) and received on its MQTT alarm topic, and its
 latency is the later of the two minus the trigger's publish time.
+
+The same run also measures ingest's own publish-to-commit latency on probe devices of the
+background fleet (same broker, same publishers, same database, polled at the same 10 ms):
+the reference the alarm latency is stated against. A machine that is three times slower
+makes both slower; their ratio is what the rules path adds, and it carries from one
+machine to the next where a bare millisecond figure does not (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -21,18 +28,20 @@ import paho.mqtt.client as mqtt
 import psycopg2
 from paho.mqtt.enums import CallbackAPIVersion
 
-from f5gdev.devstack.servers import free_port
+from f5gdev.devstack.servers import Mosquitto, free_port
 from loadtests import stats
 from loadtests.fleet import Fleet
-from loadtests.observer import Observer
-from loadtests.payloads import STREAM_TABLE, topic
-from loadtests.procs import INGESTORS, Ingestor, wait_until
+from loadtests.observer import CommittedCounter, Observer
+from loadtests.payloads import ROWS_PER_RECORD, SEQ_AUDITED, STREAM_TABLE, stored_device, topic
+from loadtests.procs import INGESTORS, CpuMeter, Ingestor, wait_until
+from loadtests.publisher import device_names
 from loadtests.runner import BenchEnv, RunResult, Workload, wait_ready
 from services.protocols.alarms import alarm_filter
 
 RULES_COMMAND = [*INGESTORS["ingest"][:-1], "rules"]
 PROJECT = "bench"
 TRIGGER_PREFIX = "trig-"
+POLL_S = 0.01  # alarms and ingest probes alike: equal resolution keeps the ratio fair
 
 
 def estop(seq: int, ts_ms: int) -> bytes:
@@ -93,7 +102,7 @@ class AlarmWatch:
                     self.stored.setdefault(device, wall)
             except psycopg2.Error:
                 conn = None
-            self._stop.wait(0.01)
+            self._stop.wait(POLL_S)
         if conn is not None:
             conn.close()
 
@@ -128,7 +137,22 @@ def run_rules(
     )
     result = RunResult("ingest+rules", {**work.__dict__, "faults": []})
     watch = AlarmWatch(url, broker.port)
-    observer = Observer(url, STREAM_TABLE[work.stream], PROJECT, [])
+    per_process = min(work.probes_per_process, work.devices // work.processes)
+    probes = [
+        stored_device(work.stream, i, d)
+        for i in range(work.processes)
+        for d in device_names(i, per_process)
+        if work.stream in SEQ_AUDITED
+    ]
+    observer = Observer(
+        url,
+        STREAM_TABLE[work.stream],
+        PROJECT,
+        probes,
+        ROWS_PER_RECORD[work.stream],
+        poll_s=POLL_S,
+        since=time.time(),
+    )
     try:
         ingest.start()
         rules.start()
@@ -148,6 +172,11 @@ def run_rules(
         if not ok:
             raise RuntimeError("rules raised no alarm for a warm-up e-stop:\n" + rules.log_tail())
         fleet = Fleet(work.fleet(broker.port, f"rules-{run_id}"))
+        committed = CommittedCounter(ingest.metrics, observer.count())
+        if committed.available:  # count(*) each second would load the database instead
+            observer.sampler = committed
+        observer.start()
+        meter = CpuMeter(_server_pids(env, broker, ingest, rules)).start()
         fleet.start()
         sent: dict[str, float] = {}
         t0 = time.time()
@@ -170,7 +199,10 @@ def run_rules(
                     f"alarms={sum(1 for d in sent if d in watch.stored and d in watch.published)}"
                 )
         totals = fleet.join()
+        meter.stop()
         wait_until(lambda: all(d in watch.stored and d in watch.published for d in sent), 15.0)
+        observer.stop()
+        commit_lat = [lat for _, lat in observer.latencies]
         warm.loop_stop()
         warm.disconnect()
         watch.stop()
@@ -181,6 +213,8 @@ def run_rules(
         ]
         lat_db = [watch.stored[d] - t for d, t in sent.items() if d in watch.stored]
         lat_mqtt = [watch.published[d] - t for d, t in sent.items() if d in watch.published]
+        alarm = stats.latency_figures(lat)
+        commit = stats.latency_figures(commit_lat)
         result.summary = {
             "messages_published": totals.messages,
             "publish_target_msgs_per_s": work.rate,
@@ -188,11 +222,15 @@ def run_rules(
             "target_reached": totals.achieved_rate >= stats.RATE_TOLERANCE * work.rate,
             "triggers": len(sent),
             "alarms_missing": len(sent) - len(lat),
-            "alarm_latency": stats.latency_figures(lat),
+            "alarm_latency": alarm,
+            "ingest_commit_latency": commit,
+            "alarm_to_commit_p50_ratio": stats.ratio(alarm["p50_ms"], commit["p50_ms"]),
+            "alarm_to_commit_p99_ratio": stats.ratio(alarm["p99_ms"], commit["p99_ms"]),
             "alarm_stored_latency": stats.latency_figures(lat_db),
             "alarm_published_latency": stats.latency_figures(lat_mqtt),
-            "latency_resolution_s": 0.01,
+            "latency_resolution_s": POLL_S,
             "rules_rss_max_mb": max((v for _, v in rss), default=0.0) / 2**20,
+            "cpu": cpu_profile(meter),
         }
         result.series = {
             "published": [[t, float(s)] for t, s, _ in totals.samples],
@@ -205,6 +243,7 @@ def run_rules(
                 if d in watch.stored and d in watch.published
             ],
             "rss": rss,
+            "commit_latency": [[t, x] for t, x in observer.latencies],
         }
         return result
     finally:
@@ -212,3 +251,23 @@ def run_rules(
         observer.stop()
         rules.stop()
         ingest.stop()
+
+
+def _server_pids(
+    env: BenchEnv, broker: Mosquitto, ingest: Ingestor, rules: Ingestor
+) -> dict[str, int]:
+    pids = {"ingest": ingest.pid, "rules": rules.pid, "broker": broker.pid()}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pids["database"] = int((env.pg.data_dir / "postmaster.pid").read_text().split()[0])
+    return {k: v for k, v in pids.items() if v}
+
+
+def cpu_profile(meter: CpuMeter) -> dict[str, Any]:
+    """Cores each server used while the fleet published, and the rest of the machine
+    (publishers, this harness, anything else): where a slow run's time went."""
+    wall = max(meter.wall_s, 1e-9)
+    cores = {k: v / wall for k, v in meter.used.items()}
+    busy = meter.machine_busy_s / wall
+    cores["publishers, harness and other"] = max(0.0, busy - sum(cores.values()))
+    total = meter.machine_total_s / wall
+    return {"wall_s": meter.wall_s, "cores_used": cores, "machine_busy_share": busy / total}

@@ -128,3 +128,82 @@ def summarise(
         "publisher_reconnects": sum(r.reconnects for r in totals.results),
     }
     return summary
+
+
+# A load generator that used this share of its threads' time was itself saturated.
+GENERATOR_SATURATED = 0.9
+# Other processes busy on this share of the machine's cores made the run a shared one.
+OTHER_LOAD_NOTED = 0.25
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    """value / reference, or None when either is missing, NaN or not positive."""
+    ok = all(isinstance(x, int | float) and x == x and x > 0 for x in (value, reference))
+    return float(value) / float(reference) if ok else None  # type: ignore[arg-type]
+
+
+def cpu_shares(used: dict[str, float]) -> dict[str, float]:
+    """Each named process tree's share of the CPU seconds all of them used together."""
+    total = sum(used.values())
+    return {k: (v / total if total > 0 else math.nan) for k, v in used.items()}
+
+
+def load_limit(
+    wall_s: float,
+    cores: int,
+    generator_s: float,
+    generator_threads: int,
+    server_s: float,
+    database_s: float | None = None,
+    machine_busy_s: float | None = None,
+) -> dict[str, Any]:
+    """Which side bounded a closed-loop throughput run, from the CPU each side used.
+
+    The run measured the client, not the server, when the generator was saturated (its
+    CPU time reached GENERATOR_SATURATED of its threads' wall time) or when it used at
+    least as much CPU as the server process it was loading: on a box whose cores the
+    generator, the API and PostgreSQL share, every second the client burns is one the
+    server did not get, and a client that needs as much CPU per request as the server
+    halves the rate it can show. Otherwise the figure is the server's; processes outside
+    the run taking a large share of the machine are noted, since they bound it too.
+    """
+    wall = max(wall_s, 1e-9)
+    used = {"generator": generator_s, "api": server_s}
+    if database_s is not None:
+        used["database"] = database_s
+    shares = cpu_shares(used)
+    ours = sum(used.values())
+    other = (
+        max(0.0, machine_busy_s - ours)
+        if machine_busy_s is not None and machine_busy_s == machine_busy_s
+        else None
+    )
+    out: dict[str, Any] = {
+        "wall_s": wall_s,
+        "cpu_s": used,
+        "cpu_share": shares,
+        "cores_used": {k: v / wall for k, v in used.items()},
+        "other_cores_used": None if other is None else other / wall,
+    }
+    if generator_s >= GENERATOR_SATURATED * generator_threads * wall:
+        out["limit"] = "client"
+        out["reason"] = (
+            f"the generator used {generator_s / wall:.2f} of its {generator_threads} "
+            "thread(s)' time: it was saturated"
+        )
+    elif generator_s >= server_s:
+        out["limit"] = "client"
+        out["reason"] = (
+            f"the generator used as much CPU as the API ({generator_s:.1f} s vs {server_s:.1f} s)"
+        )
+    else:
+        out["limit"] = "server"
+        out["reason"] = (
+            f"the generator used {shares['generator']:.0%} of the run's CPU, the API "
+            f"{shares['api']:.0%}"
+        )
+        if other is not None and other >= OTHER_LOAD_NOTED * cores * wall:
+            out["reason"] += (
+                f"; other processes kept {other / wall:.2f} of {cores} cores busy meanwhile"
+            )
+    return out

@@ -275,3 +275,32 @@ async def test_catching_up_skips_stretches_without_rows(
     assert await maintain.catch_up(engine) < 30
     assert _close([list(r) for r in await _snapshot(engine, "rollup_agv_1h")],
                   [list(r) for r in before])  # fmt: skip
+
+
+async def test_one_device_s_minutes_share_heap_pages(new_database: Callable[..., str]) -> None:
+    # A long series of one device reads its minute rows through the (project, device,
+    # bucket) index; when a pass inserts every device's minutes in time order, each row
+    # of that device lands on a page of its own and the read touches a page per minute.
+    from f5gdev.seed.generate import SeedPlan, default_end, seed
+
+    url = new_database()
+    await seed(url, SeedPlan(1, 24, 0.25, 8640, default_end()))
+    engine = make_engine(api_settings(url))
+    try:
+        await maintain.catch_up(engine)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text(
+                    "SELECT device_id, count(*) AS n, "
+                    "count(DISTINCT (ctid::text::point)[0]) AS pages "
+                    "FROM rollup_link_1m GROUP BY 1"
+                )
+            )
+            per_device = [(r.device_id, int(r.n), int(r.pages)) for r in rows]
+    finally:
+        await engine.dispose()
+    assert len(per_device) >= 4
+    for device, n, pages in per_device:
+        assert n >= 300, device
+        # A page holds about a dozen link minutes: whole runs of one device, not one each.
+        assert pages * 4 <= n, (device, n, pages)

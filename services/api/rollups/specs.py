@@ -129,8 +129,13 @@ SPECS: Final[dict[str, Spec]] = {
         Spec(
             "agv",
             "agv_status",
+            # OFFSET 0 plans the row read on its own: without it the window's ordering
+            # draws the planner to the unique key (project_id, device_id, ts), which for a
+            # one-minute edge walks every row of the project in the chunk (a day of index,
+            # most of a 24 h KPI summary's time); on its own it takes the time index.
             "(SELECT *, lag(state) OVER (PARTITION BY project_id, device_id ORDER BY ts) "
-            "AS prev_state FROM agv_status WHERE {where_lookback}) AS s WHERE {where}",
+            "AS prev_state FROM (SELECT * FROM agv_status WHERE {where_lookback} OFFSET 0) "
+            "AS r) AS s WHERE {where}",
             fields=STREAM_DEFS["agv"].rollup_fields,
             extra=(
                 *(_count(f"{st}_n", f"state = '{st}'") for st in AGV_STATES),
