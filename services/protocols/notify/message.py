@@ -17,7 +17,9 @@ LANGUAGES: Final = ("en", "zh")
 # What a notice reports. `opened`, `escalated` (severity raised), `acknowledged` and
 # `cleared` are alarm transitions; `reminder` repeats an unacknowledged alarm, `escalation`
 # hands it to the next route of a policy; `test` is an operator's "send test".
-NoticeKind = Literal["opened", "escalated", "acknowledged", "cleared", "reminder", "escalation", "test"]
+NoticeKind = Literal[
+    "opened", "escalated", "acknowledged", "cleared", "reminder", "escalation", "test"
+]
 
 
 @dataclass(frozen=True, slots=True)
