@@ -126,12 +126,14 @@ class Stored:
     rollup: bool = False
 
 
-def _extra(rollup: bool, typical: object) -> dict[str, Any]:
+def _extra(rollup: bool, typical: object, degraded: object = None) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if rollup:
         extra["rollup"] = True
     if typical is not None:
         extra["typical"] = typical
+    if degraded is not None:
+        extra["degraded"] = degraded
     return extra
 
 
@@ -145,8 +147,9 @@ def _num(
     *,
     rollup: bool = False,
     typical: tuple[float, float, int] | None = None,
+    degraded: tuple[float, float, int] | None = None,
 ) -> Any:
-    return Annotated[float, Meta(ge=lo, le=hi, extra=_extra(rollup, typical))]
+    return Annotated[float, Meta(ge=lo, le=hi, extra=_extra(rollup, typical, degraded))]
 
 
 def _choice(choices: Any, typical: tuple[str, ...], **extra: Any) -> Any:
@@ -225,19 +228,27 @@ class AgvStatus(AgvRecord, kw_only=True, forbid_unknown_fields=True):
     localization: _LOCALIZATION  # type: ignore[valid-type]
 
 
+_DL_MBPS = _num(0, 100000, rollup=True, typical=(400, 440, 1), degraded=(60, 120, 1))
+
+
 class LinkKpi(msgspec.Struct, forbid_unknown_fields=True):
+    """A 5G module's link measurements. `typical` is what a healthy link reports, `degraded`
+    what the same module reports under interference (both feed the simulator and the load
+    generator, never validation). A link with several typical cells or slices stays on one
+    and changes rarely (a handover), more often while degraded."""
+
     ts: Ts
     seq: Seq
-    rsrp: _num(-156, -31, rollup=True, typical=(-95, -85, 1))  # type: ignore[valid-type]
-    sinr: _num(-23, 40, rollup=True, typical=(12, 18, 1))  # type: ignore[valid-type]
-    latency_ms: _num(0, 60000, rollup=True, typical=(5, 13, 2))  # type: ignore[valid-type]
-    rsrq: _num(-43, 20, rollup=True, typical=(-12, -8, 1)) | None = None  # type: ignore[valid-type]
-    jitter_ms: _num(0, 60000, rollup=True, typical=(0.5, 1.5, 2)) | None = None  # type: ignore[valid-type]
-    loss_pct: _num(0, 100, rollup=True, typical=(0, 0.03, 3)) | None = None  # type: ignore[valid-type]
-    ul_mbps: _num(0, 100000, rollup=True, typical=(80, 90, 1)) | None = None  # type: ignore[valid-type]
-    dl_mbps: _num(0, 100000, rollup=True, typical=(400, 440, 1)) | None = None  # type: ignore[valid-type]
+    rsrp: _num(-156, -31, rollup=True, typical=(-95, -85, 1), degraded=(-130, -119, 1))  # type: ignore[valid-type]
+    sinr: _num(-23, 40, rollup=True, typical=(12, 18, 1), degraded=(-6, 0, 1))  # type: ignore[valid-type]
+    latency_ms: _num(0, 60000, rollup=True, typical=(5, 13, 2), degraded=(30, 60, 2))  # type: ignore[valid-type]
+    rsrq: _num(-43, 20, rollup=True, typical=(-12, -8, 1), degraded=(-18, -14, 1)) | None = None  # type: ignore[valid-type]
+    jitter_ms: _num(0, 60000, rollup=True, typical=(0.5, 1.5, 2), degraded=(5, 7, 2)) | None = None  # type: ignore[valid-type]
+    loss_pct: _num(0, 100, rollup=True, typical=(0, 0.03, 3), degraded=(1.5, 3.5, 3)) | None = None  # type: ignore[valid-type]
+    ul_mbps: _num(0, 100000, rollup=True, typical=(80, 90, 1), degraded=(12, 28, 1)) | None = None  # type: ignore[valid-type]
+    dl_mbps: _DL_MBPS | None = None  # type: ignore[valid-type]
     cell_id: _text(64, ("460-00-0000001", "460-00-0000002", "460-00-0000003")) | None = None  # type: ignore[valid-type]
-    slice: _text(64, ("URLLC",)) | None = None  # type: ignore[valid-type]
+    slice: _text(64, ("URLLC", "eMBB")) | None = None  # type: ignore[valid-type]
 
 
 MetricName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_./:-]{1,128}$")]

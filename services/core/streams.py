@@ -56,6 +56,7 @@ class Field:
     name: str
     required: bool
     typical: Any  # what a healthy device sends (see contracts.py), None if it omits it
+    degraded: Any = None  # what it sends while faulty (the simulator's fault episodes)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def define(name: str, table: str, record: type[msgspec.Struct]) -> StreamDef:
         if f.name in ("ts", "seq"):
             continue
         base, nullable, extra = _unwrap(f.type)
-        fields.append(Field(f.name, f.required, extra.get("typical")))
+        fields.append(Field(f.name, f.required, extra.get("typical"), extra.get("degraded")))
         if "explode" in extra:
             explode = f.name
             columns += [_stored(f.name, s, s.store) for s in extra["explode"]]

@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.core.streams import STREAM_DEFS
+
 DEFECT_TYPES = ("scratch", "dent", "missing_screw", "misalignment", "stain", "crack")
-SLICES = ("URLLC", "eMBB")
+LINK_FIELDS = STREAM_DEFS["link"].fields
 
 
 def now_ms() -> int:
@@ -138,30 +140,28 @@ class Agv(SimDevice):
 
 @dataclass
 class FiveGModule(SimDevice):
-    cell: int = 1
+    """Reports every field of the `link` stream its definition gives values for
+    (`services.core.contracts.LinkKpi`): `typical` ranges while healthy, `degraded` ones
+    during an interference episode. Text fields (cell, slice) stick to one value and change
+    rarely, a handover, fifty times as often while degraded."""
+
+    sticky: dict[str, str] = field(default_factory=dict)
 
     def next_record(self, fault_probability: float) -> dict[str, Any]:
         self.seq += 1
         faulty = self.maybe_fault(fault_probability, (20, 80))
-        rsrp = self.rng.gauss(-125 if faulty else -90, 3)
-        sinr = self.rng.gauss(-3 if faulty else 15, 2)
-        latency = max(1.0, self.rng.gauss(45 if faulty else 9, 2 if not faulty else 10))
-        if self.rng.random() < (0.05 if faulty else 0.001):
-            self.cell = self.cell % 3 + 1
-        return {
-            "ts": now_ms(),
-            "seq": self.seq,
-            "rsrp": round(min(-31.0, max(-156.0, rsrp)), 1),
-            "sinr": round(min(40.0, max(-23.0, sinr)), 1),
-            "latency_ms": round(latency, 2),
-            "rsrq": round(min(20.0, max(-43.0, self.rng.gauss(-16 if faulty else -10, 1))), 1),
-            "jitter_ms": round(abs(self.rng.gauss(6 if faulty else 1, 0.5)), 2),
-            "loss_pct": round(abs(self.rng.gauss(2.5 if faulty else 0.01, 0.01)), 3),
-            "ul_mbps": round(abs(self.rng.gauss(20 if faulty else 85, 5)), 1),
-            "dl_mbps": round(abs(self.rng.gauss(90 if faulty else 420, 20)), 1),
-            "cell_id": f"460-00-{self.cell:07d}",
-            "slice": SLICES[hash(self.device_id) % 2],
-        }
+        record: dict[str, Any] = {"ts": now_ms(), "seq": self.seq}
+        for f in LINK_FIELDS:
+            spec = f.degraded if faulty and f.degraded is not None else f.typical
+            if isinstance(spec, tuple) and len(spec) == 3 and isinstance(spec[2], int):
+                low, high, decimals = spec
+                record[f.name] = round(self.rng.uniform(low, high), decimals)
+            elif isinstance(spec, tuple):
+                current = self.sticky.get(f.name)
+                if current is None or self.rng.random() < (0.05 if faulty else 0.001):
+                    current = self.sticky[f.name] = str(self.rng.choice(spec))
+                record[f.name] = current
+        return record
 
 
 @dataclass

@@ -116,7 +116,6 @@ def build_fleet(settings: Settings) -> list[SimDevice]:
                     f"cpe-{i + 1:02d}",
                     "link",
                     random.Random(rng.random()),
-                    cell=i % 3 + 1,
                 )
             )
         for i in range(sim.machines):
