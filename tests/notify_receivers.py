@@ -479,12 +479,14 @@ class _MailHandler:
         raw = envelope.original_content or b""
         message = BytesParser(policy=email.policy.default).parsebytes(raw)
         assert isinstance(message, EmailMessage)
-        login = session.login_data
-        user = login.login.decode() if isinstance(login, LoginPassword) else None
+        user = session.auth_data if isinstance(session.auth_data, str) else None
+        # The transport is the TLS one after STARTTLS and from the start with implicit TLS.
+        transport = server.transport
+        tls = transport is not None and transport.get_extra_info("ssl_object") is not None
         with self.state.lock:
             self.state.mails.append(
                 Mail(str(envelope.mail_from), list(envelope.rcpt_tos), message, raw,
-                     session.ssl is not None, user)
+                     tls, user)
             )  # fmt: skip
         return "250 Message accepted for delivery"
 
@@ -517,7 +519,8 @@ class SmtpReceiver:
             kwargs.update(
                 authenticator=self._authenticator(auth),
                 auth_required=True,
-                auth_require_tls=security != "none",
+                # aiosmtpd counts only STARTTLS as TLS; implicit TLS is encrypted from the start
+                auth_require_tls=security == "starttls",
             )
         self.controller = Controller(
             _MailHandler(self.state), hostname=LOOPBACK, port=self.port, **kwargs
@@ -531,7 +534,7 @@ class SmtpReceiver:
             if not isinstance(data, LoginPassword):
                 return AuthResult(success=False, handled=False)
             ok = (data.login.decode(), data.password.decode()) == auth
-            return AuthResult(success=ok, handled=False)
+            return AuthResult(success=ok, handled=False, auth_data=data.login.decode())
 
         return check
 
