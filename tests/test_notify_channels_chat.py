@@ -12,11 +12,14 @@ import httpx
 import pytest
 
 from services.protocols.notify.channels import CHANNELS, parse_config
+from services.protocols.notify.channels import dingtalk as dt
 from services.protocols.notify.channels import wecom as wc
 from services.protocols.notify.message import Outcome
-from tests.notify_receivers import WeComReceiver, make_notice
+from tests.notify_receivers import DingTalkReceiver, WeComReceiver, make_notice
 
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
+DING_TOKEN = "b1e2f3a4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2"
+DING_SECRET = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd"
 
 
 async def _send(channel: str, data: dict[str, Any], language: str = "en", **notice: Any) -> Outcome:
@@ -98,3 +101,92 @@ def test_wecom_default_host_is_the_vendors_over_https() -> None:
     config = parse_config("wecom", {"key": "k"})
     assert isinstance(config, wc.WeComConfig)
     assert config.base_url == "https://qyapi.weixin.qq.com"
+
+
+# ------------------------------------------------------------------------------ DingTalk
+
+
+def _ding(receiver: DingTalkReceiver, **kw: Any) -> dict[str, Any]:
+    return {"access_token": DING_TOKEN, "base_url": receiver.url, **kw}
+
+
+async def test_dingtalk_signed_markdown_with_mentions() -> None:
+    with DingTalkReceiver(DING_TOKEN, secret=DING_SECRET) as receiver:
+        assert isinstance(receiver, DingTalkReceiver)
+        data = _ding(receiver, secret=DING_SECRET, at_mobiles=["13800001111"])
+        for language in ("en", "zh"):
+            outcome = await _send("dingtalk", data, language)
+            assert (outcome.ok, outcome.status) == (True, "errcode=0"), outcome
+        assert receiver.problems == []
+        en, zh = receiver.requests
+    for request in (en, zh):
+        timestamp = request.one("timestamp")
+        assert timestamp is not None
+        assert len(timestamp) == 13  # milliseconds
+        assert "+" not in request.raw_query.split("sign=")[1]  # the sign is URL-encoded
+        assert request.json()["at"] == {"atMobiles": ["13800001111"], "isAtAll": False}
+    assert en.json()["markdown"]["title"] == "[Critical] Alarm opened: agv_estop on agv-07"
+    assert "@13800001111" in zh.json()["markdown"]["text"]
+    assert "**设备**" in zh.json()["markdown"]["text"]
+
+
+def test_dingtalk_sign_matches_the_documented_example_encoding() -> None:
+    # The sign of DingTalk's documentation: quote_plus(base64(HmacSHA256)): '+', '/' and
+    # '=' appear percent-encoded.
+    signs = {dt.signature(DING_SECRET, str(1_700_000_000_000 + i)) for i in range(50)}
+    assert all("+" not in s and "/" not in s and s.endswith("%3D") for s in signs)
+    assert any("%2B" in s or "%2F" in s for s in signs)
+
+
+async def test_dingtalk_wrong_secret_or_missing_sign_is_not_retried() -> None:
+    with DingTalkReceiver(DING_TOKEN, secret=DING_SECRET) as receiver:
+        wrong = await _send("dingtalk", _ding(receiver, secret="SECwrong"))
+        unsigned = await _send("dingtalk", _ding(receiver))
+        assert receiver.problems == ["sign mismatch", "signed robot without timestamp/sign"]
+    for outcome in (wrong, unsigned):
+        assert (outcome.ok, outcome.retryable, outcome.status) == (False, False, "errcode=310000")
+
+
+async def test_dingtalk_keyword_mode() -> None:
+    with DingTalkReceiver(DING_TOKEN, keyword="告警") as receiver:
+        assert (await _send("dingtalk", _ding(receiver, keyword="告警"), "en")).ok
+        missing = await _send("dingtalk", _ding(receiver), "en")
+        assert receiver.problems == ["keyword missing"]
+    assert (missing.ok, missing.retryable, missing.status) == (False, False, "errcode=310000")
+
+
+@pytest.mark.parametrize(
+    ("answer", "retryable"),
+    [
+        ({"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}, True),
+        ({"errcode": -1, "errmsg": "system busy"}, True),
+        ({"errcode": 400013, "errmsg": "group is dissolved"}, False),
+    ],
+)
+async def test_dingtalk_error_codes(answer: dict[str, Any], retryable: bool) -> None:
+    with DingTalkReceiver(DING_TOKEN) as receiver:
+        receiver.fail_next(1, 200, answer)
+        outcome = await _send("dingtalk", _ding(receiver))
+    assert (outcome.ok, outcome.retryable) == (False, retryable)
+    assert outcome.status == f"errcode={answer['errcode']}"
+    assert answer["errmsg"] in outcome.answer
+
+
+async def test_dingtalk_wrong_token_is_not_retried() -> None:
+    with DingTalkReceiver(DING_TOKEN) as receiver:
+        outcome = await _send("dingtalk", _ding(receiver, access_token="gone"))
+    assert (outcome.ok, outcome.retryable, outcome.status) == (False, False, "errcode=300001")
+
+
+async def test_dingtalk_long_alarm_fits_20000_bytes() -> None:
+    with DingTalkReceiver(DING_TOKEN) as receiver:
+        outcome = await _send("dingtalk", _ding(receiver), "zh", message="停" * 100_000)
+        assert outcome.ok, outcome
+        assert receiver.problems == []
+        assert len(receiver.requests[0].body) <= 20000
+
+
+def test_dingtalk_default_host_is_the_vendors_over_https() -> None:
+    config = parse_config("dingtalk", {"access_token": "t"})
+    assert isinstance(config, dt.DingTalkConfig)
+    assert config.base_url == "https://oapi.dingtalk.com"

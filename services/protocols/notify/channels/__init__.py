@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from services.protocols.notify.channels import email, mqtt, webhook, wecom
+from services.protocols.notify.channels import dingtalk, email, mqtt, webhook, wecom
 from services.protocols.notify.channels.base import ChannelConfig, Publish
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 
@@ -50,6 +50,9 @@ CHANNELS: Final[Mapping[str, ChannelType]] = {
     "email": ChannelType("email", email.EmailConfig, email.send, ("password",)),
     "webhook": ChannelType("webhook", webhook.WebhookConfig, webhook.send, ("secret",)),
     "wecom": ChannelType("wecom", wecom.WeComConfig, wecom.send, ("key",)),
+    "dingtalk": ChannelType(
+        "dingtalk", dingtalk.DingTalkConfig, dingtalk.send, ("access_token", "secret")
+    ),
     "mqtt": ChannelType("mqtt", mqtt.MqttConfig, mqtt.send, ()),
 }
 
