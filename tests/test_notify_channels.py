@@ -100,7 +100,7 @@ def test_truncate_utf8_never_splits_a_character(text: str, limit: int) -> None:
 
 
 def test_registry_has_every_channel_and_secret_fields_are_secret() -> None:
-    assert set(CHANNELS) == {"email", "webhook", "wecom", "dingtalk", "mqtt"}
+    assert set(CHANNELS) == {"email", "webhook", "wecom", "dingtalk", "feishu", "mqtt"}
     for entry in CHANNELS.values():
         for name in entry.secrets:
             assert name in entry.config.model_fields, (entry.name, name)
@@ -118,6 +118,7 @@ def test_registry_has_every_channel_and_secret_fields_are_secret() -> None:
         ("webhook", {"url": "ftp://x.example/h", "secret": SECRET}, "https://"),
         ("wecom", {"key": "k", "base_url": "http://127.0.0.1:1"}, "allow_insecure_http"),
         ("dingtalk", {"access_token": "t", "at_mobiles": ["not a phone"]}, "at_mobiles"),
+        ("feishu", {"hook_id": "h", "msg_type": "text"}, "msg_type"),
         (
             "email",
             {"host": "smtp", "sender": "a@b.c", "recipients": ["x@y.z"], "security": "none"},

@@ -5,6 +5,7 @@ vendor's success and error codes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,12 +14,15 @@ import pytest
 
 from services.protocols.notify.channels import CHANNELS, parse_config
 from services.protocols.notify.channels import dingtalk as dt
+from services.protocols.notify.channels import feishu as fs
 from services.protocols.notify.channels import wecom as wc
 from services.protocols.notify.message import Outcome
-from tests.notify_receivers import DingTalkReceiver, WeComReceiver, make_notice
+from tests.notify_receivers import DingTalkReceiver, FeishuReceiver, WeComReceiver, make_notice
 
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 DING_TOKEN = "b1e2f3a4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2"
+FEISHU_HOOK = "0f8e2b7c-1d4a-4e3b-9c5d-6a7b8c9d0e1f"
+FEISHU_SECRET = "qwertyuiopASDFGHJKL1"
 DING_SECRET = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd"
 
 
@@ -190,3 +194,115 @@ def test_dingtalk_default_host_is_the_vendors_over_https() -> None:
     config = parse_config("dingtalk", {"access_token": "t"})
     assert isinstance(config, dt.DingTalkConfig)
     assert config.base_url == "https://oapi.dingtalk.com"
+
+
+# -------------------------------------------------------------------------------- Feishu
+
+
+def _feishu(receiver: FeishuReceiver, **kw: Any) -> dict[str, Any]:
+    return {"hook_id": FEISHU_HOOK, "base_url": receiver.url, **kw}
+
+
+async def test_feishu_signed_card_in_both_languages() -> None:
+    with FeishuReceiver(FEISHU_HOOK, secret=FEISHU_SECRET) as receiver:
+        assert isinstance(receiver, FeishuReceiver)
+        for language in ("en", "zh"):
+            outcome = await _send("feishu", _feishu(receiver, secret=FEISHU_SECRET), language)
+            assert (outcome.ok, outcome.status) == (True, "code=0"), outcome
+        cleared = await _send(
+            "feishu", _feishu(receiver, secret=FEISHU_SECRET), kind="cleared", state="cleared"
+        )
+        assert cleared.ok
+        assert receiver.problems == []
+        en, zh, clr = (r.json() for r in receiver.requests)
+    assert len(en["timestamp"]) == 10  # seconds
+    assert en["card"]["header"]["template"] == "red"
+    assert clr["card"]["header"]["template"] == "green"
+    assert zh["card"]["header"]["title"]["content"] == "【紧急】告警触发：agv_estop · agv-07"  # noqa: RUF001
+    assert "**设备**" in zh["card"]["elements"][0]["content"]
+
+
+async def test_feishu_post_rich_text() -> None:
+    with FeishuReceiver(FEISHU_HOOK) as receiver:
+        for language in ("en", "zh"):
+            outcome = await _send("feishu", _feishu(receiver, msg_type="post"), language)
+            assert outcome.ok, outcome
+        assert receiver.problems == []
+        en, zh = (r.json() for r in receiver.requests)
+    assert "timestamp" not in en
+    assert en["msg_type"] == "post"
+    post = en["content"]["post"]["en_us"]
+    assert post["title"].startswith("[Critical]")
+    assert [e["text"] for e in post["content"][2]] == ["Device: agv-07 (agv)"]
+    assert {"tag": "a", "text": "Open in dashboard",
+            "href": "https://factory.example/alarms/42"} in post["content"][-1]  # fmt: skip
+    assert "zh_cn" in zh["content"]["post"]
+
+
+async def test_feishu_wrong_secret_is_not_retried() -> None:
+    with FeishuReceiver(FEISHU_HOOK, secret=FEISHU_SECRET) as receiver:
+        outcome = await _send("feishu", _feishu(receiver, secret="another-secret"))
+        assert receiver.problems == ["sign or timestamp wrong"]
+    assert (outcome.ok, outcome.retryable, outcome.status) == (False, False, "code=19021")
+
+
+def test_feishu_sign_is_key_timestamp_secret_over_an_empty_message() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    key = f"1599360473\n{FEISHU_SECRET}".encode()
+    expected = base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
+    assert fs.signature(FEISHU_SECRET, "1599360473") == expected
+    # DingTalk's algorithm (key = secret, message = timestamp + secret) must not match
+    swapped = hmac.new(FEISHU_SECRET.encode(), key, hashlib.sha256).digest()
+    assert fs.signature(FEISHU_SECRET, "1599360473") != base64.b64encode(swapped).decode()
+
+
+async def test_feishu_keyword_mode() -> None:
+    with FeishuReceiver(FEISHU_HOOK, keyword="告警") as receiver:
+        assert (await _send("feishu", _feishu(receiver, keyword="告警"), "en")).ok
+        missing = await _send("feishu", _feishu(receiver), "en")
+        assert receiver.problems == ["keyword missing"]
+    assert (missing.ok, missing.retryable, missing.status) == (False, False, "code=19024")
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "retryable", "shown"),
+    [
+        (200, {"code": 9499, "msg": "Too Many Request"}, True, "code=9499"),
+        (200, {"code": 11232, "msg": "frequency limited"}, True, "code=11232"),
+        (429, {"code": 9499, "msg": "Too Many Request"}, True, "429"),
+        (200, {"code": 19002, "msg": "params error"}, False, "code=19002"),
+        (200, {"StatusCode": 0, "StatusMessage": "success"}, False, "code=0"),
+    ],
+)
+async def test_feishu_answers(status: int, answer: Any, retryable: bool, shown: str) -> None:
+    with FeishuReceiver(FEISHU_HOOK) as receiver:
+        receiver.fail_next(1, status, answer)
+        outcome = await _send("feishu", _feishu(receiver))
+    assert (outcome.ok, outcome.status) == (shown == "code=0", shown)
+    assert outcome.retryable == retryable
+
+
+async def test_feishu_wrong_hook_is_not_retried() -> None:
+    with FeishuReceiver(FEISHU_HOOK) as receiver:
+        outcome = await _send("feishu", _feishu(receiver, hook_id="gone"))
+    assert (outcome.ok, outcome.retryable, outcome.status) == (False, False, "code=19001")
+
+
+@pytest.mark.parametrize("msg_type", ["interactive", "post"])
+async def test_feishu_long_alarm_fits_30_kb(msg_type: str) -> None:
+    big = {"message": "停" * 100_000, "evidence": {"x": "y" * 100_000}}
+    with FeishuReceiver(FEISHU_HOOK, secret=FEISHU_SECRET) as receiver:
+        data = _feishu(receiver, secret=FEISHU_SECRET, msg_type=msg_type)
+        outcome = await _send("feishu", data, "zh", **big)
+        assert outcome.ok, outcome
+        assert receiver.problems == []
+        assert json.loads(receiver.requests[0].body)["msg_type"] == msg_type
+
+
+def test_feishu_default_host_is_the_vendors_over_https() -> None:
+    config = parse_config("feishu", {"hook_id": "h"})
+    assert isinstance(config, fs.FeishuConfig)
+    assert config.base_url == "https://open.feishu.cn"

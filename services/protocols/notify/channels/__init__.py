@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from services.protocols.notify.channels import dingtalk, email, mqtt, webhook, wecom
+from services.protocols.notify.channels import dingtalk, email, feishu, mqtt, webhook, wecom
 from services.protocols.notify.channels.base import ChannelConfig, Publish
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 
@@ -53,6 +53,7 @@ CHANNELS: Final[Mapping[str, ChannelType]] = {
     "dingtalk": ChannelType(
         "dingtalk", dingtalk.DingTalkConfig, dingtalk.send, ("access_token", "secret")
     ),
+    "feishu": ChannelType("feishu", feishu.FeishuConfig, feishu.send, ("hook_id", "secret")),
     "mqtt": ChannelType("mqtt", mqtt.MqttConfig, mqtt.send, ()),
 }
 
