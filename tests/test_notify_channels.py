@@ -17,19 +17,25 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 import httpx
 import jsonschema
+import orjson
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from f5gdev.devstack.servers import Mosquitto
 from services.protocols.notify.channels import CHANNELS, parse_config
+from services.protocols.notify.channels import dingtalk as dt
+from services.protocols.notify.channels import email as em
+from services.protocols.notify.channels import feishu as fs
 from services.protocols.notify.channels import mqtt as mq
 from services.protocols.notify.channels import webhook as wh
+from services.protocols.notify.channels import wecom as wc
 from services.protocols.notify.templates import render, truncate_utf8
 from tests.notify_receivers import LOOPBACK, WebhookReceiver, make_notice
 
 SECRET = "s3cret-webhook-key-0123456789"
+MAIL = em.EmailConfig(host="smtp.example", sender="a@plant.example", recipients=["b@plant.example"])
 
 
 # ---------------------------------------------------------------------------- templates
@@ -206,6 +212,8 @@ async def test_webhook_receiver_down_and_timeout_are_retryable(
     receiver: WebhookReceiver,
 ) -> None:
     async with httpx.AsyncClient() as client:
+        # a kept-alive connection first: stopping must cut it, as a crashed receiver would
+        assert (await wh.send(_config(receiver), make_notice(), "en", client)).ok
         receiver.stop()
         down = await wh.send(_config(receiver), make_notice(), "en", client)
         assert (down.ok, down.retryable, down.status) == (False, True, "connect error")
@@ -310,3 +318,37 @@ async def test_mqtt_refusal_and_errors_are_retryable_missing_publisher_is_not() 
     assert (first.ok, first.retryable) == (False, True)
     assert (second.ok, second.retryable, second.status) == (False, True, "publish error")
     assert (third.ok, third.retryable, third.status) == (False, False, "no publisher")
+
+
+# -------------------------------------------------------------------- hostile text fields
+
+# Any character, plus what JSON "\\ud800" escapes and binary protocols can smuggle in:
+# lone surrogates, NUL, line breaks, bidi overrides.
+_ODD = st.sampled_from(["\ud800", "\udfff", "\x00", "\r\n", "\u202e", "\u2028", "<at id=all>"])
+_HOSTILE = st.lists(st.one_of(st.characters(), _ODD), max_size=3000).map("".join)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(device=_HOSTILE, message=_HOSTILE, project_name=_HOSTILE, unit=_HOSTILE, rule=_HOSTILE)
+@example(device="agv\ud800", message="\udfff", project_name="p", unit="u", rule="r")
+def test_any_device_text_renders_within_every_vendor_limit(
+    device: str, message: str, project_name: str, unit: str, rule: str
+) -> None:
+    """Whatever text reaches a notice, every channel builds a valid message within its
+    vendor's limit, or the delivery would fail for good on one bad field."""
+    notice = make_notice(device=device, message=message, project_name=project_name, unit=unit,
+                         rule=rule, evidence={"raw": message})  # fmt: skip
+    for language in ("en", "zh"):
+        assert len(wc.markdown(notice, language).encode()) <= wc.MARKDOWN_MAX_BYTES
+        ding = parse_config("dingtalk", {"access_token": "t", "at_mobiles": ["13800001111"]})
+        assert isinstance(ding, dt.DingTalkConfig)
+        assert len(orjson.dumps(dt.message(ding, notice, language))) <= dt.MESSAGE_MAX_BYTES
+        for msg_type in ("interactive", "post"):
+            feishu = fs.FeishuConfig.model_validate({"hook_id": "h", "msg_type": msg_type})
+            body = orjson.dumps(fs.content(feishu, notice, language))
+            assert len(body) <= fs.BODY_MAX_BYTES - 1024
+        mail = em.build(MAIL, notice, language)
+        assert mail.as_bytes()
+        assert "\n" not in str(mail["Subject"])
+        document = json.loads(wh.encode_notice(notice, language))
+        jsonschema.validate(document, wh.schema())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from services.protocols.notify.message import AlarmNotice, Language, NoticeKind
@@ -92,10 +92,31 @@ class Rendered:
     link_label: str
 
 
+def utf8(text: str) -> str:
+    """`text` as valid UTF-8: a lone surrogate (JSON's "\\ud800" decodes to one) becomes
+    "?", instead of failing every encoder downstream (orjson, the e-mail, the byte cut)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode()
+    return text
+
+
+def scrub(value: Any) -> Any:
+    """`utf8` applied to every string (and string key) in a JSON-like value."""
+    if isinstance(value, str):
+        return utf8(value)
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
 def clean(value: object, limit: int = FIELD_MAX) -> str:
     """One line of at most `limit` characters: control characters and line breaks become a
     space, so an untrusted value can neither add lines nor headers."""
-    text = _CONTROL.sub(" ", str(value)).strip()
+    text = _CONTROL.sub(" ", utf8(str(value))).strip()
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + ELLIPSIS
     return text
@@ -111,6 +132,7 @@ def md_escape(value: str) -> str:
 def truncate_utf8(text: str, max_bytes: int, marker: str = ELLIPSIS) -> str:
     """`text` if its UTF-8 encoding fits in `max_bytes`, else its longest prefix that fits
     together with `marker`, cut between characters (never inside a multi-byte sequence)."""
+    text = utf8(text)
     data = text.encode()
     if len(data) <= max_bytes:
         return text

@@ -99,7 +99,7 @@ def build(
     mail["From"] = config.sender
     mail["To"] = ", ".join(config.recipients)
     mail["Subject"] = rendered.title
-    mail["Date"] = formatdate(localtime=False)
+    mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = message_id(notice.idempotency_key, config.sender)
     mail[IDEMPOTENCY_HEADER] = notice.idempotency_key
     mail["Content-Language"] = "zh-CN" if language == "zh" else "en"

@@ -39,7 +39,7 @@ from services.protocols.notify.channels.base import (
     short,
 )
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
-from services.protocols.notify.templates import format_time, render
+from services.protocols.notify.templates import format_time, render, scrub
 
 SCHEMA_VERSION: Final = 1
 TIMESTAMP_HEADER: Final = "X-Factory5g-Timestamp"
@@ -76,7 +76,7 @@ def notice_document(
     """The JSON document of a notice (webhook body and MQTT payload): the data as stored,
     plus the rendered title and text so a receiver can show it as it is."""
     rendered = render(notice, language, tz)
-    return {
+    document = {
         "version": SCHEMA_VERSION,
         "idempotency_key": notice.idempotency_key,
         "kind": notice.kind,
@@ -107,6 +107,9 @@ def notice_document(
             "evidence": notice.evidence,
         },
     }
+    # Device data as it came, except what no JSON encoder can write (lone surrogates).
+    result: dict[str, Any] = scrub(document)
+    return result
 
 
 def encode_notice(notice: AlarmNotice, language: Language, tz: ZoneInfo | None = None) -> bytes:
