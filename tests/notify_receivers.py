@@ -33,7 +33,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -272,7 +272,8 @@ class WebhookReceiver(HttpReceiver):
         except ValueError:
             self.problem("body is not JSON")
             return 400, b'{"error":"not json"}'
-        if not key or document.get("idempotency_key") != key:
+        # header_key: percent-encoded when not plain printable ASCII
+        if not key or document.get("idempotency_key") != unquote(key):
             self.problem(f"idempotency key header {key!r} != body")
         return 200, b'{"ok":true}'
 

@@ -352,3 +352,24 @@ def test_any_device_text_renders_within_every_vendor_limit(
         assert "\n" not in str(mail["Subject"])
         document = json.loads(wh.encode_notice(notice, language))
         jsonschema.validate(document, wh.schema())
+
+
+async def test_any_idempotency_key_reaches_the_receiver_unambiguously(
+    receiver: WebhookReceiver,
+) -> None:
+    """Keys are the notify service's, but may embed device ids: non-ASCII or control
+    characters must not fail the request (httpx refuses such header values)."""
+    keys = ["alarm-1:opened:r1", "告警-7:opened:路由", "a\r\nInjected: yes", "sp ace:%41"]
+    async with httpx.AsyncClient() as client:
+        for key in keys:
+            outcome = await wh.send(
+                _config(receiver), make_notice(idempotency_key=key), "en", client
+            )
+            assert outcome.ok, (key, outcome)
+    assert receiver.problems == []
+    headers = [r.headers["idempotency-key"] for r in receiver.requests]
+    assert headers[0] == "alarm-1:opened:r1"  # plain keys are sent as they are
+    assert len(set(headers)) == len(keys)
+    assert all(h.isascii() and h.isprintable() for h in headers)
+    assert [wh.header_key(k) for k in keys] == headers
+    assert "injected" not in {k.lower() for r in receiver.requests for k in r.headers}

@@ -193,3 +193,11 @@ async def test_server_down_is_retryable() -> None:
     )
     outcome = await em.send(cfg, make_notice(), "en")
     assert (outcome.ok, outcome.retryable, outcome.status) == (False, True, "connect error")
+
+
+def test_odd_idempotency_keys_make_one_safe_header() -> None:
+    cfg = em.EmailConfig(host="smtp.example", sender="a@b.example", recipients=["c@d.example"])
+    mail = em.build(cfg, make_notice(idempotency_key="告警-7\r\nBcc: x@evil.example"), "en")
+    assert mail["Bcc"] is None
+    assert mail[em.IDEMPOTENCY_HEADER] == "%E5%91%8A%E8%AD%A6-7%0D%0ABcc: x@evil.example"
+    assert b"\r\nBcc:" not in mail.as_bytes()

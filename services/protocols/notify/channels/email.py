@@ -30,6 +30,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.protocols.notify.channels.base import ChannelConfig, Publish, short
+from services.protocols.notify.channels.webhook import header_key
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 from services.protocols.notify.templates import render
 
@@ -101,7 +102,7 @@ def build(
     mail["Subject"] = rendered.title
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = message_id(notice.idempotency_key, config.sender)
-    mail[IDEMPOTENCY_HEADER] = notice.idempotency_key
+    mail[IDEMPOTENCY_HEADER] = header_key(notice.idempotency_key)
     mail["Content-Language"] = "zh-CN" if language == "zh" else "en"
     mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to alarms
     mail.set_content(rendered.text)

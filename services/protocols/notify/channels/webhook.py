@@ -7,7 +7,8 @@ Request (JSON Schema: `services/protocols/notify/webhook-notice.schema.json`):
     Content-Type: application/json; charset=utf-8
     X-Factory5g-Timestamp: <unix seconds>
     X-Factory5g-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>
-    Idempotency-Key: <the notice's idempotency key>
+    Idempotency-Key: <the notice's idempotency key (`header_key`: percent-encoded when
+                     it holds "%" or anything but printable ASCII)>
 
 The scheme is the one Stripe and GitHub made common: the timestamp is inside the signed
 string, so a receiver that rejects timestamps older than five minutes (`verify`) cannot be
@@ -24,6 +25,7 @@ import importlib.resources
 import json
 import time
 from typing import Any, Final
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -39,7 +41,7 @@ from services.protocols.notify.channels.base import (
     short,
 )
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
-from services.protocols.notify.templates import format_time, render, scrub
+from services.protocols.notify.templates import format_time, render, scrub, utf8
 
 SCHEMA_VERSION: Final = 1
 TIMESTAMP_HEADER: Final = "X-Factory5g-Timestamp"
@@ -117,6 +119,19 @@ def encode_notice(notice: AlarmNotice, language: Language, tz: ZoneInfo | None =
     return orjson.dumps(notice_document(notice, language, tz), option=orjson.OPT_NON_STR_KEYS)
 
 
+_PRINTABLE_ASCII: Final = frozenset(chr(c) for c in range(0x20, 0x7F))
+
+
+def header_key(key: str) -> str:
+    """The idempotency key as a header value: as it is when printable ASCII without "%",
+    else percent-encoded as UTF-8 (RFC 3986), so a key that embeds a device id in Chinese
+    or a line break neither fails the request nor adds a header; `unquote` gives the
+    body's `idempotency_key` back, and two keys never share a header value."""
+    if "%" not in key and set(key) <= _PRINTABLE_ASCII:
+        return key
+    return quote(utf8(key), safe="".join(sorted(_PRINTABLE_ASCII - {"%"})))
+
+
 def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
     """`sha256=<hex>` of HMAC-SHA256(secret, f"{timestamp}.{body}")."""
     key = secret.encode() if isinstance(secret, str) else secret
@@ -165,7 +180,7 @@ async def send(
     headers = {
         TIMESTAMP_HEADER: timestamp,
         SIGNATURE_HEADER: sign(config.secret.get_secret_value(), timestamp, body),
-        IDEMPOTENCY_HEADER: notice.idempotency_key,
+        IDEMPOTENCY_HEADER: header_key(notice.idempotency_key),
     }
     response = await post(client, config.url, body, headers, config.timeout_s)
     if isinstance(response, Outcome):
