@@ -50,8 +50,7 @@ def test_render_english_has_every_field_and_plant_time() -> None:
                  "2026-12-02 03:03:04 Asia/Shanghai (UTC+08:00)",
                  "https://factory.example/alarms/42", "alarm-42:opened:route-1"):  # fmt: skip
         assert part in out.text, part
-    assert "**Device**: agv\\-07 (agv)" not in out.markdown  # "-" is not escaped
-    assert "**Device**: agv-07 \\(agv\\)" in out.markdown
+    assert "**Device**: agv-07 (agv)" in out.markdown
     assert "[Open in dashboard](https://factory.example/alarms/42)" in out.markdown
 
 
@@ -80,6 +79,7 @@ def test_untrusted_fields_cannot_inject_lines_links_or_mentions() -> None:
         assert "\r" not in out.title
         assert "\nBcc:" not in out.text
         assert "](https://evil" not in out.markdown
+        assert "\uff3bclick\uff3d(https://evil.example)" in out.markdown  # shown, inert
         assert "<at" not in out.markdown
         assert "<font" not in out.markdown
         assert "\n# fake" not in out.markdown

@@ -52,7 +52,7 @@ async def test_wecom_markdown_in_both_languages(wecom: WeComReceiver) -> None:
         assert (outcome.ok, outcome.status) == (True, "errcode=0"), outcome
     assert wecom.problems == []
     en, zh = (r.json()["markdown"]["content"] for r in wecom.requests)
-    assert en.startswith('### <font color="warning">\\[Critical\\] Alarm opened')
+    assert en.startswith('### <font color="warning">\uff3bCritical\uff3d Alarm opened')
     assert "【紧急】告警触发" in zh
     assert "**设备**" in zh
     assert "[Open in dashboard](https://factory.example/alarms/42)" in en

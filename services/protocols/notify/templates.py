@@ -5,8 +5,9 @@ Every channel renders through here so an e-mail, a WeCom message and a Feishu ca
 same thing. The fields that come from devices and rule files (device id, project name,
 message, evidence...) are untrusted: control characters become spaces (no forged lines, no
 header injection in an e-mail subject), each field has a length cap, and in markdown they are
-escaped so a device cannot plant a link, an `<at id=all>` mention or a `<font>` tag in a
-group chat. Vendor size limits are met by `truncate_utf8`, which never splits a character.
+made inert (full-width look-alikes of the markdown and HTML brackets) so a device cannot
+plant a link, an `<at id=all>` mention or a `<font>` tag in a group chat. Vendor size
+limits are met by `truncate_utf8`, which never splits a character.
 """
 
 from __future__ import annotations
@@ -75,8 +76,13 @@ STATE_NAMES: Final[dict[Language, dict[str, str]]] = {
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-# Markdown and HTML-ish syntax the chat vendors render: escaped in untrusted values.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]()#~|!])")
+# What makes links, images, HTML tags (`<font>`, `<at id=all>`), autolinks, emphasis and
+# code in the vendors' markdown, replaced in untrusted values by full-width look-alikes.
+# Backslash escapes are not used: WeCom's and DingTalk's markdown subsets do not document
+# them, and a literal backslash in every device id would be worse than a wider bracket.
+_MD_NEUTRAL = str.maketrans(
+    {"[": "\uff3b", "]": "\uff3d", "<": "\uff1c", ">": "\uff1e", "*": "\uff0a", "`": "\uff40"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +129,10 @@ def clean(value: object, limit: int = FIELD_MAX) -> str:
 
 
 def md_escape(value: str) -> str:
-    """Escape a cleaned value for the vendors' markdown: no link, emphasis, heading, HTML
-    tag (`<font>`, `<at>`) can come from it."""
-    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", value)
+    """A cleaned value made inert in the vendors' markdown: no link, image, HTML tag
+    (`<font>`, `<at>`), bold or code can come from it, and it reads the same everywhere.
+    (Headings and quotes need a line start, which cleaned values never have.)"""
+    return value.translate(_MD_NEUTRAL)
 
 
 def truncate_utf8(text: str, max_bytes: int, marker: str = ELLIPSIS) -> str:
