@@ -306,3 +306,15 @@ def test_feishu_default_host_is_the_vendors_over_https() -> None:
     config = parse_config("feishu", {"hook_id": "h"})
     assert isinstance(config, fs.FeishuConfig)
     assert config.base_url == "https://open.feishu.cn"
+
+
+async def test_wecom_receiver_refuses_what_wecom_refuses(wecom: WeComReceiver) -> None:
+    """The receiver's checks are live: an over-long or non-markdown message is refused."""
+    url = f"{wecom.url}{wc.PATH}?key={WECOM_KEY}"
+    async with httpx.AsyncClient() as client:
+        long = await client.post(url, json={"msgtype": "markdown",
+                                            "markdown": {"content": "告" * 1366}})  # fmt: skip
+        text = await client.post(url, json={"msgtype": "text", "text": {"content": "x"}})
+    assert long.json()["errcode"] == 40058
+    assert text.json()["errcode"] == 40008
+    assert len(wecom.problems) == 2
