@@ -39,6 +39,9 @@ def register(
     db_app.command("roles")(db_roles)
     app.add_typer(dashboard_app, name="dashboard")
     app.command()(seed)
+    dev_app = typer.Typer(help="Development helpers.")
+    app.add_typer(dev_app, name="dev")
+    dev_app.command("mailbox")(dev_mailbox)
 
     @app.command()
     def up(
@@ -57,6 +60,21 @@ def register(
             "help_option_names": [],
         }
     )(bench)
+
+
+def dev_mailbox(
+    limit: Annotated[int, typer.Option(help="Show the last N entries.")] = 20,
+) -> None:
+    """List the mails and webhook calls the local mailbox received (`factory5g up`)."""
+    from f5gdev.devstack.receivers import MAIL_DIR, WEBHOOK_LOG, read_mailbox
+    from f5gdev.devstack.stack import stack_dir
+
+    entries = read_mailbox()
+    if not entries:
+        typer.echo(f"nothing received yet ({stack_dir() / MAIL_DIR}, {stack_dir() / WEBHOOK_LOG})")
+    for entry in entries[-limit:]:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at))
+        typer.echo(f"{at}  {entry.kind:7}  {entry.summary}")
 
 
 def stack_up() -> None:

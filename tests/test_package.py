@@ -21,7 +21,8 @@ import pytest
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
-DEV_ONLY = ("numpy", "matplotlib", "playwright", "jsonschema", "httpx", "import-linter")
+# httpx is a runtime dependency: the notification channels' HTTP client.
+DEV_ONLY = ("numpy", "matplotlib", "playwright", "jsonschema", "import-linter", "aiosmtpd")
 
 
 def _run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -72,6 +73,8 @@ def test_wheel_holds_the_services_and_schemas_not_the_tooling(wheel: Path) -> No
         "services/core/schemas/telemetry.schema.json",
         "services/core/migrations/env.py",
         "services/api/static/index.html",
+        "services/protocols/notify/channels/webhook.py",
+        "services/protocols/notify/webhook-notice.schema.json",
     ):
         assert expected in names, expected
     examples = [n for n in names if n.startswith("services/core/schemas/examples/")]
@@ -160,6 +163,8 @@ def test_installed_wheel_runs_with_runtime_dependencies_only(wheel: Path, tmp_pa
         "services.simulator.factory\n"
         "from services.core.contracts import load_schema\n"
         "assert load_schema('agv')['title']\n"
+        "from services.protocols.notify.channels import CHANNELS, webhook\n"
+        "assert webhook.schema()['title'] and len(CHANNELS) == 6\n"
         "print(services.__file__)",
         cwd=tmp_path,
     )
@@ -175,7 +180,7 @@ def test_installed_wheel_runs_with_runtime_dependencies_only(wheel: Path, tmp_pa
         line.split()[0] for line in cli.stdout.split("Commands:", 1)[1].splitlines() if line.strip()
     }
     assert {"ingest", "rules", "api", "simulate", "db", "keys", "devices", "settings"} <= commands
-    assert not commands & {"stack", "up", "bench", "seed", "dashboard"}, commands
+    assert not commands & {"stack", "up", "bench", "seed", "dashboard", "dev"}, commands
 
     # Device accounts need the broker's directory named: there is no local stack to default to.
     no_dir = _run(str(venv / "bin" / "factory5g"), "devices", "list", cwd=tmp_path)
