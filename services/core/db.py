@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,12 +18,28 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 def sync_url(url: str) -> str:
     """SQLAlchemy URL for the synchronous driver used by migrations and admin commands."""
-    return _with_driver(url, "postgresql+psycopg2")
+    return _sqlalchemy_hosts(_with_driver(url, "postgresql+psycopg2"))
 
 
 def async_url(url: str) -> str:
     """SQLAlchemy URL for the asyncpg driver used by the API."""
-    return _with_driver(url, "postgresql+asyncpg")
+    return _sqlalchemy_hosts(_with_driver(url, "postgresql+asyncpg"))
+
+
+def _sqlalchemy_hosts(url: str) -> str:
+    """A libpq multi-host URL (`user@h1:p1,h2:p2/db?target_session_attrs=read-write`, how
+    services find the primary of a Patroni cluster) in SQLAlchemy's spelling, which cannot
+    parse several hosts in the authority: the hosts move to repeated `host=` query keys,
+    which both dialects hand to their driver. One-host URLs are returned unchanged."""
+    scheme, _, rest = url.partition("://")
+    authority, _, tail = rest.partition("/")
+    userinfo, at, hostlist = authority.rpartition("@")
+    if "," not in hostlist:
+        return url
+    path, _, query = tail.partition("?")
+    hosts = "&".join(f"host={quote(h.strip(), safe=':[]')}" for h in hostlist.split(","))
+    query = f"{hosts}&{query}" if query else hosts
+    return f"{scheme}://{userinfo}{at}/{path}?{query}"
 
 
 def asyncpg_dsn(url: str) -> str:
