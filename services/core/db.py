@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -183,3 +184,49 @@ def timescale_info(url: str) -> TimescaleInfo:
             return TimescaleInfo(str(version), str(license_))
     finally:
         engine.dispose()
+
+
+# Which server a connection reached: address, port and postmaster start. A failover or a
+# switchover moves the services to another server (another address, or behind a fixed
+# Kubernetes service another postmaster); a restart of the primary changes the start time.
+SERVER_SQL: Final = (
+    "SELECT coalesce(host(inet_server_addr()), 'socket') || ':' "
+    "|| coalesce(inet_server_port()::text, '') || '@' "
+    "|| to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+)
+
+
+@dataclass
+class PrimaryWatch:
+    """The database server a service writes to, and how often it changed under it.
+
+    Services connect with one URL; behind a libpq multi-host URL
+    (`target_session_attrs=read-write`) or a Patroni-managed endpoint that is whichever
+    member is the primary. Each new connection reports the server it reached (`seen`, the
+    answer of `SERVER_SQL`); a different server than the last one is a failover, counted
+    for the metrics and shown by the health endpoints."""
+
+    server: str | None = None
+    previous: str | None = None
+    failovers: int = 0
+    failover_at: float | None = None  # wall clock of the last change
+
+    def seen(self, server: str) -> bool:
+        """Record the server a fresh connection reached; True when it is another one."""
+        if server == self.server:
+            return False
+        changed = self.server is not None
+        if changed:
+            self.previous = self.server
+            self.failovers += 1
+            self.failover_at = time.time()
+        self.server = server
+        return changed
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "server": self.server,
+            "failovers": self.failovers,
+            "previous_server": self.previous,
+            "last_failover_at": self.failover_at,
+        }
