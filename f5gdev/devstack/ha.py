@@ -478,6 +478,15 @@ class HaPostgres:
     def nodes(self) -> list[PatroniMember]:
         return list(self._nodes)
 
+    @property
+    def data_dir(self) -> Path:
+        """The current primary's data directory (the first member's while none is), where
+        tools that profile "the database" find its postmaster.pid."""
+        for node in self._nodes:
+            if node.is_primary():
+                return node.data_dir
+        return self._nodes[0].data_dir
+
     def primary(self) -> PatroniMember:
         for node in self._nodes:
             if node.is_primary():
@@ -572,6 +581,9 @@ class HaPostgres:
         if result.returncode != 0:
             raise StackError(f"psql failed: {result.stderr.strip()}")
         return result.stdout.strip()
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def ensure_database(self, name: str) -> None:
         """As `servers.Postgres.ensure_database`: the database, its extension and the
