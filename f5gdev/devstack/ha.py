@@ -22,6 +22,7 @@ Debian's `patroni` and `etcd-server` packages (scripts/install-stack.sh).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -102,6 +103,10 @@ class EtcdMember:
     def peer_url(self) -> str:
         return f"http://127.0.0.1:{self.peer_port}"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.base_dir / "etcd.pid"
+
     def start(self, initial_cluster: str) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         _own(self.base_dir)
@@ -136,6 +141,7 @@ class EtcdMember:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.pid_file.write_text(f"{self.proc.pid}\n")
 
     def healthy(self) -> bool:
         try:
@@ -145,13 +151,40 @@ class EtcdMember:
         return isinstance(answer, dict) and answer.get("health") == "true"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
+        _stop_pid(self.proc, self.pid_file, 15.0)
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _stop_pid(proc: subprocess.Popen[bytes] | None, pid_file: Path, timeout: float) -> bool:
+    """SIGTERM to the process started here or, from another process (`factory5g stack
+    down`), the one its pid file names; SIGKILL to its group after `timeout`. True when
+    it had to be killed."""
+    pid = proc.pid if proc is not None else _read_pid(pid_file)
+    killed = False
+    if pid is not None and _pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        try:
+            _wait(lambda: _reaped(proc, pid), timeout, f"process {pid} to stop")
+        except StackError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            _wait(lambda: _reaped(proc, pid), 15, f"process {pid} to die")
+            killed = True
+    pid_file.unlink(missing_ok=True)
+    return killed
+
+
+def _reaped(proc: subprocess.Popen[bytes] | None, pid: int) -> bool:
+    if proc is not None:
+        return proc.poll() is not None
+    return not _pid_alive(pid)
 
 
 @dataclass
@@ -190,8 +223,14 @@ class PatroniMember:
         st = self.status()
         return st.get("role") == "replica" and st.get("state") in ("running", "streaming")
 
+    @property
+    def pid_file(self) -> Path:
+        return self.base_dir / "patroni.pid"
+
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return _read_pid(self.pid_file) is not None
 
     def postmaster_pid(self) -> int | None:
         try:
@@ -208,14 +247,16 @@ class PatroniMember:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.pid_file.write_text(f"{self.proc.pid}\n")
 
     def kill(self) -> None:
         """The machine dies: SIGKILL to Patroni and to every process of its PostgreSQL
         (postmaster, backends, walsender), nothing shut down cleanly."""
         postmaster = self.postmaster_pid()
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(15)
+        pid = self.proc.pid if self.proc is not None else _read_pid(self.pid_file)
+        if pid is not None and self.alive():
+            os.killpg(pid, signal.SIGKILL)
+            _wait(lambda: _reaped(self.proc, pid), 15, f"{self.name}'s Patroni to die")
         if postmaster is not None:
             # Patroni starts the postmaster in a session of its own.
             session = os.getsid(postmaster)
@@ -229,12 +270,8 @@ class PatroniMember:
             _wait(lambda: not _pid_alive(postmaster), 15, f"{self.name}'s postmaster to die")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # Patroni stops PostgreSQL (fast) and releases its key
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        # SIGTERM: Patroni stops PostgreSQL (fast) and releases its leader key.
+        _stop_pid(self.proc, self.pid_file, 60.0)
         postmaster = self.postmaster_pid()
         if postmaster is not None:  # left behind by a killed Patroni
             subprocess.run(
