@@ -6,7 +6,9 @@ process with the one multi-host URL (`target_session_attrs=read-write`), a publi
 QoS 1 traffic at a steady rate and remembers what the broker acknowledged; the primary
 (Patroni and every PostgreSQL process of it) is killed with SIGKILL mid-stream. Patroni
 promotes the standby, ingest's writers reconnect to it and write their uncommitted
-batches again. The new primary must hold every acknowledged message exactly once.
+batches again. The new primary must hold every acknowledged message exactly once, and
+the API, running beside it on the same URL, must be ready again on the new primary and
+say that it failed over.
 
 A cluster that does not start fails the test: the packages come from
 scripts/install-stack.sh like every other server.
@@ -15,7 +17,13 @@ scripts/install-stack.sh like every other server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,6 +68,40 @@ def _metric(port: int, name: str) -> float:
     raise AssertionError(f"{name} not exported")
 
 
+def _readyz(port: int) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            body: dict[str, object] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # 503 while not ready: the body says why
+        body = json.loads(exc.read())
+    except OSError:
+        return None
+    return body
+
+
+@contextlib.contextmanager
+def _api(url: str, broker: Mosquitto, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "F5G_DATABASE__URL": url,
+        "F5G_MQTT__PORT": str(broker.port),
+        "F5G_API__PORT": str(port),
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "api"], env=env, stdout=out, stderr=out
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def test_multi_host_url_reaches_sqlalchemy_drivers() -> None:
     """SQLAlchemy cannot parse several hosts in a URL's authority; both drivers get them as
     repeated `host=` keys, the password and the other query keys kept."""
@@ -85,8 +127,20 @@ async def test_sigkill_of_the_primary_loses_no_acknowledged_message(
     metrics_port = free_port()
     env = ingest_env(_settings(url, broker.port, metrics_port, delay_ms=50))
     pub = SteadyPublisher(broker.port, "failover", rate=1000)
-    with _ingest(env, tmp_path / "ingest.log") as proc:
+    api_port = free_port()
+    api_log = tmp_path / "api.log"
+    with (
+        _ingest(env, tmp_path / "ingest.log") as proc,
+        _api(url, broker, api_port, api_log) as api,
+    ):
         await _wait_healthy(metrics_port, proc)
+
+        async def api_ready() -> bool:
+            assert api.poll() is None, api_log.read_text()[-3000:]
+            body = await asyncio.to_thread(_readyz, api_port)
+            return body is not None and body["ok"] is True
+
+        await wait_until(api_ready, 60, 0.2)
         pub.start()
         await asyncio.sleep(3)
         acked_before = len(pub.acked)
@@ -108,6 +162,22 @@ async def test_sigkill_of_the_primary_loses_no_acknowledged_message(
         except AssertionError:
             raise AssertionError(f"ingest did not report the failover\n{proc.log()}") from None
         back_s = time.monotonic() - killed_at
+
+        async def api_failed_over() -> bool:
+            body = await asyncio.to_thread(_readyz, api_port)
+            if body is None or body["ok"] is not True:
+                return False
+            primary = body["database_primary"]
+            assert isinstance(primary, dict)
+            return bool(primary["failovers"]) and f":{new.pg_port}@" in str(primary["server"])
+
+        try:
+            await wait_until(api_failed_over, 60, 0.5)
+        except AssertionError:
+            raise AssertionError(
+                f"the API did not report the failover: {_readyz(api_port)}\n"
+                + api_log.read_text()[-3000:]
+            ) from None
         await asyncio.sleep(2)  # traffic on the new primary
         await pub.finish()
         try:
