@@ -147,6 +147,13 @@ class RulesSettings(BaseModel):
     )
     shard_index: int = Field(0, ge=0, description="This replica's shard (0-based).")
     shard_count: int = Field(1, ge=1, description="How many rules replicas share the devices.")
+    session_expiry_s: int = Field(
+        3600,
+        ge=0,
+        description="How long the broker keeps the replica's session (subscription and queued "
+        "messages) while it is away, also across a broker restart; 0: a clean session, and "
+        "what is published while the replica reconnects is never judged.",
+    )
     metrics_port: int = Field(
         9102, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
     )
