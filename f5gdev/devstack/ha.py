@@ -31,6 +31,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,29 @@ class PatroniMember:
         )
         self.pid_file.write_text(f"{self.proc.pid}\n")
 
+    def postgres_pids(self, title: str | None = None) -> list[int]:
+        """This member's PostgreSQL processes, the postmaster and its children (each child
+        is a session of its own: PostgreSQL calls setsid() in every child), optionally only
+        those whose process title contains `title` (e.g. "walreceiver")."""
+        postmaster = self.postmaster_pid()
+        if postmaster is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                status = (entry / "status").read_text()
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            ppid = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("PPid:")), "")
+            if int(entry.name) != postmaster and ppid != str(postmaster):
+                continue
+            if title is None or title in cmdline:
+                found.append(int(entry.name))
+        return found
+
     def kill(self) -> None:
         """The machine dies: SIGKILL to Patroni and to every process of its PostgreSQL
         (postmaster, backends, walsender), nothing shut down cleanly."""
@@ -258,15 +282,9 @@ class PatroniMember:
             os.killpg(pid, signal.SIGKILL)
             _wait(lambda: _reaped(self.proc, pid), 15, f"{self.name}'s Patroni to die")
         if postmaster is not None:
-            # Patroni starts the postmaster in a session of its own.
-            session = os.getsid(postmaster)
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    try:
-                        if os.getsid(int(entry.name)) == session:
-                            os.kill(int(entry.name), signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+            for pid in self.postgres_pids():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
             _wait(lambda: not _pid_alive(postmaster), 15, f"{self.name}'s postmaster to die")
 
     def stop(self) -> None:
@@ -575,6 +593,27 @@ class HaPostgres:
         primary = self.primary()
         primary.kill()
         return primary
+
+    @contextlib.contextmanager
+    def replication_stalled(self) -> Iterator[None]:
+        """The primary's WAL senders stopped (SIGSTOP) for the duration: the primary goes
+        on writing WAL no standby receives (stopping the standby's receiver would not do:
+        what the sender already wrote waits in the socket and arrives later). With a
+        synchronous standby commits wait instead, and a COMMIT cut off by the primary's
+        death has an unknown outcome; with asynchronous replication they return and a
+        failover loses them."""
+        stopped: list[int] = []
+        try:
+            for pid in self.primary().postgres_pids("walsender"):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            if not stopped:
+                raise StackError("no WAL sender to stall")
+            yield
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def switchover(self, candidate: str | None = None) -> None:
         """A planned change of primary through Patroni's REST API (`POST /switchover`)."""
