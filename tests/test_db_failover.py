@@ -72,6 +72,15 @@ def _metric(port: int, name: str) -> float:
     raise AssertionError(f"{name} not exported")
 
 
+async def _status(port: int, path: str) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readline()
+    writer.close()
+    return int(head.split()[1])
+
+
 def _readyz(port: int) -> dict[str, object] | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
@@ -157,6 +166,16 @@ async def test_sigkill_of_the_primary_loses_no_acknowledged_message(
             await asyncio.sleep(1.5)
             old = await asyncio.to_thread(ha_postgres.kill_primary)
         killed_at = time.monotonic()
+
+        async def database_down() -> bool:
+            body = await _health(metrics_port)
+            return body is not None and body["database"] is False
+
+        # While no primary takes writes ingest is alive but not ready: a liveness probe
+        # that failed here would have Kubernetes restart every replica in a long failover.
+        await wait_until(database_down, 15, 0.1)
+        assert await _status(metrics_port, "/healthz") == 200
+        assert await _status(metrics_port, "/readyz") == 503
         new = await asyncio.to_thread(ha_postgres.wait_primary, 90.0, old.name)
         promoted_s = time.monotonic() - killed_at
 
