@@ -77,12 +77,21 @@ def dev_mailbox(
         typer.echo(f"{at}  {entry.kind:7}  {entry.summary}")
 
 
-def stack_up() -> None:
+def stack_up(
+    ha: bool = typer.Option(
+        False,
+        "--ha",
+        help="Also start the HA database: a 3-member etcd and two PostgreSQL + TimescaleDB "
+        "members under Patroni with a synchronous standby (docs/operations.md).",
+    ),
+) -> None:
     """Install what is missing, then start Mosquitto and PostgreSQL + TimescaleDB."""
     from f5gdev.devstack.stack import LocalStack
 
     stack = LocalStack.default()
     stack.up()
+    if ha:
+        stack.up_ha()
     for name, state in stack.status().items():
         typer.echo(f"{name:10} {state}")
 

@@ -107,7 +107,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
     runs: list[dict[str, Any]] = []
     notes: list[str] = []
     log_dir = args.results / "logs"
-    with BenchEnv(durable=not args.no_fsync) as env:
+    with BenchEnv(durable=not args.no_fsync, ha=work.ha) as env:
         if args.no_fsync:
             notes.append("PostgreSQL ran with fsync off: figures are not comparable.")
         if scenario.kind == "rules":

@@ -1,9 +1,10 @@
 """One benchmark run: fresh servers, one ingestor, the fleet, scheduled faults, the audit.
 
 A run starts its own PostgreSQL (durable: fsync and synchronous commit on, as in
-production) and a fresh Mosquitto for each ingestor, so a previous ingestor's persistent
-session cannot make the broker queue messages for nobody. The target and the baseline
-ingestor run the same workload one after the other in the same process.
+production; for the failover scenarios two members under Patroni with a synchronous
+standby, `f5gdev.devstack.ha`) and a fresh Mosquitto for each ingestor, so a previous
+ingestor's persistent session cannot make the broker queue messages for nobody. The target
+and the baseline ingestor run the same workload one after the other in the same process.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from f5gdev.devstack.ha import HaPostgres
 from f5gdev.devstack.servers import Mosquitto, Postgres, free_port
 from loadtests import stats
 from loadtests.fleet import Fleet, FleetConfig, FleetTotals
@@ -45,7 +47,7 @@ Progress = Callable[[str], None]
 class Fault:
     """`kind` at `at_s` seconds into publishing, lasting `duration_s`."""
 
-    kind: str  # db-outage | broker-restart | ingest-crash
+    kind: str  # db-outage | db-failover | db-switchover | broker-restart | ingest-crash
     at_s: float
     duration_s: float
 
@@ -64,6 +66,7 @@ class Workload:
     stall_s: float = 15.0  # no new rows for this long after publishing = the rest is lost
     probes_per_process: int = 2
     faults: tuple[Fault, ...] = ()
+    ha: bool = False  # the database is a Patroni cluster (db-failover, db-switchover)
 
     @property
     def rows_per_message(self) -> int:
@@ -89,14 +92,24 @@ class BenchEnv:
     """Servers owned by one benchmark invocation, under a temporary directory."""
 
     def __init__(
-        self, base: Path | None = None, durable: bool = True, pg: Postgres | None = None
+        self,
+        base: Path | None = None,
+        durable: bool = True,
+        pg: Postgres | HaPostgres | None = None,
+        ha: bool = False,
     ) -> None:
         self._own_base = base is None
         self.base = base or Path(tempfile.mkdtemp(prefix="f5g-bench-"))
         self.base.mkdir(parents=True, exist_ok=True)
         self.base.chmod(0o755)
         self._own_pg = pg is None
-        self.pg = pg or Postgres(self.base / "postgres", port=free_port(), durable=durable)
+        if pg is None:
+            pg = (
+                HaPostgres(self.base / "ha", durable=durable)
+                if ha
+                else Postgres(self.base / "postgres", port=free_port(), durable=durable)
+            )
+        self.pg: Postgres | HaPostgres = pg
         self._brokers: list[Mosquitto] = []
 
     def __enter__(self) -> BenchEnv:
@@ -107,7 +120,10 @@ class BenchEnv:
         for b in self._brokers:
             b.stop()
         if self._own_pg:
-            self.pg.stop(mode="immediate")
+            if isinstance(self.pg, HaPostgres):
+                self.pg.stop()
+            else:
+                self.pg.stop(mode="immediate")
         if self._own_base:
             shutil.rmtree(self.base, ignore_errors=True)
 
@@ -170,13 +186,30 @@ def broker_dropped(port: int, timeout_s: float = 3.0) -> int | None:
 class Servers:
     """What a run may break on purpose."""
 
-    pg: Postgres
+    pg: Postgres | HaPostgres
     broker: Mosquitto
     ingestor: Ingestor
 
 
-def _inject(kind: str, servers: Servers, duration_s: float) -> None:
-    if kind == "db-outage":
+def _inject(kind: str, servers: Servers, duration_s: float, record: dict[str, Any]) -> None:
+    """Cause the fault; what it did goes into `record` (the run's fault entry)."""
+    if kind in ("db-failover", "db-switchover"):
+        ha = servers.pg
+        if not isinstance(ha, HaPostgres):
+            raise ValueError(f"{kind} needs the HA database (Workload.ha)")
+        old = ha.primary()
+        record["old_primary"] = old.name
+        if kind == "db-failover":
+            ha.kill_primary()  # SIGKILL to Patroni and every PostgreSQL process of it
+        else:
+            ha.switchover()  # planned: Patroni's REST API, the old primary rejoins
+        record["injected_wall"] = time.time()
+        new = ha.wait_primary(120.0, other_than=old.name)
+        record["promoted_wall"] = time.time()
+        record["new_primary"] = new.name
+        time.sleep(duration_s)
+    elif kind == "db-outage":
+        assert isinstance(servers.pg, Postgres)
         servers.pg.stop(mode="fast")
         time.sleep(duration_s)
         servers.pg.start()
@@ -303,9 +336,12 @@ def run_workload(
             while pending_faults and now - t_start >= pending_faults[0].at_s:
                 fault = pending_faults.pop(0)
                 progress(f"[{name}] fault: {fault.kind} for {fault.duration_s:.0f} s")
-                result.faults.append({**fault.__dict__, "wall": now})
+                record: dict[str, Any] = {**fault.__dict__, "wall": now}
+                result.faults.append(record)
                 th = threading.Thread(
-                    target=_inject, args=(fault.kind, servers, fault.duration_s), daemon=True
+                    target=_inject,
+                    args=(fault.kind, servers, fault.duration_s, record),
+                    daemon=True,
                 )
                 th.start()
                 fault_threads.append(th)
@@ -352,6 +388,11 @@ def run_workload(
                 "ended, so steady-window latency percentiles are missing: latency exceeded "
                 f"{time.time() - totals.publish_end + work.duration_s - work.warmup_s:.0f} s"
             )
+        for record in result.faults:
+            if "promoted_wall" in record:
+                failover = failover_figures(record, observer, result.audit)
+                result.summary["failover"] = failover
+                result.notes.append(_failover_note(record, failover))
         result.series = {
             "published": [[t, float(s)] for t, s, _ in totals.samples],
             "acked": [[t, float(a)] for t, _, a in totals.samples],
@@ -369,6 +410,56 @@ def run_workload(
             env.drop_database(url)
         except Exception as exc:  # keep the run's result; the env is thrown away anyway
             progress(f"[{name}] could not drop {url}: {exc}")
+
+
+# How long after the first commit on the new primary latencies still count as "during the
+# event": the backlog built while no primary took writes drains in that window.
+EVENT_TAIL_S = 10.0
+
+
+def failover_figures(
+    record: dict[str, Any], observer: Observer, audit: dict[str, Any]
+) -> dict[str, Any]:
+    """Figures of one failover or switchover, from the database's side.
+
+    The first commit on the new primary is the first committed-rows sample after the new
+    primary was seen that is above the count at that moment (the old primary commits
+    nothing once it is gone; the count comes every `count_s` seconds, its resolution).
+    p99 during the event covers probe records seen from the fault until EVENT_TAIL_S after
+    that first commit."""
+    start = float(record["wall"])
+    promoted = float(record["promoted_wall"])
+    counts = sorted(observer.counts)
+    at_promotion = max((c for t, c in counts if t <= promoted), default=0)
+    first = next((t for t, c in counts if t > promoted and c > at_promotion), None)
+    end = (first if first is not None else promoted) + EVENT_TAIL_S
+    during = [lat for t, lat in observer.latencies if start <= t <= end]
+    return {
+        "old_primary": record.get("old_primary"),
+        "new_primary": record.get("new_primary"),
+        "promoted_after_s": round(promoted - start, 2),
+        "first_commit_on_new_primary_s": round(first - start, 2) if first else None,
+        "resolution_s": observer.count_s,
+        "p99_during_event_ms": stats.percentile([x * 1000 for x in during], 99),
+        "event_samples": len(during),
+        "acked": audit.get("acked_records"),
+        "stored": audit.get("stored_records"),
+        "lost": audit.get("lost"),
+        "duplicated": audit.get("duplicated_rows"),
+    }
+
+
+def _failover_note(record: dict[str, Any], f: dict[str, Any]) -> str:
+    first = f["first_commit_on_new_primary_s"]
+    return (
+        f"{record['kind']}: {f['old_primary']} -> {f['new_primary']}; the new primary was "
+        f"promoted {f['promoted_after_s']:.1f} s after the fault, first commit on it after "
+        + (f"{first:.1f} s" if first is not None else "none")
+        + f" (resolution {f['resolution_s']:.0f} s); acked {f['acked']:,}, stored "
+        f"{f['stored']:,}, lost {f['lost']}, duplicated {f['duplicated']}; p99 latency "
+        f"during the event {f['p99_during_event_ms']:,.0f} ms ({f['event_samples']} probe "
+        f"records from the fault to {EVENT_TAIL_S:.0f} s after the first commit)"
+    )
 
 
 def _thin(points: list[list[float]], limit: int) -> list[list[float]]:

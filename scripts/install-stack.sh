@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the local stack needs: Mosquitto 2, PostgreSQL 15 and TimescaleDB.
+# Installs what the local stack needs: Mosquitto 2, PostgreSQL 15 and TimescaleDB, and for
+# the high-availability stack (`factory5g stack up --ha`, tests/test_db_failover.py)
+# Patroni with etcd.
 #
 # Idempotent: every step checks first and does nothing when its result is already there,
 # so `factory5g stack up`, `make run` and `make test` can call it on every start.
@@ -31,6 +33,12 @@ command -v mosquitto_sub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
 # promtool (from Debian's prometheus package) checks the services' /metrics in the tests.
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 [ -x "$pg_bindir/postgres" ] || need_pkgs+=("postgresql-$PG_MAJOR")
+# Patroni (Debian's package runs on the system python3) keeps its leader key in etcd;
+# python3-etcd is named because Patroni's package is satisfied by any one of several DCS
+# client libraries and apt may pick another one.
+command -v patroni >/dev/null 2>&1 || need_pkgs+=(patroni)
+/usr/bin/python3 -c 'import etcd' >/dev/null 2>&1 || need_pkgs+=(python3-etcd)
+command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
 has_tsdb() { ls "$pg_sharedir"/extension/timescaledb.control >/dev/null 2>&1; }
 if ! has_tsdb; then
   [ -x "$pg_bindir/pg_config" ] && [ -d "/usr/include/postgresql/$PG_MAJOR/server" ] || need_pkgs+=("postgresql-server-dev-$PG_MAJOR")
@@ -47,7 +55,7 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 # Debian starts packaged services on install; the project runs its own instances instead.
-stop_svcs=(mosquitto postgresql)
+stop_svcs=(mosquitto postgresql etcd patroni)
 # The prometheus package also starts a Prometheus server: only its promtool is wanted, so
 # when this script installed it, the server is stopped and kept from starting at boot (a
 # Prometheus the machine already ran is left alone).
@@ -56,6 +64,11 @@ if [[ " ${need_pkgs[*]} " == *" prometheus "* ]]; then
   if command -v systemctl >/dev/null 2>&1; then
     $SUDO systemctl disable --quiet prometheus 2>/dev/null || true
   fi
+fi
+# Likewise Debian's etcd (a single member on the default ports 2379/2380) would stand in
+# the way of the project's own members: stopped and kept from starting when installed here.
+if [[ " ${need_pkgs[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --quiet etcd 2>/dev/null || true
 fi
 for svc in "${stop_svcs[@]}"; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then

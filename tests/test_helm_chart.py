@@ -372,8 +372,8 @@ def _probe_targets(container: Obj) -> dict[str, tuple[str, Any]]:
 def test_probes_target_the_health_endpoints(rendered: Rendered) -> None:
     env = rendered.config_env()
     expected = {
-        "ingest": ("metrics", "/healthz", env["F5G_INGEST__METRICS_PORT"]),
-        "rules": ("metrics", "/healthz", env["F5G_RULES__METRICS_PORT"]),
+        "ingest": ("metrics", "/readyz", env["F5G_INGEST__METRICS_PORT"]),
+        "rules": ("metrics", "/readyz", env["F5G_RULES__METRICS_PORT"]),
         "api": ("http", "/readyz", env["F5G_API__PORT"]),
     }
     for component, (port_name, ready_path, port) in expected.items():

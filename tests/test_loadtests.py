@@ -538,3 +538,23 @@ def test_missing_wrk_is_installed_by_the_script_or_the_fallback_is_named(
     path, why = ensure_wrk(providing)
     assert path == os.path.join(empty, "wrk")
     assert why == "wrk"
+
+
+def test_failover_figures_find_the_first_commit_on_the_new_primary() -> None:
+    """Time to the first commit is the first count above the count at promotion; p99 covers
+    the fault to EVENT_TAIL_S after that commit, not the quiet time around it."""
+    from loadtests.observer import Observer
+    from loadtests.runner import EVENT_TAIL_S, failover_figures
+
+    obs = Observer("postgresql://unused@127.0.0.1:1/x", "link_kpis", "bench", [])
+    # Rows grow until the kill at t=10, stand still until t=31, grow again.
+    obs.counts = [(float(t), min(t, 10) * 100 + max(0, t - 31) * 500) for t in range(60)]
+    obs.latencies = [(5.0, 0.05), (12.0, 20.0), (32.0, 0.5), (31.0 + EVENT_TAIL_S + 5, 9.0)]
+    record = {"kind": "db-failover", "wall": 10.0, "promoted_wall": 30.2}
+    audit = {"acked_records": 5, "stored_records": 5, "lost": 0, "duplicated_rows": 0}
+    f = failover_figures(record, obs, audit)
+    assert f["promoted_after_s"] == 20.2
+    assert f["first_commit_on_new_primary_s"] == 22.0  # the sample at t=32
+    assert f["event_samples"] == 2
+    assert f["p99_during_event_ms"] == 20_000
+    assert (f["lost"], f["duplicated"]) == (0, 0)

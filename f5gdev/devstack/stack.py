@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from f5gdev.devstack.ha import HaPostgres
 from f5gdev.devstack.servers import REPO_ROOT, Mosquitto, Postgres, StackError
 from f5gdev.devstack.stack_accounts import DatabaseUsers
 from services.security.broker_auth import SERVICE_ACLS, BrokerAuth
@@ -40,6 +41,12 @@ class LocalStack:
     @property
     def postgres(self) -> Postgres:
         return Postgres(self.base_dir / "postgres", port=self.pg_port)
+
+    @property
+    def ha_postgres(self) -> HaPostgres:
+        """The HA database (`factory5g stack up --ha`): a 3-member etcd and two PostgreSQL +
+        TimescaleDB members under Patroni, in `ha/` beside the single PostgreSQL."""
+        return HaPostgres(self.base_dir / "ha", etcd_members=3)
 
     @property
     def broker_auth(self) -> BrokerAuth:
@@ -101,9 +108,17 @@ class LocalStack:
             mq.reload()  # service accounts may have been added since it started
         mq.start()
 
+    def up_ha(self) -> None:
+        """The HA database beside the broker; its URL is `ha_postgres.url`."""
+        self.install()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.ha_postgres.start()
+
     def down(self) -> None:
         self.mosquitto.stop()
         self.postgres.stop()
+        if (self.base_dir / "ha").exists():
+            self.ha_postgres.stop()
 
     def status(self) -> dict[str, str]:
         pg, mq = self.postgres, self.mosquitto
@@ -115,4 +130,17 @@ class LocalStack:
             + (f", mqtts://127.0.0.1:{mq.tls_port}" if mq.tls_port else "")
             + f"  (accounts in {self.broker_auth.directory})",
             "data": str(self.base_dir),
+            **self._ha_status(),
+        }
+
+    def _ha_status(self) -> dict[str, str]:
+        if not (self.base_dir / "ha").exists():
+            return {}
+        ha = self.ha_postgres
+        if not ha.running():
+            return {"ha": "stopped"}
+        return {
+            "ha": f"running  primary {ha.primary().name}, synchronous standby "
+            f"{ha.sync_standby()}  {ha.url_for(ha.database).split('@', 1)[1]}"
+            f"  (passwords in {ha.passfile})"
         }

@@ -102,7 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.fast_pool = FastPool(settings)
         app.state.alarm_hub = AlarmHub(settings, app.state.metrics)
-        app.state.readiness = Readiness(engine, db.revision_chain())
+        app.state.readiness = Readiness(
+            engine, db.revision_chain(), app.state.metrics.database_failovers.inc
+        )
         await app.state.readiness.check()
         await _ensure_bootstrap_key(engine, settings)
         tasks = [asyncio.create_task(app.state.readiness.loop())]

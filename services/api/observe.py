@@ -42,6 +42,12 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.database_failovers = Counter(
+            metric_name("api", "database_failovers"),
+            "Times the readiness check reached another database server than before "
+            "(failover, switchover or restart of the primary).",
+            registry=r,
+        )
         self.live_streams = Gauge(
             metric_name("api", "live_streams"), "Open dashboard live streams.", registry=r
         )

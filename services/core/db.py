@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,12 +19,28 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 def sync_url(url: str) -> str:
     """SQLAlchemy URL for the synchronous driver used by migrations and admin commands."""
-    return _with_driver(url, "postgresql+psycopg2")
+    return _sqlalchemy_hosts(_with_driver(url, "postgresql+psycopg2"))
 
 
 def async_url(url: str) -> str:
     """SQLAlchemy URL for the asyncpg driver used by the API."""
-    return _with_driver(url, "postgresql+asyncpg")
+    return _sqlalchemy_hosts(_with_driver(url, "postgresql+asyncpg"))
+
+
+def _sqlalchemy_hosts(url: str) -> str:
+    """A libpq multi-host URL (`user@h1:p1,h2:p2/db?target_session_attrs=read-write`, how
+    services find the primary of a Patroni cluster) in SQLAlchemy's spelling, which cannot
+    parse several hosts in the authority: the hosts move to repeated `host=` query keys,
+    which both dialects hand to their driver. One-host URLs are returned unchanged."""
+    scheme, _, rest = url.partition("://")
+    authority, _, tail = rest.partition("/")
+    userinfo, at, hostlist = authority.rpartition("@")
+    if "," not in hostlist:
+        return url
+    path, _, query = tail.partition("?")
+    hosts = "&".join(f"host={quote(h.strip(), safe=':[]')}" for h in hostlist.split(","))
+    query = f"{hosts}&{query}" if query else hosts
+    return f"{scheme}://{userinfo}{at}/{path}?{query}"
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -166,3 +184,49 @@ def timescale_info(url: str) -> TimescaleInfo:
             return TimescaleInfo(str(version), str(license_))
     finally:
         engine.dispose()
+
+
+# Which server a connection reached: address, port and postmaster start. A failover or a
+# switchover moves the services to another server (another address, or behind a fixed
+# Kubernetes service another postmaster); a restart of the primary changes the start time.
+SERVER_SQL: Final = (
+    "SELECT coalesce(host(inet_server_addr()), 'socket') || ':' "
+    "|| coalesce(inet_server_port()::text, '') || '@' "
+    "|| to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+)
+
+
+@dataclass
+class PrimaryWatch:
+    """The database server a service writes to, and how often it changed under it.
+
+    Services connect with one URL; behind a libpq multi-host URL
+    (`target_session_attrs=read-write`) or a Patroni-managed endpoint that is whichever
+    member is the primary. Each new connection reports the server it reached (`seen`, the
+    answer of `SERVER_SQL`); a different server than the last one is a failover, counted
+    for the metrics and shown by the health endpoints."""
+
+    server: str | None = None
+    previous: str | None = None
+    failovers: int = 0
+    failover_at: float | None = None  # wall clock of the last change
+
+    def seen(self, server: str) -> bool:
+        """Record the server a fresh connection reached; True when it is another one."""
+        if server == self.server:
+            return False
+        changed = self.server is not None
+        if changed:
+            self.previous = self.server
+            self.failovers += 1
+            self.failover_at = time.time()
+        self.server = server
+        return changed
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "server": self.server,
+            "failovers": self.failovers,
+            "previous_server": self.previous,
+            "last_failover_at": self.failover_at,
+        }

@@ -1,8 +1,14 @@
 """Prometheus metrics and health over one small HTTP listener per service.
 
-Each service exposes `/metrics` (Prometheus text format) and `/healthz` (JSON; 200 when
-healthy, 503 otherwise) on its own port. The listener runs on the service's event loop, so
-a health check answers only while the loop itself is responsive.
+Each service exposes `/metrics` (Prometheus text format), `/healthz` (liveness: 200 while
+the event loop answers) and `/readyz` (readiness: 200 when broker and database are
+reachable, 503 otherwise) on its own port; both carry the same JSON body, whose `ok` is
+readiness. Liveness does not depend on the broker or the database: a database failover or
+outage longer than a liveness probe's patience would otherwise have Kubernetes restart
+every replica, which helps nothing (the service reconnects by itself) and throws away its
+held messages and reconnect state (tests/test_db_failover.py: `/healthz` answered 503
+while Patroni promoted the standby). The listener runs on the service's event loop, so a
+health check answers only while the loop itself is responsive.
 
 Every service (ingest, rules, api) creates its own registry at start (`service_registry`)
 and hands it to whatever it measures; nothing registers on prometheus_client's global
@@ -101,7 +107,8 @@ class MetricsServer:
                 status, ctype, body = 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
             elif path in ("/healthz", "/readyz"):
                 ok, detail = self.health()
-                status, ctype = (200 if ok else 503), "application/json"
+                ready = path == "/healthz" or ok
+                status, ctype = (200 if ready else 503), "application/json"
                 body = orjson.dumps({"ok": ok, **detail})
             else:
                 status, ctype, body = 404, "text/plain", b"not found\n"

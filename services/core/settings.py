@@ -66,8 +66,9 @@ class IngestSettings(BaseModel):
     share_group: str = Field(
         "",
         description="Shared-subscription group that ingest replicas split load in; empty (the "
-        "default): one replica, no `$share`, lossless across a Mosquitto restart, which does not "
-        "restore shared subscriptions. Set it for several replicas on a clustered broker (EMQX).",
+        "default): no `$share`, lossless across a Mosquitto restart, which does not restore "
+        "shared subscriptions; several replicas then split devices by hash (`shard_count`). Set "
+        "it for several replicas on a clustered broker (EMQX).",
     )
     session_expiry_s: int = Field(
         3600, ge=1, description="How long the broker keeps the session (and queued messages)."
@@ -115,10 +116,13 @@ class IngestSettings(BaseModel):
         5.0, ge=0, description="At most one Sparkplug rebirth request per edge node this often."
     )
     shard_index: int = Field(
-        0, ge=0, description="This replica's shard of Sparkplug edge nodes (0-based)."
+        0, ge=0, description="This replica's shard of devices (0-based); see `shard_count`."
     )
     shard_count: int = Field(
-        1, ge=1, description="Ingest replicas that split Sparkplug edge nodes by stable hash."
+        1,
+        ge=1,
+        description="Ingest replicas that split devices by stable hash: Sparkplug edge nodes, "
+        "VDA 5050 AGVs, and native devices unless `share_group` is set.",
     )
     vda5050_interface: str = Field(
         "uagv", description="VDA 5050 interface name: the first topic level."
@@ -143,6 +147,13 @@ class RulesSettings(BaseModel):
     )
     shard_index: int = Field(0, ge=0, description="This replica's shard (0-based).")
     shard_count: int = Field(1, ge=1, description="How many rules replicas share the devices.")
+    session_expiry_s: int = Field(
+        3600,
+        ge=0,
+        description="How long the broker keeps the replica's session (subscription and queued "
+        "messages) while it is away, also across a broker restart; 0: a clean session, and "
+        "what is published while the replica reconnects is never judged.",
+    )
     metrics_port: int = Field(
         9102, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
     )

@@ -75,3 +75,14 @@ class IngestMetrics:
             "Broker reconnections after a lost or failed connection.",
             registry=r,
         )
+        self.database_reconnects = Counter(
+            metric_name("ingest", "database_reconnects"),
+            "Writer connections opened again after a lost or failed database connection.",
+            registry=r,
+        )
+        self.database_failovers = Counter(
+            metric_name("ingest", "database_failovers"),
+            "Times the writers reached another database server than before (failover, "
+            "switchover or restart of the primary).",
+            registry=r,
+        )

@@ -130,6 +130,7 @@ class IngestService:
         return broker and database, {
             "broker": broker,
             "database": database,
+            "database_primary": self.writer.primary.snapshot(),
             "held_messages": self.held,
         }
 

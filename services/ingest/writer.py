@@ -12,7 +12,16 @@ the batch. Batches known to hold redeliveries (MQTT DUP flag) take that path at 
 
 Failures: connection-level and other transient errors are retried with exponential
 backoff for as long as it takes, the messages staying unacknowledged, which with the MQTT
-receive maximum holds the broker back. Errors that blame the data itself (a value
+receive maximum holds the broker back.
+
+Failover: with a multi-host URL (`target_session_attrs=read-write`) a reconnect reaches
+whichever member is the primary now, so an uncommitted batch is simply written again
+there. A batch whose COMMIT was sent but never answered (the primary died meanwhile) may
+or may not be stored: it is written again like any other, and if it was committed (with a
+synchronous standby, a commit the old primary confirmed is on the promoted one) the
+unique keys turn the optimistic COPY into the idempotent path, so it is stored once.
+Each new connection notes the server it reached (`PrimaryWatch`); another server than
+before counts as a failover. Errors that blame the data itself (a value
 PostgreSQL refuses) would fail forever, so the batch is split and written message by
 message; the messages PostgreSQL still refuses go to the dead-letter table instead.
 """
@@ -32,7 +41,7 @@ import asyncpg.exceptions
 from asyncpg.exceptions import _base as asyncpg_base
 
 from services.core.contracts import ContractError, Reason
-from services.core.db import asyncpg_dsn
+from services.core.db import SERVER_SQL, PrimaryWatch, asyncpg_dsn
 from services.core.tables import INGEST_TABLES, STREAM_COLUMNS
 from services.ingest.devices import UPSERT_SQL
 from services.ingest.metrics import IngestMetrics
@@ -43,7 +52,11 @@ log = logging.getLogger(__name__)
 
 IDLE_PING_S: Final = 2.0
 BACKOFF_MIN_S: Final = 0.2
-BACKOFF_MAX_S: Final = 5.0
+# Capped at 2 s: a failover ends when the new primary is promoted, and each second of
+# backoff past that is a second more without commits (fault-db-failover measured the first
+# commit on the new primary; an attempt against a dead or read-only member costs one
+# refused connection or one short-lived session).
+BACKOFF_MAX_S: Final = 2.0
 LAG_SAMPLES: Final = 32
 STREAM_OF_TABLE: Final = {t.name: stream for stream, t in INGEST_TABLES.items()}
 
@@ -89,6 +102,8 @@ class Writer:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._conns: list[_Conn | None] = [None] * writers
+        self._connected_once = [False] * writers
+        self.primary = PrimaryWatch()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -150,6 +165,18 @@ class Writer:
             timeout=self.connect_timeout_s,
             server_settings={"application_name": "factory5g-ingest"},
         )
+        try:
+            server = str(await conn.fetchval(SERVER_SQL, timeout=self.connect_timeout_s))
+        except BaseException:
+            conn.terminate()
+            raise
+        if self._connected_once[index]:
+            self.metrics.database_reconnects.inc()
+        self._connected_once[index] = True
+        previous = self.primary.server
+        if self.primary.seen(server):
+            self.metrics.database_failovers.inc()
+            log.warning("database server changed from %s to %s (failover)", previous, server)
         slot = self._conns[index] = _Conn(conn)
         return slot
 

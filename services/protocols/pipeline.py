@@ -79,6 +79,9 @@ class Pipeline:
         """Put one message into batch `b`; it is acknowledged when `b` commits."""
         if qos:
             b.mids.append(mid)
+        adapter = self.route(topic)
+        if isinstance(adapter, NativeAdapter) and not adapter.owns(topic):
+            return  # another replica's device (ingest.shard_count): acknowledged, stored there
         b.sources.append((topic, payload, received))
         b.nbytes += len(payload)
         if dup:
@@ -87,7 +90,6 @@ class Pipeline:
         try:
             if len(payload) > self.max_payload:
                 raise oversize(len(payload), self.max_payload)
-            adapter = self.route(topic)
             if adapter is None:
                 raise ContractError(Reason.BAD_TOPIC, "no adapter handles this topic")
             if isinstance(adapter, NativeAdapter):

@@ -36,6 +36,12 @@ class RulesMetrics:
             buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, *LATENCY_BUCKETS),
             registry=r,
         )
+        self.database_failovers = Counter(
+            metric_name("rules", "database_failovers", "total"),
+            "Times new database connections reached another server than before (failover, "
+            "switchover or restart of the primary).",
+            registry=r,
+        )
         self.mqtt_connected = Gauge(
             metric_name("rules", "mqtt_connected"),
             "1 while the replica is connected to the broker.",

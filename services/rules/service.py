@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 
-from services.core.db import asyncpg_dsn
+from services.core.db import SERVER_SQL, PrimaryWatch, asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import cancel_and_wait, run_async
 from services.core.settings import Settings
@@ -77,6 +77,7 @@ class RulesService:
         self.connected = self.input.connected
         self.ready = self.input.ready
         self.db_ok = False
+        self.primary = PrimaryWatch()
         self.reload_requested = asyncio.Event()
         self._mtime = self._file_mtime()
 
@@ -89,6 +90,7 @@ class RulesService:
             min_size=1,
             max_size=2,
             timeout=s.database.connect_timeout_s,
+            init=self._connected_to,
         )
         server = MetricsServer(
             s.rules.metrics_host, s.rules.metrics_port, self.health, self.metrics.registry
@@ -112,11 +114,22 @@ class RulesService:
             await pool.close()
             self.metrics.mqtt_connected.set(0)
 
+    async def _connected_to(self, conn: asyncpg.Connection) -> None:
+        """Every new pool connection: which server it reached. The pool replaces a
+        connection a failover broke on the next acquire, and with a multi-host URL the
+        replacement reaches the new primary; `_store` retries the batch meanwhile."""
+        server = str(await conn.fetchval(SERVER_SQL))
+        previous = self.primary.server
+        if self.primary.seen(server):
+            self.metrics.database_failovers.inc()
+            log.warning("database server changed from %s to %s (failover)", previous, server)
+
     def health(self) -> tuple[bool, dict[str, object]]:
         ok = self.connected.is_set() and self.db_ok
         return ok, {
             "mqtt": self.connected.is_set(),
             "database": self.db_ok,
+            "database_primary": self.primary.snapshot(),
             "shard": f"{self.shards.index}/{self.shards.count}",
             "devices": len(self.engine.devices),
             "rules_file": self.ruleset.source,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
 from services.api.responses import JSONResponse
+from services.core.db import SERVER_SQL, PrimaryWatch
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -26,9 +28,19 @@ READY_INTERVAL_S = 5.0
 
 
 class Readiness:
-    def __init__(self, engine: AsyncEngine, chain: list[str]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        chain: list[str],
+        on_failover: Callable[[], None] = lambda: None,
+    ) -> None:
         self.engine = engine
         self.chain = chain  # the migrations, oldest first; the last is the head
+        # The server the last check reached: a failover shows as another one. SQLAlchemy
+        # invalidates the whole pool on the first disconnect error, and with a multi-host
+        # URL the new connections reach the new primary.
+        self.primary = PrimaryWatch()
+        self.on_failover = on_failover
         self.ok = False
         self.detail: dict[str, Any] = {"database": "not checked yet"}
         self.checked_at = 0.0
@@ -37,8 +49,11 @@ class Readiness:
         try:
             async with asyncio.timeout(5):
                 async with self.engine.connect() as conn:
+                    server = (await conn.execute(sa.text(SERVER_SQL))).scalar_one()
                     rows = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
                     current = {str(r[0]) for r in rows}
+            if self.primary.seen(str(server)):
+                self.on_failover()
         except Exception as exc:  # any failure means "not ready"; say which
             self.ok = False
             self.detail = {"database": f"unreachable: {type(exc).__name__}: {exc}"[:300]}
@@ -51,6 +66,7 @@ class Readiness:
             self.detail = {
                 "database": "ok",
                 "migrations": "current" if self.ok else f"missing {', '.join(missing)}",
+                "database_primary": self.primary.snapshot(),
             }
         self.checked_at = time.time()
 

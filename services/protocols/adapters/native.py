@@ -16,6 +16,7 @@ Topic strings repeat for every message of a device, so parsed topics are cached.
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from typing import Final
 
@@ -72,18 +73,52 @@ def parse_status(payload: bytes) -> tuple[bool, datetime | None]:
 
 
 class NativeAdapter:
+    """The native JSON contract.
+
+    Replicas split native devices one of two ways. With a shared subscription (`shared()`,
+    `ingest.share_group`) the broker deals messages out; Mosquitto 2.0 does not restore
+    shared subscriptions after a restart, so that loses what is published before the
+    replicas resubscribe. Sharded (`shard_count` > 1, no share group), every replica has
+    its own persistent session with a plain subscription, which the broker keeps across a
+    restart, and keeps the devices whose stable hash falls on its shard (`owns`), the way
+    rules replicas split devices (services/rules/sharding.py); the others are acknowledged
+    and left to their owner. Each replica then reads every message but decodes and writes
+    only its share.
+    """
+
     name = "native"
 
-    def __init__(self, root: str = "f5g/v1") -> None:
+    def __init__(self, root: str = "f5g/v1", shard_index: int = 0, shard_count: int = 1) -> None:
+        if not 0 <= shard_index < shard_count:
+            raise ValueError(f"shard_index {shard_index} outside 0..{shard_count - 1}")
         self.root = root
         self._prefix = root + "/"
         self._topics: dict[str, Topic | ContractError] = {}
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self._owned: dict[str, bool] = {}
 
     def topic_filters(self) -> list[str]:
         return [f"{self.root}/+/+/+/+"]
 
     def shared(self) -> bool:
-        return True
+        return self.shard_count == 1
+
+    def owns(self, topic: str) -> bool:
+        """Whether this replica's shard stores `topic`'s messages: the CRC-32 of
+        `project/device` (services/rules/sharding.py's hash), or of the whole topic when it
+        names no device, so that a broken topic is dead-lettered by exactly one replica."""
+        if self.shard_count == 1:
+            return True
+        mine = self._owned.get(topic)
+        if mine is None:
+            project, device = self.attribute(topic)
+            key = f"{project}/{device}" if project and device else topic
+            mine = zlib.crc32(key.encode()) % self.shard_count == self.shard_index
+            if len(self._owned) >= _TOPIC_CACHE_MAX:
+                self._owned.clear()
+            self._owned[topic] = mine
+        return mine
 
     def matches(self, topic: str) -> bool:
         return topic.startswith(self._prefix)

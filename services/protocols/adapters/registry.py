@@ -52,5 +52,16 @@ def load_adapters(
             log.warning("%s has no create_adapter(settings, registry); not loaded", module_name)
             continue
         adapters.append(factory(settings, registry))
-    adapters.append(NativeAdapter(settings.mqtt.topic_root))
+    ingest = settings.ingest
+    # Native devices are sharded by hash like the stateful protocols when no share group
+    # splits them (the lossless topology on Mosquitto, docs/operations.md); with a group
+    # the broker already deals each message to one replica.
+    sharded = not ingest.share_group
+    adapters.append(
+        NativeAdapter(
+            settings.mqtt.topic_root,
+            ingest.shard_index if sharded else 0,
+            ingest.shard_count if sharded else 1,
+        )
+    )
     return adapters
