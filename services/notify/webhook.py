@@ -1,0 +1,89 @@
+"""Interim generic webhook sender: one JSON POST per notice.
+
+Why here: the notify service needs a sender to be tested end to end before the channel
+package (`services.protocols.notify.channels`) lands; `registry.py` points at this module
+in one line, which is swapped for the channel package's webhook at merge.
+
+The receiver de-duplicates on the `Idempotency-Key` header; `X-Factory5g-Signature` is
+HMAC-SHA256 over `<timestamp>.<body>` with the channel's secret, when one is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel, Field, SecretStr
+
+from services.protocols.notify.message import AlarmNotice, Language, Outcome
+
+
+class WebhookConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    url: str = Field(pattern=r"^https?://", description="Where the JSON is POSTed.")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the signature.")
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+_clients: dict[int, httpx.AsyncClient] = {}
+
+
+def _client() -> httpx.AsyncClient:
+    """One connection pool per event loop: a new client per send would open a connection
+    per notice."""
+    loop = id(asyncio.get_running_loop())
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = _clients[loop] = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        )
+    return client
+
+
+async def close() -> None:
+    loop = id(asyncio.get_running_loop())
+    client = _clients.pop(loop, None)
+    if client is not None:
+        await client.aclose()
+
+
+def body(notice: AlarmNotice, language: Language) -> bytes:
+    data: dict[str, Any] = asdict(notice)
+    data["language"] = language
+    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+
+
+async def send(config: WebhookConfig, notice: AlarmNotice, language: Language) -> Outcome:
+    payload = body(notice, language)
+    ts = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": notice.idempotency_key,
+        "X-Factory5g-Timestamp": ts,
+    }
+    if config.secret is not None:
+        key = config.secret.get_secret_value().encode()
+        mac = hmac.new(key, ts.encode() + b"." + payload, hashlib.sha256).hexdigest()
+        headers["X-Factory5g-Signature"] = f"sha256={mac}"
+    try:
+        response = await _client().post(
+            config.url, content=payload, headers=headers, timeout=config.timeout_s
+        )
+    except httpx.TimeoutException:
+        return Outcome(ok=False, retryable=True, status="timeout")
+    except httpx.HTTPError as exc:
+        return Outcome(ok=False, retryable=True, status=type(exc).__name__, answer=str(exc)[:500])
+    answer = response.text[:500]
+    code = response.status_code
+    if 200 <= code < 300:
+        return Outcome(ok=True, retryable=False, status=str(code), answer=answer)
+    # 408, 425, 429 and 5xx may pass; any other 4xx will not.
+    retryable = code >= 500 or code in (408, 425, 429)
+    return Outcome(ok=False, retryable=retryable, status=str(code), answer=answer)
