@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 
+from f5gdev.devstack.servers import Mosquitto
 from services.core.settings import Settings
 from services.protocols import alarm_lifecycle as lifecycle
 from services.rules import store
@@ -34,6 +36,8 @@ from tests.notify_support import (
     open_alarm,
 )
 from tests.test_ingest_helpers import wait_until
+from tests.test_rules_scenarios import agv
+from tests.test_rules_service import publish, start_service
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], within: float) -> None:
@@ -318,3 +322,47 @@ async def test_escalation_after_n_seconds_stops_on_acknowledge(database_url: str
         await conn.close()
         await ops.stop()
         await oncall.stop()
+
+
+async def test_flapping_inside_the_hysteresis_band_notifies_once(
+    database_url: str, broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The real rules service on the real broker: an AGV battery flaps 40 times across the
+    raise threshold (20 %) without reaching the clear threshold (30 %), then recovers. The
+    alarm is opened once, updated and cleared once: the route gets exactly two
+    notifications, none for the updates."""
+    p = project()
+    rx = Receiver()
+    await rx.start()
+    conn = await connect(database_url)
+    rules = await start_service(database_url, broker.port, tmp_path, f"flap-{p}")
+    try:
+        await add_route(conn, p, rx.url, "ops")
+        async with notifier(fast_settings(database_url)):
+            t0 = time.time() - 300
+            levels = [80.0] + [19.0 if i % 2 == 0 else 25.0 for i in range(40)] + [35.0]
+            topic = f"f5g/v1/{p}/agv/agv-1/agv"
+            await publish(
+                broker.port,
+                [(topic, orjson.dumps(agv(t0 + i, i, battery=b))) for i, b in enumerate(levels)],
+            )
+
+            async def cleared() -> bool:
+                return any(b["kind"] == "cleared" for b in rx.bodies)
+
+            await wait_for(cleared, 60)
+            events = await conn.fetch(
+                "SELECT transition, count(*) AS n FROM alarm_events WHERE project_id = $1 "
+                "GROUP BY transition",
+                p,
+            )
+            counted = {r["transition"]: r["n"] for r in events}
+            await asyncio.sleep(1.0)  # a late extra notification would arrive within this
+        assert counted.get("updated", 0) > 0  # the flapping did reach the database
+        assert (counted["opened"], counted["cleared"]) == (1, 1)
+        assert sorted(b["kind"] for b in rx.bodies) == ["cleared", "opened"]
+        assert rx.duplicates() == 0
+    finally:
+        await rules.close()
+        await conn.close()
+        await rx.stop()
