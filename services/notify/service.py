@@ -75,7 +75,9 @@ class NotifyService:
         }
 
     def wake(self, *_: Any) -> None:
+        # A transition to route, or a delivery the API enqueued itself (a test notice).
         self.route_wake.set()
+        self.send_wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings

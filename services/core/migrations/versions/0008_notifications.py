@@ -16,7 +16,7 @@ roles need no right on the outbox to write transitions.
 routing an item twice (a notifier that died after inserting, before marking) inserts
 nothing new. The notifier role `factory5g_notify` reads alarms, devices and the
 configuration and works the outbox and deliveries; the API role configures channels,
-routes and policies and enqueues test notices.
+routes and policies and enqueues test notices (an outbox item and its one delivery).
 
 Revision ID: 0008_notifications
 Revises: 0007_optional_position
@@ -210,10 +210,12 @@ _UPGRADE = [
     f"notify_attempts_id_seq TO {_NOTIFY}",
     f"GRANT SELECT, INSERT, UPDATE, DELETE ON notify_channels, notify_routes, notify_policies "
     f"TO {_API}",
-    f"GRANT SELECT, INSERT ON notify_outbox TO {_API}",
-    f"GRANT SELECT ON notify_deliveries, notify_attempts TO {_API}",
+    # "Send test": the API enqueues the test notice and its one delivery itself, so the
+    # answer can name the delivery to poll.
+    f"GRANT SELECT, INSERT ON notify_outbox, notify_deliveries TO {_API}",
+    f"GRANT SELECT ON notify_attempts TO {_API}",
     f"GRANT USAGE, SELECT ON notify_channels_id_seq, notify_routes_id_seq, "
-    f"notify_policies_id_seq, notify_outbox_id_seq TO {_API}",
+    f"notify_policies_id_seq, notify_outbox_id_seq, notify_deliveries_id_seq TO {_API}",
 ]
 
 _DOWNGRADE = [
