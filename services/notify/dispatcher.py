@@ -56,27 +56,34 @@ LEFT JOIN projects p ON p.id = d.project_id
 """
 
 RECORD_SQL = """
-WITH u AS (
-    UPDATE notify_deliveries
-    SET state = $4, last_status = $5, last_answer = $6, lease_until = NULL,
-        next_attempt_at = coalesce($7, next_attempt_at),
-        sent_at = CASE WHEN $4 = 'sent' THEN now() ELSE sent_at END
-    WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND state = 'sending'
-    RETURNING id
+WITH v AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::bool[], $8::float8[])
+        AS v(id, attempts, state, status, answer, next_at, ok, ms)
+), u AS (
+    UPDATE notify_deliveries d
+    SET state = v.state, last_status = v.status, last_answer = v.answer, lease_until = NULL,
+        next_attempt_at = coalesce(v.next_at, d.next_attempt_at),
+        sent_at = CASE WHEN v.state = 'sent' THEN now() ELSE d.sent_at END
+    FROM v
+    WHERE d.id = v.id AND d.claimed_by = $9 AND d.attempts = v.attempts AND d.state = 'sending'
+    RETURNING d.id
 )
 INSERT INTO notify_attempts (delivery_id, ok, status, answer, duration_ms)
-SELECT id, $8, $5, $6, $9 FROM u
+SELECT v.id, v.ok, v.status, v.answer, v.ms FROM v JOIN u ON u.id = v.id
 RETURNING delivery_id
 """
 
 
 @dataclass(frozen=True, slots=True)
-class Claimed:
-    row: dict[str, Any]
+class Result:
+    """One attempt's outcome, waiting to be recorded."""
 
-    @property
-    def id(self) -> int:
-        return int(self.row["id"])
+    row: dict[str, Any]
+    outcome: Outcome
+    state: str
+    next_at: datetime | None
+    duration_ms: float
 
 
 def _json(value: Any) -> Any:
@@ -188,26 +195,22 @@ async def claim(conn: Any, limit: int, token: str, lease_s: float) -> list[dict[
     return [dict(r) for r in await conn.fetch(CLAIM_SQL, limit, token, lease_s)]
 
 
-async def record(
-    conn: Any,
-    row: dict[str, Any],
-    token: str,
-    outcome: Outcome,
-    state: str,
-    next_at: datetime | None,
-    duration_ms: float,
-) -> bool:
-    """Store the outcome; False if the claim expired and another notifier took over."""
-    done = await conn.fetchval(
-        RECORD_SQL,
-        row["id"],
-        token,
-        row["attempts"],
-        state,
-        outcome.status[:200],
-        outcome.answer[:2000],
-        next_at,
-        outcome.ok,
-        duration_ms,
-    )
-    return done is not None
+async def record(conn: Any, results: list[Result], token: str) -> set[int]:
+    """Store outcomes in one statement; returns the ids recorded. An id missing from the
+    answer had its claim expire and another notifier take it over."""
+    cols: list[list[Any]] = [[] for _ in range(8)]
+    for r in results:
+        values = (
+            r.row["id"],
+            r.row["attempts"],
+            r.state,
+            r.outcome.status[:200],
+            r.outcome.answer[:2000],
+            r.next_at,
+            r.outcome.ok,
+            r.duration_ms,
+        )
+        for col, value in zip(cols, values, strict=True):
+            col.append(value)
+    rows = await conn.fetch(RECORD_SQL, *cols, token)
+    return {int(r["delivery_id"]) for r in rows}

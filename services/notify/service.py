@@ -66,6 +66,8 @@ class NotifyService:
         self.db_ok = False
         self.listening = False
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.results: list[tuple[dispatcher.Result, asyncio.Future[None]]] = []
+        self.record_wake = asyncio.Event()
 
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.db_ok, {
@@ -91,6 +93,7 @@ class NotifyService:
             self.cfg.metrics_host, self.cfg.metrics_port, self.health, self.metrics.registry
         )
         await server.start()
+        recorder = asyncio.create_task(self._record_loop(pool, stop), name="notify-record")
         loops = [
             asyncio.create_task(self._router_loop(pool, stop), name="notify-router"),
             asyncio.create_task(self._dispatch_loop(pool, stop), name="notify-dispatch"),
@@ -108,6 +111,7 @@ class NotifyService:
             # otherwise make them wait lease_s to be sent again.
             if self.in_flight:
                 await asyncio.wait(self.in_flight, timeout=self.cfg.send_timeout_s + 5)
+            await cancel_and_wait(recorder)
             await server.stop()
             await pool.close()
             await registry.close()
@@ -176,7 +180,7 @@ class NotifyService:
                             conn, min(free, cfg.batch_size), self.token, cfg.lease_s
                         )
                         for row in rows:
-                            task = asyncio.create_task(self._deliver(pool, row))
+                            task = asyncio.create_task(self._deliver(row))
                             self.in_flight.add(task)
                             task.add_done_callback(self._done)
                         if len(rows) == min(free, cfg.batch_size):
@@ -195,7 +199,9 @@ class NotifyService:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
 
-    async def _deliver(self, pool: asyncpg.Pool, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: dict[str, Any]) -> None:
+        """Send one claimed delivery and hand its outcome to the recorder; the task (and
+        its concurrency slot) ends when the outcome is stored."""
         cfg = self.cfg
         started = time.perf_counter()
         try:
@@ -208,23 +214,10 @@ class NotifyService:
         state, next_at = dispatcher.next_state(
             outcome, row["attempts"], row["give_up_at"], cfg.retry_base_s, cfg.retry_max_s
         )
-        for attempt in range(5):
-            try:
-                async with pool.acquire() as conn:
-                    kept = await dispatcher.record(
-                        conn, row, self.token, outcome, state, next_at, duration_ms
-                    )
-                break
-            except _DB_ERRORS as exc:
-                log.warning("recording delivery %s failed: %s", row["id"], exc)
-                await asyncio.sleep(0.5 * (attempt + 1))
-        else:
-            return  # the lease runs out and the delivery is sent again
-        outcome_label = state if kept else "lost_claim"
-        self.metrics.deliveries.labels(row["channel_type"], outcome_label).inc()
-        if kept and state == "sent":
-            age = (datetime.now(UTC) - row["event_ts"]).total_seconds()
-            self.metrics.latency.observe(max(0.0, age))
+        done = asyncio.get_running_loop().create_future()
+        self.results.append((dispatcher.Result(row, outcome, state, next_at, duration_ms), done))
+        self.record_wake.set()
+        await done
         if not outcome.ok:
             log.info(
                 "delivery %s (%s) %s: %s %s",
@@ -234,6 +227,36 @@ class NotifyService:
                 outcome.status,
                 outcome.answer[:200],
             )
+
+    async def _record_loop(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        """Outcomes in batches, one statement each: per delivery, a round trip of its own
+        would bound the notifier at a few hundred deliveries per second."""
+        while True:
+            await self.record_wake.wait()
+            self.record_wake.clear()
+            while self.results:
+                batch, self.results = self.results[:1000], self.results[1000:]
+                for attempt in range(10):
+                    try:
+                        async with pool.acquire() as conn:
+                            kept = await dispatcher.record(conn, [r for r, _ in batch], self.token)
+                        break
+                    except _DB_ERRORS as exc:
+                        log.warning("recording %d outcomes failed: %s", len(batch), exc)
+                        await asyncio.sleep(0.5 * (attempt + 1))
+                else:
+                    kept = set()  # their leases run out and they are sent again
+                now = datetime.now(UTC)
+                for result, done in batch:
+                    row = result.row
+                    mine = row["id"] in kept
+                    label = result.state if mine else "lost_claim"
+                    self.metrics.deliveries.labels(row["channel_type"], label).inc()
+                    if mine and result.state == "sent":
+                        age = (now - row["event_ts"]).total_seconds()
+                        self.metrics.latency.observe(max(0.0, age))
+                    if not done.done():
+                        done.set_result(None)
 
     async def _escalation_loop(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -17,10 +17,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-import httpx
 import orjson
 from pydantic import BaseModel, Field, SecretStr
 
+from services.notify.http import Client, HttpError
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 
 
@@ -32,18 +32,16 @@ class WebhookConfig(BaseModel):
     timeout_s: float = Field(10.0, gt=0, le=300)
 
 
-_clients: dict[int, httpx.AsyncClient] = {}
+_clients: dict[int, Client] = {}
 
 
-def _client() -> httpx.AsyncClient:
+def _client() -> Client:
     """One connection pool per event loop: a new client per send would open a connection
     per notice."""
     loop = id(asyncio.get_running_loop())
     client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = _clients[loop] = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        )
+    if client is None:
+        client = _clients[loop] = Client()
     return client
 
 
@@ -51,7 +49,7 @@ async def close() -> None:
     loop = id(asyncio.get_running_loop())
     client = _clients.pop(loop, None)
     if client is not None:
-        await client.aclose()
+        await client.close()
 
 
 def body(notice: AlarmNotice, language: Language) -> bytes:
@@ -73,15 +71,13 @@ async def send(config: WebhookConfig, notice: AlarmNotice, language: Language) -
         mac = hmac.new(key, ts.encode() + b"." + payload, hashlib.sha256).hexdigest()
         headers["X-Factory5g-Signature"] = f"sha256={mac}"
     try:
-        response = await _client().post(
-            config.url, content=payload, headers=headers, timeout=config.timeout_s
-        )
-    except httpx.TimeoutException:
+        response = await _client().post(config.url, payload, headers, config.timeout_s)
+    except TimeoutError:
         return Outcome(ok=False, retryable=True, status="timeout")
-    except httpx.HTTPError as exc:
-        return Outcome(ok=False, retryable=True, status=type(exc).__name__, answer=str(exc)[:500])
+    except HttpError as exc:
+        return Outcome(ok=False, retryable=True, status="connection failed", answer=str(exc)[:500])
     answer = response.text[:500]
-    code = response.status_code
+    code = response.status
     if 200 <= code < 300:
         return Outcome(ok=True, retryable=False, status=str(code), answer=answer)
     # 408, 425, 429 and 5xx may pass; any other 4xx will not.
