@@ -255,7 +255,11 @@ def measure(args: argparse.Namespace, result: dict[str, Any]) -> None:
 
             asyncio.run(setup())
             time.sleep(2.0)  # the notifier is up and listening
-            meter = CpuMeter({"notifier": notifier.pid, "receiver": rx.pid}).start()
+            pids = {"notifier": notifier.pid, "receiver": rx.pid}
+            pg_pid = env.pg.pid()
+            if pg_pid is not None:
+                pids["postgres"] = pg_pid
+            meter = CpuMeter(pids).start()
             gen = asyncio.run(generate(url, args.rate, args.duration))
             result["generator"] = gen
             print(
@@ -324,12 +328,17 @@ def measure(args: argparse.Namespace, result: dict[str, Any]) -> None:
         busiest = max(cpu, key=lambda k: cpu[k])
         limit = f"{busiest} ({cpu[busiest]:.0%} of a core)"
         if machine_busy > 0.9:
-            limit += f"; the machine was {machine_busy:.0%} busy"
+            ours = sum(cpu.values()) / (os.cpu_count() or 1)
+            limit += (
+                f"; the machine was {machine_busy:.0%} busy, {ours:.0%} of it this benchmark's "
+                "processes"
+            )
     f["limit"] = limit
     notes.append(
         f"CPU share of one core over the run: generator {cpu.get('generator', 0):.0%}, "
-        f"notifier {cpu.get('notifier', 0):.0%}, receiver {cpu.get('receiver', 0):.0%}; "
-        f"machine {machine_busy:.0%} busy (PostgreSQL takes the rest). Limit: {limit}."
+        f"notifier {cpu.get('notifier', 0):.0%}, receiver {cpu.get('receiver', 0):.0%}, "
+        f"PostgreSQL {cpu.get('postgres', 0):.0%}; machine {machine_busy:.0%} busy (other "
+        f"work on the shared machine included). Limit: {limit}."
     )
     c = result["trigger_cost"]
     notes.append(
@@ -348,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_notify", description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=1000.0, help="alarm transitions per second")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of generation")
-    p.add_argument("--concurrency", type=int, default=64, help="the notifier's sends in flight")
+    p.add_argument("--concurrency", type=int, default=128, help="the notifier's sends in flight")
     p.add_argument("--devices", type=int, help="(not used: every transition is a new alarm)")
     p.add_argument("--results", type=Path, default=report.RESULTS_DIR, help="results directory")
     p.add_argument("--no-report", action="store_true", help="print only, write no report")

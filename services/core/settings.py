@@ -177,6 +177,13 @@ class NotifySettings(BaseModel):
     batch_size: int = Field(
         200, ge=1, le=10000, description="Outbox items routed, or deliveries claimed, per query."
     )
+    batch_delay_ms: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="Milliseconds the notifier waits after a wake-up to gather more work into "
+        "one statement: fewer commits in an alarm storm, at most this much later.",
+    )
     send_timeout_s: float = Field(
         10.0, gt=0, le=300, description="Seconds one send may take before it counts as failed."
     )
