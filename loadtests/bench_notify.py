@@ -256,9 +256,9 @@ def measure(args: argparse.Namespace, result: dict[str, Any]) -> None:
             asyncio.run(setup())
             time.sleep(2.0)  # the notifier is up and listening
             pids = {"notifier": notifier.pid, "receiver": rx.pid}
-            pg_pid = env.pg.pid()
-            if pg_pid is not None:
-                pids["postgres"] = pg_pid
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pid_file = env.pg.data_dir / "postmaster.pid"
+                pids["postgres"] = int(pid_file.read_text().splitlines()[0])
             meter = CpuMeter(pids).start()
             gen = asyncio.run(generate(url, args.rate, args.duration))
             result["generator"] = gen
