@@ -169,6 +169,63 @@ ON CONFLICT (idempotency_key) DO NOTHING
 """
 
 
+_MARK_ROUTED = """
+UPDATE notify_outbox o SET routed_at = now(), payload = v.payload
+FROM unnest($1::bigint[], $2::jsonb[]) AS v(id, payload)
+WHERE o.id = v.id
+"""
+
+_ALARMS = """
+SELECT a.id, a.device_id, a.rule, a.message, a.count, a.last_value, a.opened_at,
+       d.kind AS device_kind, d.metadata -> 'tags' AS tags, d.metadata ->> 'line' AS line
+FROM alarms a
+LEFT JOIN devices d ON d.project_id = a.project_id AND d.device_id = a.device_id
+WHERE a.id = ANY($1::bigint[])
+"""
+
+# The alarm's state right after each transition.
+_STATE_AFTER = {
+    "opened": "open",
+    "escalated": "open",
+    "acknowledged": "acknowledged",
+    "cleared": "cleared",
+}
+
+
+async def _complete(conn: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Complete the trigger's snapshot of alarm transitions with the alarm and its device,
+    in one query for the batch; items that carry a full snapshot (follow-ups, tests) stay
+    as they are. The event's own fields (severity, actor, evidence) win."""
+    for item in items:
+        payload = item["payload"]
+        item["payload"] = (orjson.loads(payload) if isinstance(payload, str) else payload) or {}
+    wanted = [
+        i["alarm_id"] for i in items if i["alarm_id"] is not None and "device" not in i["payload"]
+    ]
+    if not wanted:
+        return items
+    alarms = {r["id"]: r for r in await conn.fetch(_ALARMS, wanted)}
+    for item in items:
+        row = alarms.get(item["alarm_id"])
+        if row is None or "device" in item["payload"]:
+            continue
+        tags = row["tags"]
+        item["payload"] = {
+            "device": row["device_id"],
+            "rule": row["rule"],
+            "state": _STATE_AFTER.get(item["kind"], ""),
+            "message": row["message"],
+            "count": row["count"],
+            "value": row["last_value"],
+            "opened_at": row["opened_at"].isoformat(),
+            "device_kind": row["device_kind"],
+            "tags": orjson.loads(tags) if isinstance(tags, str) else tags,
+            "line": row["line"],
+            **item["payload"],
+        }
+    return items
+
+
 async def route_batch(conn: Any, batch_size: int, give_up_after_s: float) -> tuple[int, int]:
     """Route up to `batch_size` outbox items (asyncpg connection). Returns (items, deliveries
     inserted)."""
@@ -178,11 +235,9 @@ async def route_batch(conn: Any, batch_size: int, give_up_after_s: float) -> tup
             return 0, 0
         routes = [route_from_row(r) for r in await conn.fetch(ROUTES_SQL)]
         now = datetime.now(UTC)
+        snapshots = await _complete(conn, [dict(raw) for raw in items])
         cols: list[list[Any]] = [[] for _ in range(12)]
-        for raw in items:
-            item = dict(raw)
-            payload = item["payload"]
-            item["payload"] = orjson.loads(payload) if isinstance(payload, str) else payload
+        for item in snapshots:
             critical = item["payload"].get("severity") == "critical"
             for route in routes_for(routes, item):
                 held = None if critical or item["kind"] == "test" else quiet_until(route, now)
@@ -207,7 +262,8 @@ async def route_batch(conn: Any, batch_size: int, give_up_after_s: float) -> tup
             status = await conn.execute(_INSERT_DELIVERIES, *cols, give_up_after_s)
             inserted = int(status.rsplit(" ", 1)[1])
         await conn.execute(
-            "UPDATE notify_outbox SET routed_at = now() WHERE id = ANY($1::bigint[])",
-            [r["id"] for r in items],
+            _MARK_ROUTED,
+            [item["id"] for item in snapshots],
+            [orjson.dumps(item["payload"]).decode() for item in snapshots],
         )
     return len(items), inserted
