@@ -13,8 +13,9 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
@@ -371,5 +372,45 @@ async def test_flapping_inside_the_hysteresis_band_notifies_once(
         assert rx.duplicates() == 0
     finally:
         await rules.close()
+        await conn.close()
+        await rx.stop()
+
+
+async def test_quiet_hours_hold_non_critical_until_the_window_ends(database_url: str) -> None:
+    """A route in its quiet window (Asia/Shanghai wall clock, around now): a major alarm's
+    notification waits for the window's end; a critical one goes at once."""
+    p = project()
+    rx = Receiver()
+    await rx.start()
+    conn = await connect(database_url)
+    try:
+        tz = ZoneInfo("Asia/Shanghai")
+        local = datetime.now(tz)
+        start = (local - timedelta(hours=1)).time().replace(microsecond=0)
+        end = (local + timedelta(hours=1)).time().replace(second=0, microsecond=0)
+        await add_route(
+            conn, p, rx.url, "night", quiet_start=start, quiet_end=end, quiet_tz="Asia/Shanghai"
+        )
+        async with notifier(fast_settings(database_url)):
+            await open_alarm(conn, p, "agv-major", "major")
+            await open_alarm(conn, p, "agv-critical", "critical")
+
+            async def critical_sent() -> bool:
+                return len(rx.accepted) >= 1
+
+            await wait_for(critical_sent, 30)
+            held = await conn.fetchrow(
+                "SELECT d.state, d.next_attempt_at FROM notify_deliveries d "
+                "JOIN alarms a ON a.id = d.alarm_id WHERE d.project_id = $1 "
+                "AND a.device_id = 'agv-major'",
+                p,
+            )
+        assert [b["device"] for b in rx.bodies] == ["agv-critical"]
+        assert held["state"] == "queued"
+        window_end = datetime.combine(local.date(), end, tz)
+        if window_end < local:
+            window_end += timedelta(days=1)
+        assert abs((held["next_attempt_at"] - window_end).total_seconds()) < 1
+    finally:
         await conn.close()
         await rx.stop()
