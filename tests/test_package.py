@@ -21,7 +21,7 @@ import pytest
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
-DEV_ONLY = ("numpy", "matplotlib", "playwright", "jsonschema", "httpx", "import-linter")
+DEV_ONLY = ("numpy", "matplotlib", "playwright", "jsonschema", "import-linter")
 
 
 def _run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
