@@ -41,7 +41,7 @@ _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 class Client:
     """Connections per (scheme, host, port), reused while the server keeps them open."""
 
-    def __init__(self, max_idle_per_origin: int = 32) -> None:
+    def __init__(self, max_idle_per_origin: int = 256) -> None:
         self.max_idle = max_idle_per_origin
         self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
         self._tls = ssl.create_default_context()

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import time
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -53,7 +53,8 @@ async def close() -> None:
 
 
 def body(notice: AlarmNotice, language: Language) -> bytes:
-    data: dict[str, Any] = asdict(notice)
+    # Shallow: dataclasses.asdict deep-copies the evidence, a third of the sender's CPU.
+    data: dict[str, Any] = {f.name: getattr(notice, f.name) for f in fields(notice)}
     data["language"] = language
     return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
 
