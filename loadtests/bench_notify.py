@@ -222,7 +222,7 @@ def measure(args: argparse.Namespace, result: dict[str, Any]) -> None:
             "F5G_DATABASE__URL": url,
             "F5G_NOTIFY__METRICS_PORT": "0",
             "F5G_NOTIFY__CONCURRENCY": str(args.concurrency),
-            "F5G_NOTIFY__BATCH_SIZE": "500",
+            "F5G_NOTIFY__BATCH_SIZE": "1000",
             "F5G_LOG_LEVEL": "WARNING",
         }
         notifier = subprocess.Popen(
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench_notify", description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=1000.0, help="alarm transitions per second")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of generation")
-    p.add_argument("--concurrency", type=int, default=128, help="the notifier's sends in flight")
+    p.add_argument("--concurrency", type=int, default=512, help="the notifier's sends in flight")
     p.add_argument("--devices", type=int, help="(not used: every transition is a new alarm)")
     p.add_argument("--results", type=Path, default=report.RESULTS_DIR, help="results directory")
     p.add_argument("--no-report", action="store_true", help="print only, write no report")
