@@ -21,11 +21,12 @@ import asyncpg
 import orjson
 import pytest
 
-from f5gdev.devstack.servers import Mosquitto
+from f5gdev.devstack.servers import Mosquitto, Postgres
 from services.core.settings import Settings
 from services.protocols import alarm_lifecycle as lifecycle
 from services.rules import store
 from services.rules.engine import CLEARED, OPENED, UPDATED, Transition
+from services.security import db_roles
 from tests.conftest import make_settings
 from tests.notify_support import (
     NotifierProcess,
@@ -411,6 +412,48 @@ async def test_quiet_hours_hold_non_critical_until_the_window_ends(database_url:
         if window_end < local:
             window_end += timedelta(days=1)
         assert abs((held["next_attempt_at"] - window_end).total_seconds()) < 1
+    finally:
+        await conn.close()
+        await rx.stop()
+
+
+async def test_the_notifier_runs_as_its_own_least_privilege_role(
+    database_url: str, pg: Postgres
+) -> None:
+    """Routing, claiming, recording, escalation and the LISTEN wake-up all work as a login
+    user of factory5g_notify, which may not touch alarms or channels itself."""
+    p = project()
+    user = f"t_notify_{uuid.uuid4().hex[:6]}"
+    pg.psql(db_roles.login_user_sql(user, db_roles.NOTIFY, "pw-" + user))
+    dbname = database_url.rsplit("/", 1)[1]
+    role_url = f"postgresql://{user}:pw-{user}@127.0.0.1:{pg.port}/{dbname}"
+    rx = Receiver()
+    await rx.start()
+    conn = await connect(database_url)
+    try:
+        route = await add_route(conn, p, rx.url, "ops")
+        await conn.execute(
+            "INSERT INTO notify_policies (project_id, name, steps) VALUES ($1, 'p', $2::jsonb)",
+            p,
+            f'[{{"after_s": 1, "route_id": {route}}}]',
+        )
+        async with notifier(fast_settings(role_url)) as service:
+            await open_alarm(conn, p, "agv-role")
+
+            async def both() -> bool:
+                return len(rx.accepted) >= 2
+
+            await wait_for(both, 30)
+            assert service.listening
+        assert sorted(b["kind"] for b in rx.bodies) == ["escalation", "opened"]
+        role = await connect(role_url)
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await role.execute("UPDATE alarms SET state = 'cleared'")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await role.execute("UPDATE notify_channels SET enabled = false")
+        finally:
+            await role.close()
     finally:
         await conn.close()
         await rx.stop()
