@@ -50,7 +50,7 @@ class Scenario:
     workload: Workload
     targets: tuple[Target, ...] = ()
     baseline: bool = True
-    kind: str = "ingest"  # ingest | rules | api
+    kind: str = "ingest"  # ingest | rules | api | notify
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Bounds shown next to the figures but not counted as targets: absolute figures whose
     # targets are set on a ratio to a same-run reference instead (docs/benchmarks.md).
@@ -287,6 +287,25 @@ SCENARIOS: dict[str, Scenario] = {
                     "issue 5",
                 ),
             ),
+        ),
+        Scenario(
+            "notify-outbox",
+            "Notifications: 1,000 alarm transitions/s through the outbox to a webhook",
+            Workload(duration_s=30.0),
+            (
+                Target(
+                    "generator reached 1,000 transitions/s",
+                    "generator_reached_rate",
+                    "==",
+                    1,
+                    "run",
+                ),
+                Target("p99 transition to delivery (ms)", "latency_p99_ms", "<=", 1000, "issue 17"),
+                Target("notifications lost", "lost", "==", 0, "issue 17"),
+                Target("notifications duplicated", "duplicated", "==", 0, "issue 17"),
+            ),
+            baseline=False,
+            kind="notify",
         ),
         Scenario(
             "api",

@@ -27,7 +27,7 @@ from f5gdev.devstack.servers import Mosquitto, free_port
 from services.protocols import sparkplug_b_pb2 as pb
 from tests.helm_support import CHART_DIR, REPO_ROOT, metric_names
 
-SERVICES = ("ingest", "rules", "api")
+SERVICES = ("ingest", "rules", "api", "notify")
 # Where metric names are written down for operators: docs, the chart's alerts and
 # dashboard, and the chart's list of names.
 NAMED_IN = (
@@ -36,7 +36,7 @@ NAMED_IN = (
     *sorted((CHART_DIR / "dashboards").glob("*.json")),
     CHART_DIR / "metrics.txt",
 )
-METRIC_RE = re.compile(r"\bfactory5g_(?:ingest|rules|api)_[a-z0-9_]*[a-z0-9]\b")
+METRIC_RE = re.compile(r"\bfactory5g_(?:ingest|rules|api|notify)_[a-z0-9_]*[a-z0-9]\b")
 # Process metrics named in inline code (`process_open_fds`); every service exports them.
 PROCESS_RE = re.compile(r"`((?:process|python)_[a-z0-9_]*[a-z0-9])`")
 # Sample suffixes of counters and histograms; the family is the name without them.
@@ -118,8 +118,8 @@ def _sparkplug_ndata() -> bytes:
 
 @pytest.fixture(scope="module")
 def services(database_url: str, broker: Mosquitto) -> Iterator[dict[str, str]]:
-    """The three services as processes; ingest has counted one Sparkplug rebirth request."""
-    ports = {"ingest": free_port(), "rules": free_port(), "api": free_port()}
+    """The four services as processes; ingest has counted one Sparkplug rebirth request."""
+    ports = {"ingest": free_port(), "rules": free_port(), "api": free_port(), "notify": free_port()}
     env = {
         **os.environ,
         "F5G_DATABASE__URL": database_url,
@@ -129,6 +129,7 @@ def services(database_url: str, broker: Mosquitto) -> Iterator[dict[str, str]]:
         "F5G_RULES__METRICS_PORT": str(ports["rules"]),
         "F5G_RULES__CLIENT_ID": f"metrics-rules-{ports['rules']}",
         "F5G_API__PORT": str(ports["api"]),
+        "F5G_NOTIFY__METRICS_PORT": str(ports["notify"]),
     }
     procs = [
         subprocess.Popen(
@@ -143,6 +144,7 @@ def services(database_url: str, broker: Mosquitto) -> Iterator[dict[str, str]]:
     try:
         _wait_sample(urls["ingest"], "factory5g_ingest_mqtt_connected", {})
         _wait_sample(urls["rules"], "factory5g_rules_mqtt_connected", {})
+        _scrape(urls["notify"])
         # Both subscribe to Sparkplug; only ingest, the primary host, acts on what it sees.
         mqtt_publish.single(
             SPARKPLUG_NDATA_TOPIC,

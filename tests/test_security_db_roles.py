@@ -40,6 +40,11 @@ PROJECT_UPSERT = (  # the simulator's registration of its project names
     "INSERT INTO projects (id, name, city) VALUES ('p1', 'Plant 1', 'Suzhou') "
     "ON CONFLICT (id) DO UPDATE SET name = excluded.name, city = excluded.city"
 )
+OUTBOX_INSERT = (
+    "INSERT INTO notify_outbox (kind, alarm_id, project_id, event_ts, seq, route_id) "
+    "VALUES ('escalation', 1, 'p1', now(), 1, 1)"
+)
+CHANNEL_INSERT = "INSERT INTO notify_channels (name, type) VALUES ('x', 'webhook')"
 # An admin key of the attacker's choosing, and the ways back from a revocation.
 KEY_MINT = (
     "INSERT INTO api_keys (prefix, hash, name, scope) "
@@ -104,8 +109,24 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         PROJECT_INSERT,
         "UPDATE projects SET name = name",
         "DELETE FROM rollup_watermarks",
+        CHANNEL_INSERT,
+        "UPDATE notify_routes SET enabled = false",
+        "DELETE FROM notify_policies",
+        OUTBOX_INSERT,
+        "SELECT count(*) FROM notify_deliveries",
     ),
     "simulator": (PROJECT_UPSERT,),
+    "notify": (
+        "SELECT count(*) FROM alarms",
+        "SELECT count(*) FROM devices",
+        "SELECT count(*) FROM notify_channels",
+        "SELECT count(*) FROM notify_routes",
+        "SELECT count(*) FROM notify_policies",
+        OUTBOX_INSERT,
+        "UPDATE notify_outbox SET routed_at = now()",
+        "UPDATE notify_deliveries SET state = 'sent'",
+        "SELECT count(*) FROM notify_attempts",
+    ),
 }
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -131,6 +152,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         KEY_MINT,
         "INSERT INTO projects (id, name) VALUES ('x', 'x')",
         "UPDATE projects SET name = 'renamed'",
+        "SELECT * FROM notify_channels",  # channel secrets
+        OUTBOX_INSERT,
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),
@@ -147,6 +170,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "DELETE FROM api_keys",
         "DELETE FROM api_key_events",
         "UPDATE api_key_events SET actor = 'someone else'",
+        "UPDATE notify_deliveries SET state = 'sent'",
+        "DELETE FROM notify_outbox",
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),
@@ -158,6 +183,23 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         DEVICE_INSERT,
         ALARM_INSERT,
         "DELETE FROM projects",
+        "SELECT * FROM notify_channels",
+        *SERVER_FILES,
+        *SCHEMA_CHANGES,
+    ),
+    "notify": (
+        TELEMETRY_INSERT,
+        "SELECT count(*) FROM telemetry",
+        "SELECT * FROM api_keys",
+        KEY_MINT,
+        ALARM_INSERT,
+        "UPDATE alarms SET state = 'cleared'",
+        ALARM_EVENT_INSERT,
+        CHANNEL_INSERT,
+        "UPDATE notify_channels SET config = '{}'",
+        "UPDATE notify_routes SET enabled = false",
+        "DELETE FROM notify_deliveries",
+        "DELETE FROM notify_outbox",
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),

@@ -24,6 +24,7 @@ from services.core.settings import Settings
 SERVICES = (
     ("ingest", "services.ingest.service"),
     ("rules", "services.rules.service"),
+    ("notify", "services.notify.service"),
     ("api", "services.api.server"),
     ("simulate", "services.simulator.factory"),
 )
@@ -83,6 +84,8 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
         env = service_env(name, stack.broker_auth, stack.db_users, settings.database.url)
         if name == "api":
             env["F5G_API__BOOTSTRAP_KEY"] = admin_key
+        if name == "notify" and "F5G_NOTIFY__DASHBOARD_URL" not in os.environ:
+            env["F5G_NOTIFY__DASHBOARD_URL"] = f"http://{settings.api.host}:{settings.api.port}"
         if name == "ingest" and "F5G_INGEST__SHARE_GROUP" not in os.environ:
             # One ingest on one Mosquitto 2.0: a plain subscription, which its persistent
             # session keeps across broker restarts. Mosquitto does not restore `$share`
@@ -101,6 +104,7 @@ factory5g is running.
   API metrics      {api}/metrics
   ingest metrics   http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
   rules metrics    http://{settings.rules.metrics_host}:{settings.rules.metrics_port}/metrics
+  notify metrics   http://{settings.notify.metrics_host}:{settings.notify.metrics_port}/metrics
   MQTT broker      mqtt://{settings.mqtt.host}:{settings.mqtt.port}  (topics f5g/v1/#)
   database         {settings.database.url}
   logs             {log_dir}

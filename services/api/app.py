@@ -35,6 +35,8 @@ from services.api.health.views import router as health_router
 from services.api.ingest.views import router as ingest_router
 from services.api.kpis.views import router as kpis_router
 from services.api.limits import RequestLimits
+from services.api.notify.views import alarm_router as notify_alarm_router
+from services.api.notify.views import router as notify_router
 from services.api.observe import ApiMetrics, MetricsMiddleware
 from services.api.projects.views import router as projects_router
 from services.api.responses import JSONResponse
@@ -143,6 +145,8 @@ def create_app(settings: Settings) -> FastAPI:
         series_router,
         kpis_router,
         alarms_router,
+        notify_alarm_router,
+        notify_router,
         ingest_router,
         dashboard_router,
         live_router,

@@ -14,6 +14,7 @@ from services.core.settings import (
     DatabaseSettings,
     IngestSettings,
     MqttSettings,
+    NotifySettings,
     RulesSettings,
     Settings,
     SimulatorSettings,
@@ -142,6 +143,18 @@ def rules_replay(
     from services.rules.replay import run_replay
 
     raise typer.Exit(run_replay(_settings(), from_, to, project, rules_file, json))
+
+
+@app.command(
+    help=_help(
+        "Notifier: alarm transitions to e-mail, webhooks and chat robots, with escalation.",
+        (NotifySettings, "notify"),
+    )
+)
+def notify() -> None:
+    from services.notify.service import run
+
+    run(_settings())
 
 
 @app.command(help=_help("API and dashboard for plant engineers.", (ApiSettings, "api")))

@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "F5G_"
@@ -160,6 +167,75 @@ class RulesSettings(BaseModel):
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
 
 
+class NotifySettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    poll_interval_s: float = Field(
+        2.0,
+        gt=0,
+        le=300,
+        description="Seconds between looks at the outbox and the due deliveries when no "
+        "wake-up arrives (the fallback of listen).",
+    )
+    listen: bool = Field(
+        True,
+        description="Wake up on PostgreSQL LISTEN/NOTIFY from the outbox trigger, so a "
+        "transition is routed within milliseconds; the poll still runs.",
+    )
+    concurrency: int = Field(
+        16, ge=1, le=1000, description="Deliveries sent at the same time by one notifier."
+    )
+    batch_size: int = Field(
+        200, ge=1, le=10000, description="Outbox items routed, or deliveries claimed, per query."
+    )
+    batch_delay_ms: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="Milliseconds the notifier waits after a wake-up to gather more work into "
+        "one statement: fewer commits in an alarm storm, at most this much later.",
+    )
+    send_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Seconds one send may take before it counts as failed."
+    )
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a claimed delivery stays with its notifier; one claimed by a "
+        "notifier that died is sent again after this. Must exceed send_timeout_s.",
+    )
+    retry_base_s: float = Field(
+        1.0, gt=0, le=3600, description="First retry delay; doubled per attempt, with jitter."
+    )
+    retry_max_s: float = Field(
+        300.0, gt=0, le=86400, description="Longest delay between two attempts."
+    )
+    give_up_after_s: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds after it was queued that a delivery still failing is given up.",
+    )
+    escalation_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between looks for alarms due an escalation."
+    )
+    dashboard_url: str | None = Field(
+        None,
+        description="Base URL of the dashboard, for the alarm link in notifications (none "
+        "when unset).",
+    )
+    metrics_port: int = Field(
+        9104, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+
+    @model_validator(mode="after")
+    def _lease_covers_send(self) -> NotifySettings:
+        if self.lease_s <= self.send_timeout_s:
+            raise ValueError("lease_s must exceed send_timeout_s, or a slow send is claimed twice")
+        return self
+
+
 class ApiSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -265,6 +341,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
     ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
     rules: RulesSettings = Field(default_factory=RulesSettings)  # type: ignore[arg-type]
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)  # type: ignore[arg-type]
 

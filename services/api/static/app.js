@@ -6,6 +6,8 @@ import { h, failure, loading } from "./ui.js";
 import * as portfolio from "./pages/portfolio.js";
 import * as project from "./pages/project.js";
 import * as device from "./pages/device.js";
+import * as notify from "./pages/notify.js";
+import * as alarm from "./pages/alarm.js";
 
 const RANGES = { h1: 3600, h6: 6 * 3600, h24: 86400, d7: 7 * 86400, d30: 30 * 86400 };
 const main = document.getElementById("main");
@@ -58,6 +60,8 @@ function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "p" && parts[1] && parts[2] === "d" && parts[3]) return { page: device, project: parts[1], device: parts[3] };
   if (parts[0] === "p" && parts[1]) return { page: project, project: parts[1] };
+  if (parts[0] === "notify") return { page: notify };
+  if (parts[0] === "a" && parts[1]) return { page: alarm, alarm: parts[1] };
   return { page: portfolio };
 }
 
@@ -66,6 +70,8 @@ function crumbs(r) {
   const items = [h("a", { href: "#/" }, t("portfolio"))];
   if (r.project) items.push(h("span", { class: "sep" }, "›"), h("a", { href: `#/p/${encodeURIComponent(r.project)}` }, r.project));
   if (r.device) items.push(h("span", { class: "sep" }, "›"), h("span", {}, r.device));
+  if (r.alarm) items.push(h("span", { class: "sep" }, "›"), h("span", {}, `#${r.alarm}`));
+  if (me?.scope === "admin") items.push(h("span", { class: "sep" }, "·"), h("a", { href: "#/notify", id: "nav-notify" }, t("notifications")));
   nav.replaceChildren(...items);
 }
 
@@ -91,7 +97,7 @@ async function show() {
   connectLive(r);
   main.replaceChildren(loading());
   document.body.dataset.page = r.page.NAME;
-  current = await r.page.render(main, { me, range: timeRange, project: r.project, device: r.device });
+  current = await r.page.render(main, { me, range: timeRange, project: r.project, device: r.device, alarm: r.alarm });
 }
 
 function login(message) {

@@ -351,7 +351,7 @@ own (or its URL no password), a service has no MQTT credentials, or TLS to the b
 {{- $withPassword := "^postgres(ql)?://[^/?#@:]+:[^/?#@]+@|[?&]password=[^&]" }}
 {{- $db := .Values.database }}
 {{- $services := list }}
-{{- range $c := list "ingest" "rules" "api" }}
+{{- range $c := list "ingest" "rules" "api" "notify" }}
 {{- if (index $.Values $c).enabled }}{{ $services = append $services $c }}{{ end }}
 {{- end }}
 {{- if $db.existingSecret }}

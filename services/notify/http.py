@@ -1,0 +1,163 @@
+"""A small HTTP/1.1 client for JSON POSTs: keep-alive connections per origin on asyncio.
+
+Why not httpx: on the reference 2-core machine httpx 0.28 spent 2.2 to 3.3 ms of CPU per
+POST on loopback (284 to 443 requests/s with 64 in flight, 10 or 100 pooled connections),
+so one notifier could not send the 1,000 notifications/s of an alarm storm; this client
+spends 0.07 ms (6,732 requests/s on the same machine, same load: 3,000 POSTs, 64 in
+flight). It does what the webhook channels
+need and no more: POST with a body and headers, http and https (certificate verified),
+responses with Content-Length, chunked or read-to-close bodies, bounded in size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 1024 * 1024
+
+
+class HttpError(Exception):
+    """The request could not be made or the answer was not HTTP."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class Client:
+    """Connections per (scheme, host, port), reused while the server keeps them open."""
+
+    def __init__(self, max_idle_per_origin: int = 256) -> None:
+        self.max_idle = max_idle_per_origin
+        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._tls = ssl.create_default_context()
+
+    async def close(self) -> None:
+        for conns in self._idle.values():
+            for _, writer in conns:
+                writer.close()
+        self._idle.clear()
+
+    async def _connect(self, scheme: str, host: str, port: int) -> _Conn:
+        return await asyncio.open_connection(
+            host, port, ssl=self._tls if scheme == "https" else None, limit=MAX_HEAD
+        )
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], seconds: float
+    ) -> Response:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise HttpError(f"not an http(s) URL: {url!r}")
+        port = parts.port or (443 if scheme == "https" else 80)
+        origin = (scheme, parts.hostname, port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        head = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        async with asyncio.timeout(seconds):
+            idle = self._idle.setdefault(origin, [])
+            # A pooled connection the server closed meanwhile fails at once; one retry on a
+            # new connection then. A request on a new connection is never repeated.
+            while idle:
+                conn = idle.pop()
+                try:
+                    response, keep = await self._exchange(conn, request)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    conn[1].close()
+                    continue
+                except ValueError as exc:
+                    conn[1].close()
+                    raise HttpError(str(exc)) from None
+                except BaseException:  # a timeout or cancellation mid-exchange
+                    conn[1].close()
+                    raise
+                self._release(origin, conn, keep)
+                return response
+            try:
+                conn = await self._connect(*origin)
+            except OSError as exc:
+                raise HttpError(f"connect: {exc.strerror or exc}") from None
+            try:
+                response, keep = await self._exchange(conn, request)
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+                conn[1].close()
+                raise HttpError(f"{type(exc).__name__}: {exc}") from None
+            except BaseException:
+                conn[1].close()
+                raise
+            self._release(origin, conn, keep)
+            return response
+
+    def _release(self, origin: tuple[str, str, int], conn: _Conn, keep: bool) -> None:
+        idle = self._idle.setdefault(origin, [])
+        if keep and len(idle) < self.max_idle and not conn[1].is_closing():
+            idle.append(conn)
+        else:
+            conn[1].close()
+
+    async def _exchange(self, conn: _Conn, request: bytes) -> tuple[Response, bool]:
+        """Send the request, read the answer; (response, whether to keep the connection)."""
+        reader, writer = conn
+        writer.write(request)
+        await writer.drain()
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise ValueError("response head too large") from None
+        lines = raw.decode("latin-1").split("\r\n")
+        status_line = lines[0].split(" ", 2)
+        if len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
+            raise ValueError(f"not an HTTP response: {lines[0][:80]!r}")
+        status = int(status_line[1])
+        fields: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                fields[name.strip().lower()] = value.strip()
+        keep = fields.get("connection", "").lower() != "close" and status_line[0] != "HTTP/1.0"
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            body = await self._chunked(reader)
+        elif "content-length" in fields:
+            length = int(fields["content-length"])
+            if length > MAX_BODY:
+                raise ValueError("response body too large")
+            body = await reader.readexactly(length)
+        else:  # the body ends when the server closes
+            chunks = bytearray()
+            while len(chunks) <= MAX_BODY and (data := await reader.read(65536)):
+                chunks += data
+            body = bytes(chunks[:MAX_BODY])
+            keep = False
+        return Response(status, body), keep
+
+    async def _chunked(self, reader: asyncio.StreamReader) -> bytes:
+        out = bytearray()
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                with contextlib.suppress(asyncio.IncompleteReadError):
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass  # trailers
+                return bytes(out)
+            if len(out) + size > MAX_BODY:
+                raise ValueError("response body too large")
+            out += await reader.readexactly(size)
+            await reader.readexactly(2)
