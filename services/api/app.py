@@ -22,8 +22,11 @@ from starlette.staticfiles import StaticFiles
 
 from services.api import errors
 from services.api.alarms.views import router as alarms_router
+from services.api.audit.record import RequestId
+from services.api.audit.views import router as audit_router
 from services.api.auth import keys
 from services.api.auth.guard import KeyCache
+from services.api.auth.views import router as keys_router
 from services.api.dashboard.headers import DashboardHeaders
 from services.api.dashboard.hub import AlarmHub
 from services.api.dashboard.live import router as live_router
@@ -144,11 +147,14 @@ def create_app(settings: Settings) -> FastAPI:
         ingest_router,
         dashboard_router,
         live_router,
+        audit_router,
+        keys_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(DashboardHeaders)
+    app.add_middleware(RequestId)
     app.add_middleware(
         RequestLimits,
         rate_per_s=settings.api.rate_limit_per_s,

@@ -225,3 +225,24 @@ rollup_watermarks = Table(
 )
 # The rollup tables themselves (rollup_<spec>_<1m|1h>) are generated from their column
 # specs in services/api/rollups/specs.py, where the SQL that fills them is generated too.
+
+# ------------------------------------------------------------------ administration (0010_admin)
+
+# Every administrative and operator act, written in the transaction of the act; the API
+# role may only append and read. `ts` and `db_user` are stamped by a trigger.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False, comment="API key name, or cli:<login>"),
+    Column("actor_key", Text, nullable=True, comment="Prefix of the acting API key."),
+    Column("action", Text, nullable=False, comment="e.g. key.create, alarm.acknowledge"),
+    Column("target_type", Text, nullable=False),
+    Column("target_id", Text, nullable=False),
+    Column("project_id", Text, nullable=True),
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("db_user", Text, nullable=False, server_default=text("session_user")),
+)

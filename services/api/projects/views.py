@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
 
+from services.api.audit import record as audit
+from services.api.audit.record import acting
 from services.api.auth.guard import Admin, Reader
 from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
@@ -98,7 +100,9 @@ async def get_project(project_id: str, conn: Conn, key: Reader) -> dict[str, Any
     responses=documented(409),
     summary="Register a project (admin).",
 )
-async def create_project(body: ProjectCreate, conn: TxConn, key: Admin) -> dict[str, Any]:
+async def create_project(
+    request: Request, body: ProjectCreate, conn: TxConn, key: Admin
+) -> dict[str, Any]:
     if not key.sees(body.id):
         raise ApiError(403, "forbidden", f"this key may not manage project {body.id!r}")
     try:
@@ -108,13 +112,17 @@ async def create_project(body: ProjectCreate, conn: TxConn, key: Admin) -> dict[
     except IntegrityError:
         await conn.rollback()
         raise ApiError(409, "conflict", f"project {body.id!r} already exists") from None
+    out = _out(row)
+    await audit.record(
+        conn, acting(request, key), "project.create", "project", body.id, project=body.id, after=out
+    )
     await conn.commit()
-    return _out(row)
+    return out
 
 
 @router.patch("/{project_id}", response_model=Project, summary="Update (admin).")
 async def update_project(
-    project_id: str, body: ProjectUpdate, conn: TxConn, key: Admin
+    request: Request, project_id: str, body: ProjectUpdate, conn: TxConn, key: Admin
 ) -> dict[str, Any]:
     if not key.sees(project_id):
         raise not_found(f"project {project_id!r}")
@@ -123,6 +131,11 @@ async def update_project(
         raise invalid("name, status and targets cannot be null")
     if not changes:
         return await _get(conn, project_id)
+    before = (
+        await conn.execute(sa.select(projects).where(projects.c.id == project_id).with_for_update())
+    ).first()
+    if before is None:
+        raise not_found(f"project {project_id!r}")
     row = (
         await conn.execute(
             projects.update()
@@ -133,5 +146,17 @@ async def update_project(
     ).first()
     if row is None:
         raise not_found(f"project {project_id!r}")
+    out = _out(row)
+    old = _out(before)
+    await audit.record(
+        conn,
+        acting(request, key),
+        "project.update",
+        "project",
+        project_id,
+        project=project_id,
+        before={k: old[k] for k in changes},
+        after={k: out[k] for k in changes},
+    )
     await conn.commit()
-    return _out(row)
+    return out
