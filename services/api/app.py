@@ -27,6 +27,7 @@ from services.api.audit.views import router as audit_router
 from services.api.auth import keys
 from services.api.auth.guard import KeyCache
 from services.api.auth.views import router as keys_router
+from services.api.credentials.views import router as credentials_router
 from services.api.dashboard.headers import DashboardHeaders
 from services.api.dashboard.hub import AlarmHub
 from services.api.dashboard.live import router as live_router
@@ -149,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
         live_router,
         audit_router,
         keys_router,
+        credentials_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)

@@ -9,6 +9,7 @@ the environment name of a nested key joins the parts with `__`, for example
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -200,6 +201,21 @@ class ApiSettings(BaseModel):
         description="Admin API key made sure to exist at start, for the first access to a new "
         "deployment: f5g_<10 letters or digits>_<32 or more of A-Z a-z 0-9 _ ->. Revoking it "
         "with `factory5g keys revoke` sticks.",
+    )
+
+    broker_auth_dir: Path | None = Field(
+        None,
+        description="Broker account directory the API shares with the broker (the local "
+        "stack's): credentials issued through the API are kept there and applied live. "
+        "Unset, with broker_admin_password, they go through `$CONTROL` alone.",
+    )
+    broker_admin_password: SecretStr | None = Field(
+        None,
+        description="Password of the broker's dynamic-security account `factory5g-admin`: "
+        "without broker_auth_dir the API applies credentials through `$CONTROL` at "
+        "mqtt.host:mqtt.port (TLS as for the services), the broker's own dynamic-security "
+        "file being the persistent copy (Kubernetes). Neither set: credential routes "
+        "answer 503.",
     )
 
     @field_validator("bootstrap_key")

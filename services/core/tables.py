@@ -246,3 +246,18 @@ audit_events = Table(
     Column("request_id", Text, nullable=True),
     Column("db_user", Text, nullable=False, server_default=text("session_user")),
 )
+
+# Broker accounts issued through the API (no secret: the broker keeps only hashes).
+broker_credentials = Table(
+    "broker_credentials",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("username", Text, nullable=False),
+    Column("type", Text, nullable=False, comment="native | sparkplug | vda5050 | alarms"),
+    Column("project_id", Text, nullable=False),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("rotated_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

@@ -1,4 +1,4 @@
-"""Administration without a shell: the audit trail.
+"""Administration without a shell: the audit trail and the broker credential registry.
 
 `audit_events` records every administrative and operator act (API keys, projects, alarm
 acknowledge/clear, and what later branches add) in the same transaction as the act, so an
@@ -17,6 +17,12 @@ and records every change to `api_keys`, including the owner's direct SQL that no
 application code sees. The application also writes `audit_events` rows for key creation
 and revocation, with the key name, request id and before/after, so the trail has every
 act in one place.
+
+`broker_credentials` lists the broker accounts issued through the API (native device,
+Sparkplug edge node, VDA 5050 AGV, alarm reader): type, project, parameters, who made it,
+rotation and revocation times. No password is stored anywhere in the database; the API
+role may insert rows and set only the two times, so it can neither rename an account nor
+move it to another project.
 
 Revision ID: 0010_admin
 Revises: 0007_optional_position
@@ -75,9 +81,32 @@ _UPGRADE = [
     "REVOKE ALL ON audit_events FROM factory5g_api",
     "GRANT SELECT, INSERT ON audit_events TO factory5g_api",
     "GRANT USAGE ON SEQUENCE audit_events_id_seq TO factory5g_api",
+    # Broker credentials issued through the API: what exists and for whom, never a
+    # password (the broker keeps only its hash). One live credential per user name.
+    """
+    CREATE TABLE broker_credentials (
+        id bigserial PRIMARY KEY,
+        username text NOT NULL,
+        type text NOT NULL,
+        project_id text NOT NULL,
+        params jsonb NOT NULL DEFAULT '{}'::jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        rotated_at timestamptz,
+        revoked_at timestamptz
+    )
+    """,
+    "CREATE UNIQUE INDEX uq_broker_credentials_live ON broker_credentials (username) "
+    "WHERE revoked_at IS NULL",
+    "CREATE INDEX ix_broker_credentials_project ON broker_credentials (project_id, id)",
+    "REVOKE ALL ON broker_credentials FROM factory5g_api",
+    "GRANT SELECT, INSERT ON broker_credentials TO factory5g_api",
+    "GRANT UPDATE (rotated_at, revoked_at) ON broker_credentials TO factory5g_api",
+    "GRANT USAGE ON SEQUENCE broker_credentials_id_seq TO factory5g_api",
 ]
 
 _DOWNGRADE = [
+    "DROP TABLE IF EXISTS broker_credentials",
     "DROP TABLE IF EXISTS audit_events",
     "DROP FUNCTION IF EXISTS audit_events_stamp()",
 ]
