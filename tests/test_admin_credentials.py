@@ -555,3 +555,45 @@ async def test_without_a_broker_configured_credentials_answer_503(
     assert r.status_code == 503
     assert "F5G_API__BROKER_AUTH_DIR" in r.json()["error"]["message"]
     assert int(await scalar(url, "SELECT count(*) FROM broker_credentials")) == 0
+
+
+async def test_without_a_shared_directory_the_api_applies_through_control_alone(
+    env: Env, api_url: tuple[str, str]
+) -> None:
+    """Kubernetes: the API has only the broker's admin account. The credential works at
+    once and its revocation is refused live; an unreachable broker changes nothing."""
+    admin = json.loads(env.broker_auth.registry_file.read_text())["admin"]["password"]
+    base = {"rollup_interval_s": 0, "key_cache_s": 0, "broker_admin_password": admin}
+    settings = make_settings(api_url[1], env.broker.port, api=base)
+    async with client(settings) as (_, c):
+        r = await c.post(
+            "/api/v1/credentials",
+            json={"type": "alarms", "project": env.project, "name": "remote-board"},
+            headers=auth(BOOT),
+        )
+        assert r.status_code == 201, r.text
+        issued = r.json()
+        board = await _connected(env, issued)
+        try:
+            topic = f"f5g/v1/{env.project}/alarms/#"
+            assert await asyncio.to_thread(board.subscribe, topic) == 1
+            started = time.monotonic()
+            cid = issued["credential"]["id"]
+            r = await c.post(f"/api/v1/credentials/{cid}/revoke", headers=auth(BOOT))
+            assert r.status_code == 200, r.text
+            assert await asyncio.to_thread(board.dropped.wait, REVOKE_WITHIN_S)
+            assert time.monotonic() - started < REVOKE_WITHIN_S
+        finally:
+            await asyncio.to_thread(board.close)
+    # The shared registry never heard of it: the broker's own file is the copy.
+    assert "andon/" + env.project + "/remote-board" not in env.broker_auth.registry_file.read_text()
+    dead = make_settings(api_url[1], free_port(), api=base)
+    before = int(await scalar(env.url, "SELECT count(*) FROM broker_credentials"))
+    async with client(dead) as (_, c):
+        r = await c.post(
+            "/api/v1/credentials",
+            json={"type": "alarms", "project": env.project, "name": "nowhere"},
+            headers=auth(BOOT),
+        )
+    assert r.status_code == 503, r.text
+    assert int(await scalar(env.url, "SELECT count(*) FROM broker_credentials")) == before
