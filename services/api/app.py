@@ -32,6 +32,7 @@ from services.api.dashboard.headers import DashboardHeaders
 from services.api.dashboard.hub import AlarmHub
 from services.api.dashboard.live import router as live_router
 from services.api.dashboard.views import router as dashboard_router
+from services.api.devices.admin import router as devices_admin_router
 from services.api.devices.views import router as devices_router
 from services.api.fastpool import FastPool
 from services.api.health.views import Readiness
@@ -151,6 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
         audit_router,
         keys_router,
         credentials_router,
+        devices_admin_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)

@@ -63,6 +63,11 @@ devices = Table(
     Column("last_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("online", Boolean, nullable=False, server_default=text("true")),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The registry (0010_admin): unregistered (seen by ingest only) | registered | retired.
+    Column("status", Text, nullable=False, server_default="unregistered"),
+    Column("profiles", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("registered_at", DateTime(timezone=True), nullable=True),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
     Index("ix_devices_project_kind", "project_id", "kind"),
 )
 

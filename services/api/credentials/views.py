@@ -362,3 +362,50 @@ async def get_credential(credential_id: int, conn: Conn, key: Admin) -> dict[str
     if row is None or not key.sees(row.project_id):
         raise not_found(f"credential {credential_id}")
     return _out(row)
+
+
+async def revoke_credentials(
+    request: Request,
+    conn: AsyncConnection,
+    key: ApiKey,
+    project: str,
+    device: str | None = None,
+) -> list[int]:
+    """Revoke every live credential of a device (its native account, its Sparkplug edge
+    node, its VDA 5050 account), or with no device of the whole project, inside the
+    caller's transaction (retire and delete call this). Nothing to revoke needs no broker;
+    a broker that fails fails the act."""
+    c = broker_credentials.c
+    q = sa.select(broker_credentials).where(c.project_id == project, c.revoked_at.is_(None))
+    if device is not None:
+        q = q.where(
+            sa.or_(
+                sa.and_(c.type == "native", c.params["device"].astext == device),
+                sa.and_(c.type == "sparkplug", c.params["node"].astext == device),
+                sa.and_(
+                    c.type == "vda5050",
+                    c.params["manufacturer"].astext + "." + c.params["serial"].astext == device,
+                ),
+            )
+        )
+    rows = (await conn.execute(q.order_by(c.id).with_for_update())).all()
+    if not rows:
+        return []
+    auth = _backend(request)
+    actor = acting(request, key)
+    for row in rows:
+        await conn.execute(
+            broker_credentials.update().where(c.id == row.id).values(revoked_at=sa.func.now())
+        )
+        await audit.record(
+            conn,
+            actor,
+            "credential.revoke",
+            "credential",
+            str(row.id),
+            project=project,
+            before={"revoked_at": None},
+            after={"revoked_at": "with its device or project"},
+        )
+        await _apply(conn, _revoke_on, auth, row.username)
+    return [int(r.id) for r in rows]

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from services.api.audit import record as audit
 from services.api.audit.record import acting
 from services.api.auth.guard import Admin, Reader
+from services.api.credentials.views import revoke_credentials
 from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
@@ -160,3 +162,55 @@ async def update_project(
     )
     await conn.commit()
     return out
+
+
+class ProjectDeleted(BaseModel):
+    id: str
+    rows_deleted: int
+    credentials_revoked: list[int]
+
+
+@router.delete(
+    "/{project_id}",
+    response_model=ProjectDeleted,
+    responses=documented(409),
+    summary="Delete an archived project with all its data; `confirm` repeats its id (admin).",
+)
+async def delete_project(
+    request: Request,
+    project_id: str,
+    conn: TxConn,
+    key: Admin,
+    confirm: Annotated[
+        str | None, Query(max_length=64, description="The project id again: deletes its data.")
+    ] = None,
+) -> dict[str, Any]:
+    if not key.sees(project_id):
+        raise not_found(f"project {project_id!r}")
+    if confirm != project_id:
+        raise invalid("confirm must repeat the project id: deleting a project deletes all its data")
+    before = (
+        await conn.execute(sa.select(projects).where(projects.c.id == project_id).with_for_update())
+    ).first()
+    if before is None:
+        raise not_found(f"project {project_id!r}")
+    if before.status != "archived":
+        raise ApiError(
+            409, "conflict", f"project {project_id!r} is {before.status}: archive it first"
+        )
+    revoked = await revoke_credentials(request, conn, key, project_id)
+    deleted = (
+        await conn.execute(sa.text("SELECT admin_purge(:p, NULL)"), {"p": project_id})
+    ).scalar_one()
+    await audit.record(
+        conn,
+        acting(request, key),
+        "project.delete",
+        "project",
+        project_id,
+        project=project_id,
+        before=_out(before),
+        after={"rows_deleted": int(deleted), "credentials_revoked": revoked},
+    )
+    await conn.commit()
+    return {"id": project_id, "rows_deleted": int(deleted), "credentials_revoked": revoked}

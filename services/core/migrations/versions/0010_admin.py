@@ -103,9 +103,121 @@ _UPGRADE = [
     "GRANT SELECT, INSERT ON broker_credentials TO factory5g_api",
     "GRANT UPDATE (rotated_at, revoked_at) ON broker_credentials TO factory5g_api",
     "GRANT USAGE ON SEQUENCE broker_credentials_id_seq TO factory5g_api",
+    # The device registry: ingest still inserts a device on its first message (status
+    # 'unregistered'); an admin registers it (kind, profiles, metadata), retires it (its
+    # history stays) or deletes it with its data. The API role gets no UPDATE or DELETE on
+    # the tables: it acts through the owner's functions below, which touch only the
+    # registry columns (never online/last_seen, which are ingest's) and delete a device's
+    # or a project's rows from every table that has them.
+    "ALTER TABLE devices ADD COLUMN status text NOT NULL DEFAULT 'unregistered'",
+    "ALTER TABLE devices ADD COLUMN profiles text[] NOT NULL DEFAULT '{}'",
+    "ALTER TABLE devices ADD COLUMN registered_at timestamptz",
+    "ALTER TABLE devices ADD COLUMN retired_at timestamptz",
+    "ALTER TABLE devices ADD CONSTRAINT ck_devices_status "
+    "CHECK (status IN ('unregistered', 'registered', 'retired'))",
+    """
+    CREATE FUNCTION device_set(
+        p text, d text, k text, profiles_ text[], meta jsonb, status_ text
+    ) RETURNS devices
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    DECLARE
+        out_ devices;
+    BEGIN
+        IF status_ NOT IN ('registered', 'retired') THEN
+            RAISE EXCEPTION 'status must be registered or retired'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO projects (id, name) VALUES (p, p) ON CONFLICT (id) DO NOTHING;
+        UPDATE devices AS x
+        SET kind = coalesce(k, x.kind),
+            metadata = coalesce(meta, x.metadata),
+            profiles = coalesce(profiles_, x.profiles),
+            status = status_,
+            registered_at = coalesce(x.registered_at, now()),
+            retired_at = CASE WHEN status_ = 'retired' THEN coalesce(x.retired_at, now()) END
+        WHERE x.project_id = p AND x.device_id = d
+        RETURNING * INTO out_;
+        IF NOT FOUND THEN
+            IF k IS NULL THEN
+                RAISE EXCEPTION 'a new device needs its kind'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            -- Ingest may register it meanwhile: then its row is updated instead.
+            INSERT INTO devices AS x (project_id, device_id, kind, online, metadata, profiles,
+                                      status, registered_at, retired_at)
+            VALUES (p, d, k, false, coalesce(meta, '{}'::jsonb), coalesce(profiles_, '{}'),
+                    status_, now(), CASE WHEN status_ = 'retired' THEN now() END)
+            ON CONFLICT (project_id, device_id) DO UPDATE
+            SET kind = excluded.kind, metadata = excluded.metadata,
+                profiles = excluded.profiles, status = excluded.status,
+                registered_at = coalesce(x.registered_at, now()),
+                retired_at = excluded.retired_at
+            RETURNING * INTO out_;
+        END IF;
+        RETURN out_;
+    END $$
+    """,
+    # Every row of a device (or of a project) in every table that names one: the streams,
+    # rollups, alarms, alarm events, dead letters and the registry. The audit trail and
+    # the credential registry are history and stay.
+    """
+    CREATE FUNCTION admin_purge(p text, d text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    DECLARE
+        t record;
+        n bigint;
+        total bigint := 0;
+    BEGIN
+        IF d IS NOT NULL THEN
+            DELETE FROM alarm_events e USING alarms a
+            WHERE e.alarm_id = a.id AND a.project_id = p AND a.device_id = d;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            total := total + n;
+        END IF;
+        FOR t IN
+            SELECT c.table_name FROM information_schema.columns c
+            JOIN information_schema.tables tb
+              ON tb.table_schema = c.table_schema AND tb.table_name = c.table_name
+            WHERE c.table_schema = 'public' AND c.column_name = 'project_id'
+              AND tb.table_type = 'BASE TABLE'
+              AND c.table_name NOT IN ('audit_events', 'broker_credentials')
+              AND (d IS NULL OR EXISTS (
+                  SELECT 1 FROM information_schema.columns c2
+                  WHERE c2.table_schema = 'public' AND c2.table_name = c.table_name
+                    AND c2.column_name = 'device_id'))
+            ORDER BY c.table_name
+        LOOP
+            IF d IS NULL THEN
+                EXECUTE format('DELETE FROM %I WHERE project_id = $1', t.table_name) USING p;
+            ELSE
+                EXECUTE format('DELETE FROM %I WHERE project_id = $1 AND device_id = $2',
+                               t.table_name) USING p, d;
+            END IF;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            total := total + n;
+        END LOOP;
+        IF d IS NULL THEN
+            DELETE FROM projects WHERE id = p;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            total := total + n;
+        END IF;
+        RETURN total;
+    END $$
+    """,
+    "REVOKE ALL ON FUNCTION device_set(text, text, text, text[], jsonb, text), "
+    "admin_purge(text, text) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION device_set(text, text, text, text[], jsonb, text), "
+    "admin_purge(text, text) TO factory5g_api",
 ]
 
 _DOWNGRADE = [
+    "DROP FUNCTION IF EXISTS admin_purge(text, text)",
+    "DROP FUNCTION IF EXISTS device_set(text, text, text, text[], jsonb, text)",
+    "ALTER TABLE devices DROP CONSTRAINT IF EXISTS ck_devices_status",
+    "ALTER TABLE devices DROP COLUMN IF EXISTS retired_at",
+    "ALTER TABLE devices DROP COLUMN IF EXISTS registered_at",
+    "ALTER TABLE devices DROP COLUMN IF EXISTS profiles",
+    "ALTER TABLE devices DROP COLUMN IF EXISTS status",
     "DROP TABLE IF EXISTS broker_credentials",
     "DROP TABLE IF EXISTS audit_events",
     "DROP FUNCTION IF EXISTS audit_events_stamp()",
