@@ -43,6 +43,8 @@ from services.api.limits import RequestLimits
 from services.api.observe import ApiMetrics, MetricsMiddleware
 from services.api.projects.views import router as projects_router
 from services.api.responses import JSONResponse
+from services.api.retention import maintain as retention
+from services.api.retention.views import router as retention_router
 from services.api.rollups import maintain
 from services.api.sanitize import RejectNul
 from services.api.series.views import router as series_router
@@ -75,6 +77,17 @@ async def _rollup_loop(engine: AsyncEngine, interval_s: float) -> None:
             raise
         except Exception:  # a failed pass is retried next interval; say why
             log.exception("rollup pass failed")
+        await asyncio.sleep(interval_s)
+
+
+async def _retention_loop(engine: AsyncEngine, interval_s: float) -> None:
+    while True:
+        try:
+            await retention.run(engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed pass is retried next interval; say why
+            log.exception("retention pass failed")
         await asyncio.sleep(interval_s)
 
 
@@ -113,6 +126,10 @@ def create_app(settings: Settings) -> FastAPI:
         tasks = [asyncio.create_task(app.state.readiness.loop())]
         if settings.api.rollup_interval_s > 0:
             tasks.append(asyncio.create_task(_rollup_loop(engine, settings.api.rollup_interval_s)))
+        if settings.api.retention_interval_s > 0:
+            tasks.append(
+                asyncio.create_task(_retention_loop(engine, settings.api.retention_interval_s))
+            )
         await _log_license(engine)
         try:
             yield
@@ -153,6 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
         keys_router,
         credentials_router,
         devices_admin_router,
+        retention_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)

@@ -203,6 +203,13 @@ class ApiSettings(BaseModel):
         "with `factory5g keys revoke` sticks.",
     )
 
+    retention_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        le=86400,
+        description="Seconds between retention passes run inside the API (policies set through "
+        "/api/v1/retention; 0: run `factory5g retention` instead).",
+    )
     broker_auth_dir: Path | None = Field(
         None,
         description="Broker account directory the API shares with the broker (the local "

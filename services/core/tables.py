@@ -20,6 +20,7 @@ from sqlalchemy import (
     Double,
     Index,
     Integer,
+    Interval,
     LargeBinary,
     MetaData,
     SmallInteger,
@@ -265,4 +266,14 @@ broker_credentials = Table(
     Column("created_by", Text, nullable=False),
     Column("rotated_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# How long each raw store and rollup resolution is kept (no row: for ever).
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("target", Text, primary_key=True, comment="a stream table, rollup_1m or rollup_1h"),
+    Column("keep", Interval, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_by", Text, nullable=False),
 )

@@ -208,9 +208,67 @@ _UPGRADE = [
     "admin_purge(text, text) FROM PUBLIC",
     "GRANT EXECUTE ON FUNCTION device_set(text, text, text, text[], jsonb, text), "
     "admin_purge(text, text) TO factory5g_api",
+    # Retention: how long each raw store and each rollup resolution is kept (no row: for
+    # ever). Dropping chunks needs the tables' owner, so the API runs `retention_drop`,
+    # which refuses to drop anything its target's policy still keeps; the application
+    # holds raw data back further until the rollups have aggregated it.
+    """
+    CREATE TABLE retention_policies (
+        target text PRIMARY KEY CHECK (target IN (
+            'inspections', 'agv_status', 'link_kpis', 'telemetry', 'alarm_events',
+            'dead_letters', 'rollup_1m', 'rollup_1h')),
+        keep interval NOT NULL CHECK (keep >= interval '1 hour'),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        updated_by text NOT NULL
+    )
+    """,
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON retention_policies TO factory5g_api",
+    r"""
+    CREATE FUNCTION retention_drop(target_ text, older_than_ timestamptz) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    DECLARE
+        keep_ interval;
+        t record;
+        n bigint;
+        total bigint := 0;
+    BEGIN
+        SELECT keep INTO keep_ FROM retention_policies WHERE target = target_;
+        IF keep_ IS NULL THEN
+            RAISE EXCEPTION 'no retention policy for %', target_
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF older_than_ > now() - keep_ THEN
+            RAISE EXCEPTION '% keeps % of data: nothing after % may be dropped',
+                target_, keep_, now() - keep_
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF target_ IN ('inspections', 'agv_status', 'link_kpis', 'telemetry',
+                       'alarm_events', 'dead_letters') THEN
+            SELECT count(*) INTO total
+            FROM drop_chunks(target_::regclass, older_than => older_than_);
+        ELSE
+            FOR t IN
+                SELECT tablename FROM pg_tables
+                WHERE schemaname = 'public'
+                  AND tablename LIKE 'rollup\_%\_' || substring(target_ FROM 8)
+                ORDER BY tablename
+            LOOP
+                EXECUTE format('DELETE FROM %I WHERE bucket < $1', t.tablename)
+                    USING older_than_;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                total := total + n;
+            END LOOP;
+        END IF;
+        RETURN total;
+    END $$
+    """,
+    "REVOKE ALL ON FUNCTION retention_drop(text, timestamptz) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION retention_drop(text, timestamptz) TO factory5g_api",
 ]
 
 _DOWNGRADE = [
+    "DROP FUNCTION IF EXISTS retention_drop(text, timestamptz)",
+    "DROP TABLE IF EXISTS retention_policies",
     "DROP FUNCTION IF EXISTS admin_purge(text, text)",
     "DROP FUNCTION IF EXISTS device_set(text, text, text, text[], jsonb, text)",
     "ALTER TABLE devices DROP CONSTRAINT IF EXISTS ck_devices_status",
