@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -127,6 +127,12 @@ class IngestSettings(BaseModel):
     vda5050_projects: dict[str, str] = Field(
         {},
         description="VDA 5050 manufacturer or manufacturer/serialNumber -> project (JSON).",
+    )
+    unknown_devices: Literal["accept", "dead_letter"] = Field(
+        "accept",
+        description="What ingest does with a device no admin registered: accept (store it and "
+        "list it as unregistered) or dead_letter (reason unknown_device; a registration "
+        "takes effect within 5 s). Retired devices count as unknown here.",
     )
     vda5050_default_project: str = Field(
         "vda5050",
