@@ -6,6 +6,7 @@ import { h, failure, loading } from "./ui.js";
 import * as portfolio from "./pages/portfolio.js";
 import * as project from "./pages/project.js";
 import * as device from "./pages/device.js";
+import * as admin from "./pages/admin.js";
 
 const RANGES = { h1: 3600, h6: 6 * 3600, h24: 86400, d7: 7 * 86400, d30: 30 * 86400 };
 const main = document.getElementById("main");
@@ -58,6 +59,7 @@ function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "p" && parts[1] && parts[2] === "d" && parts[3]) return { page: device, project: parts[1], device: parts[3] };
   if (parts[0] === "p" && parts[1]) return { page: project, project: parts[1] };
+  if (parts[0] === "admin") return { page: admin };
   return { page: portfolio };
 }
 
@@ -128,6 +130,7 @@ async function start() {
     return;
   }
   document.body.dataset.scope = me.scope;
+  document.getElementById("admin-link").hidden = me.scope !== "admin";
   await show();
 }
 
