@@ -395,3 +395,35 @@ async def test_the_keys_commands_are_audited_as_the_local_user(env: Env) -> None
     got = [(i["action"], i["actor"], i["actor_key"]) for i in r.json()["items"]]
     login = "cli:" + getpass.getuser()
     assert got == [("key.revoke", login, None), ("key.create", login, None)]
+
+
+def test_the_admin_migration_downgrades_and_upgrades_again(
+    new_database: Callable[..., str],
+) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    url = new_database()
+    engine = sa.create_engine(db.sync_url(url))
+    tables = (
+        "SELECT count(*) FROM pg_tables WHERE tablename IN "
+        "('audit_events', 'broker_credentials', 'retention_policies')"
+    )
+    try:
+        with engine.begin() as conn:
+            cfg = db.alembic_config()
+            cfg.attributes["connection"] = conn
+            assert conn.execute(sa.text(tables)).scalar() == 3
+            command.downgrade(cfg, "0007_optional_position")
+            assert conn.execute(sa.text(tables)).scalar() == 0
+            cols = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM information_schema.columns "
+                    "WHERE table_name = 'devices' AND column_name = 'status'"
+                )
+            ).scalar()
+            assert cols == 0
+    finally:
+        engine.dispose()
+    db.migrate(url)
+    assert db.current_revisions(url) == {"0010_admin"}

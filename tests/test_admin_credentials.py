@@ -597,3 +597,13 @@ async def test_without_a_shared_directory_the_api_applies_through_control_alone(
         )
     assert r.status_code == 503, r.text
     assert int(await scalar(env.url, "SELECT count(*) FROM broker_credentials")) == before
+
+
+def test_the_local_stack_gives_the_api_alone_the_account_directory(tmp_path: Path) -> None:
+    from f5gdev.devstack.stack_accounts import service_env
+
+    broker_auth = BrokerAuth(tmp_path / "auth")
+    owner = "postgresql://factory5g@127.0.0.1:55432/factory5g"
+    envs = {s: service_env(s, broker_auth, None, owner) for s in ("ingest", "rules", "api")}
+    assert envs["api"]["F5G_API__BROKER_AUTH_DIR"] == str(broker_auth.directory)
+    assert all("F5G_API__BROKER_AUTH_DIR" not in envs[s] for s in ("ingest", "rules"))
