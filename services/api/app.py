@@ -46,6 +46,7 @@ from services.api.responses import JSONResponse
 from services.api.retention import maintain as retention
 from services.api.retention.views import router as retention_router
 from services.api.rollups import maintain
+from services.api.rulesets.views import router as rulesets_router
 from services.api.sanitize import RejectNul
 from services.api.series.views import router as series_router
 from services.core import db
@@ -171,6 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
         credentials_router,
         devices_admin_router,
         retention_router,
+        rulesets_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)

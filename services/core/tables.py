@@ -277,3 +277,17 @@ retention_policies = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_by", Text, nullable=False),
 )
+
+# Rule documents submitted through the API (pending | active | rejected | superseded).
+rule_versions = Table(
+    "rule_versions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("yaml", Text, nullable=False),
+    Column("diff", Text, nullable=False, server_default=""),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("error", Text, nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+)

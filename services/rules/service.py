@@ -32,7 +32,7 @@ from services.protocols.adapters.base import Adapter
 from services.protocols.alarms import alarm_payload, alarm_topic
 from services.rules import store
 from services.rules.adapters import passive_adapters
-from services.rules.config import RulesConfigError, RuleSet, load_rules
+from services.rules.config import RulesConfigError, RuleSet, load_rules, parse_rules
 from services.rules.engine import Engine, Transition
 from services.rules.ingress import Ingress
 from services.rules.metrics import RulesMetrics
@@ -43,6 +43,7 @@ log = logging.getLogger("factory5g.rules")
 
 TICK_S = 1.0
 RELOAD_POLL_S = 2.0
+RULES_APPLICATION_NAME = "factory5g-rules"
 BATCH_MAX = 1000
 # Transitions waiting for the database before the input stops reading, and resumes.
 HIGH_WATER = 5000
@@ -89,6 +90,8 @@ class RulesService:
             min_size=1,
             max_size=2,
             timeout=s.database.connect_timeout_s,
+            # Named, so the API sees a rules service is connected to decide rule versions.
+            server_settings={"application_name": RULES_APPLICATION_NAME},
         )
         server = MetricsServer(
             s.rules.metrics_host, s.rules.metrics_port, self.health, self.metrics.registry
@@ -99,7 +102,7 @@ class RulesService:
             tasks = [
                 asyncio.create_task(self.input.run(stop), name="rules-mqtt"),
                 asyncio.create_task(self._clock_loop(stop), name="rules-clock"),
-                asyncio.create_task(self._reload_loop(stop), name="rules-reload"),
+                asyncio.create_task(self._reload_loop(stop, pool), name="rules-reload"),
             ]
             writer = asyncio.create_task(self._writer(pool), name="rules-writer")
             await stop.wait()
@@ -194,7 +197,9 @@ class RulesService:
         except OSError:
             return None
 
-    async def _reload_loop(self, stop: asyncio.Event) -> None:
+    async def _reload_loop(self, stop: asyncio.Event, pool: asyncpg.Pool | None = None) -> None:
+        if pool is not None:
+            await self._poll_versions(pool)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reload_requested.wait(), RELOAD_POLL_S)
@@ -202,7 +207,63 @@ class RulesService:
             if self.reload_requested.is_set() or mtime != self._mtime:
                 self.reload_requested.clear()
                 self._mtime = mtime
-                self.reload()
+                if self.version is None:  # an active API version wins over the file
+                    self.reload()
+            if pool is not None:
+                await self._poll_versions(pool)
+
+    version: int | None = None  # the active rule version from the API, if any
+
+    async def _poll_versions(self, pool: asyncpg.Pool) -> None:
+        """Decide submitted rule versions and apply the active one when it changed.
+
+        Every replica polls: the first to decide a pending version wins (the UPDATE is
+        conditional), and each then applies whatever is active. A version the parser
+        refuses is marked rejected with the parser's own message (`rules v7:3:5: ...`), so
+        the API can answer with it; the running rules stay."""
+        try:
+            for row in await pool.fetch(
+                "SELECT id, yaml FROM rule_versions WHERE status = 'pending' ORDER BY id"
+            ):
+                source = f"rules v{row['id']}"
+                try:
+                    parse_rules(row["yaml"], source)
+                except RulesConfigError as exc:
+                    await pool.execute(
+                        "UPDATE rule_versions SET status = 'rejected', error = $2, "
+                        "decided_at = now() WHERE id = $1 AND status = 'pending'",
+                        row["id"],
+                        str(exc),
+                    )
+                    continue
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute(
+                        "UPDATE rule_versions SET status = 'superseded', decided_at = now() "
+                        "WHERE status = 'active' AND id < $1",
+                        row["id"],
+                    )
+                    await conn.execute(
+                        "UPDATE rule_versions SET status = 'active', decided_at = now() "
+                        "WHERE id = $1 AND status = 'pending'",
+                        row["id"],
+                    )
+            active = await pool.fetchrow(
+                "SELECT id, yaml FROM rule_versions WHERE status = 'active' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        except (asyncpg.PostgresError, OSError) as exc:  # e.g. not migrated: file rules stay
+            log.warning("rule versions not polled: %s", exc.__class__.__name__)
+            return
+        if active is None or active["id"] == self.version:
+            return
+        ruleset = parse_rules(active["yaml"], f"rules v{active['id']}")
+        self.version = int(active["id"])
+        self.ruleset = ruleset
+        transitions = self.engine.reload(ruleset, self.clock())
+        if transitions:
+            self._enqueue(transitions)
+        self.metrics.reloads.labels("ok").inc()
+        log.info("rules v%d applied (submitted through the API)", self.version)
 
     def reload(self) -> bool:
         """Re-read the rule file; a bad file is logged and the running rules stay."""

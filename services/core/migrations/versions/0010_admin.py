@@ -264,9 +264,37 @@ _UPGRADE = [
     """,
     "REVOKE ALL ON FUNCTION retention_drop(text, timestamptz) FROM PUBLIC",
     "GRANT EXECUTE ON FUNCTION retention_drop(text, timestamptz) TO factory5g_api",
+    # Rule documents submitted through the API, versioned: who, when, the diff to the one
+    # before. The rules service validates each with the rule file's own parser (the API
+    # may not import it) and marks it active or rejected with the precise error; the
+    # active one replaces the rule file's rules within seconds.
+    """
+    CREATE TABLE rule_versions (
+        id bigserial PRIMARY KEY,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        yaml text NOT NULL,
+        diff text NOT NULL DEFAULT '',
+        status text NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'active', 'rejected', 'superseded')),
+        error text,
+        decided_at timestamptz
+    )
+    """,
+    "CREATE INDEX ix_rule_versions_status ON rule_versions (status, id)",
+    "DO $$ BEGIN "
+    "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'factory5g_rules') THEN "
+    "CREATE ROLE factory5g_rules NOLOGIN; END IF; "
+    "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    "REVOKE ALL ON rule_versions FROM factory5g_api, factory5g_rules",
+    "GRANT SELECT, INSERT ON rule_versions TO factory5g_api",
+    "GRANT USAGE ON SEQUENCE rule_versions_id_seq TO factory5g_api",
+    "GRANT SELECT ON rule_versions TO factory5g_rules",
+    "GRANT UPDATE (status, error, decided_at) ON rule_versions TO factory5g_rules",
 ]
 
 _DOWNGRADE = [
+    "DROP TABLE IF EXISTS rule_versions",
     "DROP FUNCTION IF EXISTS retention_drop(text, timestamptz)",
     "DROP TABLE IF EXISTS retention_policies",
     "DROP FUNCTION IF EXISTS admin_purge(text, text)",

@@ -1,0 +1,119 @@
+"""Rule documents through the API, decided and applied by the real rules service.
+
+A document the rule parser refuses is answered 422 with the parser's own message (file
+`rules vN`, line, column, key); a valid one becomes active in the running rules service
+within seconds, without a restart, and the next alarm follows its threshold. Every version
+keeps who, when and the diff; every submission is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from f5gdev.devstack.servers import Mosquitto
+from tests.test_api_support import api_settings, auth, client, make_keys
+from tests.test_rules_scenarios import TEST_RULES, agv
+from tests.test_rules_service import events_of, publish, start_service, wait_for
+
+NEW_THRESHOLD = TEST_RULES.replace("battery_low: {}", "battery_low: {raise: 50, clear: 60}")
+BROKEN = TEST_RULES.replace("battery_low: {}", "battery_low: {raise: high}")
+
+
+async def test_a_rule_change_is_validated_versioned_and_followed_by_the_next_alarm(
+    new_database: Callable[..., str], broker: Mosquitto, tmp_path: Path
+) -> None:
+    assert NEW_THRESHOLD != TEST_RULES
+    url = new_database()
+    k = await make_keys(url)
+    project, device = f"hall-{uuid.uuid4().hex[:6]}", "agv-1"
+    topic = f"f5g/v1/{project}/agv/{device}/agv"
+    running = await start_service(url, broker.port, tmp_path, f"rules-{uuid.uuid4().hex[:6]}")
+    try:
+        async with client(api_settings(url)) as (_, c):
+            # Battery 40 %: under the file's threshold (20 %) nothing is raised.
+            await publish(broker.port, [(topic, orjson.dumps([agv(time.time(), 1, battery=40.0)]))])
+
+            r = await c.put("/api/v1/rules", json={"yaml": BROKEN}, headers=auth(k.admin))
+            assert r.status_code == 422, r.text
+            message = r.json()["error"]["message"]
+            line = BROKEN.splitlines().index("    battery_low: {raise: high}") + 1
+            assert message.startswith(f"rules v1:{line}:"), message
+            assert "defaults.agv.battery_low.raise" in message
+            assert "high" in message
+
+            started = time.monotonic()
+            r = await c.put("/api/v1/rules", json={"yaml": NEW_THRESHOLD}, headers=auth(k.admin))
+            assert r.status_code == 200, r.text
+            applied_in = time.monotonic() - started
+            version = r.json()
+            assert (version["id"], version["status"], version["created_by"]) == (
+                2,
+                "active",
+                "admin",
+            )
+            assert "+    battery_low: {raise: 50, clear: 60}" in version["diff"]
+            assert applied_in < 10
+            decided = datetime.fromisoformat(version["decided_at"])
+
+            # The next reading follows the new threshold: 40 % is now low.
+            await publish(broker.port, [(topic, orjson.dumps([agv(time.time(), 2, battery=40.0)]))])
+
+            async def opened() -> list[dict[str, object]]:
+                rows = await events_of(url, project, device)
+                return [
+                    e for e in rows if e["rule"] == "battery_low" and e["transition"] == "opened"
+                ]
+
+            events = await wait_for(opened, 15)
+            assert len(events) == 1, events
+            assert events[0]["ts"] >= decided.replace(microsecond=0)
+
+            r = await c.get("/api/v1/rules", headers=auth(k.admin))
+            body = r.json()
+            assert body["active"]["id"] == 2
+            assert [(v["id"], v["status"]) for v in body["versions"]] == [
+                (2, "active"),
+                (1, "rejected"),
+            ]
+            r = await c.get("/api/v1/rules/versions/1", headers=auth(k.read_p1))
+            assert r.json()["error"] == message
+            r = await c.get(
+                "/api/v1/audit", params={"action": "rules.submit"}, headers=auth(k.admin)
+            )
+            assert [i["target_id"] for i in r.json()["items"]] == ["2", "1"]
+            # Only an admin for every project submits rules.
+            for token in (k.admin_p2, k.operate_p1):
+                r = await c.put("/api/v1/rules", json={"yaml": TEST_RULES}, headers=auth(token))
+                assert r.status_code == 403
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(running.task, 30)
+
+
+def test_the_api_and_the_rules_service_agree_on_the_name() -> None:
+    from services.api.rulesets import views
+    from services.rules import service
+
+    assert views.RULES_APPLICATION_NAME == service.RULES_APPLICATION_NAME
+
+
+async def test_without_a_rules_service_a_submission_stays_pending(
+    new_database: Callable[..., str],
+) -> None:
+    url = new_database()
+    k = await make_keys(url)
+    async with client(api_settings(url)) as (_, c):
+        r = await c.put(
+            "/api/v1/rules",
+            params={"wait_s": 0.5},
+            json={"yaml": TEST_RULES},
+            headers=auth(k.admin),
+        )
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "pending"
