@@ -4,16 +4,20 @@ acts in the audit trail, in English and Chinese; a read key gets no page."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+import paho.mqtt.publish as mqtt_publish
 import pytest
 from playwright.sync_api import sync_playwright
 
 from f5gdev.dashboard.browser import CHROMIUM, launch, sign_in
 from tests.test_dashboard_support import Stack, browser_required, stack_fixture  # noqa: F401
+from tests.test_rules_scenarios import TEST_RULES, agv
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +90,56 @@ def test_a_read_key_gets_no_administration(stack: Stack, page: Any) -> None:
     page.goto(f"{stack.url}/#/admin")
     page.wait_for_selector("body[data-page=admin] .state.error")
     assert page.errors == []
+
+
+def test_an_admin_registers_a_device_changes_a_threshold_and_the_next_alarm_follows(
+    stack: Stack, page: Any
+) -> None:
+    """The issue's browser check, but for the backtest (not built yet): register a device,
+    change its kind's battery threshold on the page (a broken document first: the
+    parser's message is shown), and the next reading is judged by the new threshold."""
+    device = f"agv-dod-{int(time.time())}"
+    topic = f"f5g/v1/p1/agv/{device}/agv"
+    stack.sql("INSERT INTO devices (project_id, device_id, kind) VALUES ('p1', $1, 'agv')", device)
+    sign_in(page, stack.url, stack.keys.admin)
+    page.click("#admin-link")
+    row = page.locator(f'[data-admin=devices] tr[data-device="{device}"]')
+    row.locator("input[name=profiles]").fill("agv, link")
+    row.locator("button.register").click()
+    row.wait_for(state="detached")
+
+    # 40 % under the file's threshold (20 %): no alarm.
+    mqtt_publish.single(
+        topic, orjson.dumps([agv(time.time(), 1, battery=40.0)]), qos=1,
+        hostname="127.0.0.1", port=stack.mqtt_port,
+    )  # fmt: skip
+    editor = page.locator("[data-admin=rules] textarea[name=rules_yaml]")
+    editor.fill(TEST_RULES.replace("battery_low: {}", "battery_low: {raise: high}"))
+    page.click("[data-admin=rules] button[type=submit]")
+    error = page.locator("[data-admin=rules] .rules-error")
+    error.wait_for(timeout=20_000)
+    assert "rules v1:14:26: defaults.agv.battery_low.raise" in error.inner_text()
+    editor.fill(TEST_RULES.replace("battery_low: {}", "battery_low: {raise: 50, clear: 60}"))
+    page.click("[data-admin=rules] button[type=submit]")
+    page.locator("[data-admin=rules] .rules-outcome [data-status=active]").wait_for(timeout=20_000)
+    (version,) = stack.sql("SELECT decided_at FROM rule_versions WHERE status = 'active'")
+
+    mqtt_publish.single(
+        topic, orjson.dumps([agv(time.time(), 2, battery=40.0)]), qos=1,
+        hostname="127.0.0.1", port=stack.mqtt_port,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    opened: list[Any] = []
+    while not opened and time.monotonic() < deadline:
+        opened = stack.sql(
+            "SELECT e.ts FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id "
+            "WHERE a.device_id = $1 AND a.rule = 'battery_low' AND e.transition = 'opened'",
+            device,
+        )
+        time.sleep(0.2)
+    assert len(opened) == 1
+    assert opened[0]["ts"] >= version["decided_at"].replace(microsecond=0)
+    (dev,) = stack.sql("SELECT status, profiles FROM devices WHERE device_id = $1", device)
+    assert (dev["status"], dev["profiles"]) == ("registered", ["agv", "link"])
+    # The browser logs the refused document's 422 itself; nothing else went wrong.
+    assert [e for e in page.errors if "status of 422" not in e] == []

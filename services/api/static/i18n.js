@@ -51,6 +51,9 @@ const STRINGS = {
     node: "Node", manufacturer: "Manufacturer", serial: "Serial number", store: "Store",
     size: "Size", keep_days: "Keep (days)", next_drop: "Next drop", kept_forever: "kept for ever",
     save: "Save", actor: "Actor", action: "Action", target: "Target",
+    admin_rules: "Rules", rules_active: "Active:", rules_file: "The rule file is in force (no version from the API yet).",
+    rules_submit: "Check and apply", rstate_pending: "waiting for the rules service",
+    rstate_active: "active", rstate_rejected: "rejected", rstate_superseded: "replaced", version: "Version",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -103,6 +106,9 @@ const STRINGS = {
     node: "节点", manufacturer: "制造商", serial: "序列号", store: "存储",
     size: "大小", keep_days: "保留（天）", next_drop: "下次清理", kept_forever: "永久保留",
     save: "保存", actor: "操作者", action: "操作", target: "对象",
+    admin_rules: "告警规则", rules_active: "当前生效：", rules_file: "当前使用规则文件（尚无经 API 提交的版本）。",
+    rules_submit: "校验并生效", rstate_pending: "等待规则服务处理",
+    rstate_active: "生效中", rstate_rejected: "已拒绝", rstate_superseded: "已替换", version: "版本",
   },
 };
 

@@ -144,6 +144,37 @@ function retentionPanel() {
   return panel("admin_retention", box, { dataset: { admin: "retention" } });
 }
 
+function rulesPanel() {
+  const box = h("div", {});
+  const out = h("div", { class: "rules-outcome" });
+  const text = h("textarea", { name: "rules_yaml", rows: 14, spellcheck: "false", "aria-label": t("admin_rules") });
+  const load = () => fill(box, async () => {
+    const { active, versions } = await api("/rules");
+    if (active && !text.value) text.value = active.yaml;
+    const current = active
+      ? h("p", { class: "rules-active", dataset: { version: active.id } },
+        `${t("rules_active")} v${active.id} · ${active.created_by} · ${fmtTime(active.created_at)}`)
+      : h("p", { class: "rules-active muted" }, t("rules_file"));
+    if (!versions.length) return current;
+    return h("div", {}, current, table(["version", "status", "actor", "time", "message"], versions.map((v) =>
+      h("tr", { dataset: { version: v.id, status: v.status } },
+        h("td", {}, `v${v.id}`), h("td", {}, t(`rstate_${v.status}`)), h("td", {}, v.created_by),
+        h("td", {}, fmtTime(v.created_at)), h("td", {}, v.error || "")))));
+  });
+  const form = h("form", { class: "rules-form", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const v = await api("/rules", { method: "PUT", body: { yaml: text.value } });
+      out.replaceChildren(h("p", { class: "ok", dataset: { status: v.status } }, `v${v.id}: ${t(`rstate_${v.status}`)}`));
+    } catch (err) {
+      out.replaceChildren(h("pre", { class: "bad rules-error" }, err.message));
+    }
+    await load();
+  } }, text, h("button", { type: "submit" }, t("rules_submit")));
+  load();
+  return panel("admin_rules", h("div", {}, form, out, box), { dataset: { admin: "rules" } });
+}
+
 function auditPanel() {
   const box = h("div", {});
   const load = () => fill(box, async () => {
@@ -165,7 +196,7 @@ export async function render(main, ctx) {
   }
   const page = h("div", { class: "admin-page" },
     h("h1", {}, t("admin")),
-    devicesPanel(), credentialsPanel(), keysPanel(), retentionPanel(), auditPanel());
+    devicesPanel(), rulesPanel(), credentialsPanel(), keysPanel(), retentionPanel(), auditPanel());
   main.replaceChildren(page);
   return {};
 }
