@@ -95,9 +95,9 @@ def test_a_read_key_gets_no_administration(stack: Stack, page: Any) -> None:
 def test_an_admin_registers_a_device_changes_a_threshold_and_the_next_alarm_follows(
     stack: Stack, page: Any
 ) -> None:
-    """The issue's browser check, but for the backtest (not built yet): register a device,
-    change its kind's battery threshold on the page (a broken document first: the
-    parser's message is shown), and the next reading is judged by the new threshold."""
+    """The issue's browser check: register a device, backtest a higher battery threshold,
+    save it (a broken document first: the parser's message is shown), and the next
+    reading is judged by the new threshold."""
     device = f"agv-dod-{int(time.time())}"
     topic = f"f5g/v1/p1/agv/{device}/agv"
     stack.sql("INSERT INTO devices (project_id, device_id, kind) VALUES ('p1', $1, 'agv')", device)
@@ -120,6 +120,14 @@ def test_an_admin_registers_a_device_changes_a_threshold_and_the_next_alarm_foll
     error.wait_for(timeout=20_000)
     assert "rules v1:14:26: defaults.agv.battery_low.raise" in error.inner_text()
     editor.fill(TEST_RULES.replace("battery_low: {}", "battery_low: {raise: 50, clear: 60}"))
+    # Backtest before saving: over the seeded week, the new threshold would raise
+    # battery_low more often than the running rules (the seeded batteries dip below 50 %).
+    page.click("[data-admin=rules] button.backtest")
+    result = page.locator("[data-admin=rules] .backtest-result[data-status=done]")
+    result.wait_for(timeout=60_000)
+    cells = result.locator("tr[data-rule=battery_low] td")
+    now_opened, new_opened = int(cells.nth(1).inner_text()), int(cells.nth(2).inner_text())
+    assert new_opened > now_opened
     page.click("[data-admin=rules] button[type=submit]")
     page.locator("[data-admin=rules] .rules-outcome [data-status=active]").wait_for(timeout=20_000)
     (version,) = stack.sql("SELECT decided_at FROM rule_versions WHERE status = 'active'")

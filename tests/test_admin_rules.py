@@ -18,6 +18,7 @@ import orjson
 
 from f5gdev.devstack.servers import Mosquitto
 from tests.test_api_support import api_settings, auth, client, make_keys
+from tests.test_ingest_helpers import query
 from tests.test_rules_scenarios import TEST_RULES, agv
 from tests.test_rules_service import events_of, publish, start_service, wait_for
 
@@ -38,6 +39,36 @@ async def test_a_rule_change_is_validated_versioned_and_followed_by_the_next_ala
         async with client(api_settings(url)) as (_, c):
             # Battery 40 %: under the file's threshold (20 %) nothing is raised.
             await publish(broker.port, [(topic, orjson.dumps([agv(time.time(), 1, battery=40.0)]))])
+
+            # Backtest first: an hour of history in which the battery sits at 40 % three
+            # times for ten minutes, at 70 % in between.
+            await query(
+                url,
+                "INSERT INTO agv_status (ts, project_id, device_id, seq, x, y, heading, speed, "
+                "battery, state, localization, received_at) "
+                "SELECT now() - make_interval(mins => 60 - i), $1, 'agv-bt', i, i, 0, 0, 1, "
+                "CASE WHEN (i / 10) % 2 = 0 THEN 40 ELSE 70 END, 'moving', 0.95, now() "
+                "FROM generate_series(0, 59) AS i",
+                project,
+            )
+            r = await c.post(
+                "/api/v1/rules/backtest",
+                json={"yaml": NEW_THRESHOLD, "project": project, "days": 1},
+                headers=auth(k.admin),
+            )
+            assert r.status_code == 200, r.text
+            result = r.json()["result"]
+            assert result["current"]["records"] == result["candidate"]["records"] >= 60
+            assert "battery_low" not in result["current"]["rules"]
+            got = result["candidate"]["rules"]["battery_low"]
+            assert (got["opened"], got["cleared"], got["flaps"]) == (3, 3, 2)
+            r = await c.post(
+                "/api/v1/rules/backtest",
+                json={"yaml": BROKEN, "project": project},
+                headers=auth(k.admin),
+            )
+            assert r.status_code == 422
+            assert "battery_low.raise" in r.json()["error"]["message"]
 
             r = await c.put("/api/v1/rules", json={"yaml": BROKEN}, headers=auth(k.admin))
             assert r.status_code == 422, r.text

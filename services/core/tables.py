@@ -291,3 +291,20 @@ rule_versions = Table(
     Column("error", Text, nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
 )
+
+# Backtests of rule documents, run by the rules service over stored history.
+rule_backtests = Table(
+    "rule_backtests",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("yaml", Text, nullable=False),
+    Column("project_id", Text, nullable=True),
+    Column("range_start", DateTime(timezone=True), nullable=False),
+    Column("range_end", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("result", JSONB, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+)

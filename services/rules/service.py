@@ -19,9 +19,12 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
+import orjson
 
 from services.core.db import asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
@@ -37,6 +40,7 @@ from services.rules.engine import Engine, Transition
 from services.rules.ingress import Ingress
 from services.rules.metrics import RulesMetrics
 from services.rules.mqttin import RulesInput
+from services.rules.replay import replay
 from services.rules.sharding import ShardFilter
 
 log = logging.getLogger("factory5g.rules")
@@ -108,6 +112,8 @@ class RulesService:
             await stop.wait()
             for task in tasks:
                 await cancel_and_wait(task)
+            if self._backtest is not None:
+                await cancel_and_wait(self._backtest)
             await self.queue.join()  # store what the engine already decided
             await cancel_and_wait(writer)
         finally:
@@ -213,6 +219,65 @@ class RulesService:
                 await self._poll_versions(pool)
 
     version: int | None = None  # the active rule version from the API, if any
+    _backtest: asyncio.Task[None] | None = None
+
+    async def _run_backtest(self, pool: asyncpg.Pool, job: asyncpg.Record) -> None:
+        """Replay the stored history of the job's range with the running rules and with
+        the submitted document; store both outcomes (alarms opened, cleared, flaps)."""
+        try:
+            candidate = parse_rules(job["yaml"], f"backtest {job['id']}")
+        except RulesConfigError as exc:
+            await pool.execute(
+                "UPDATE rule_backtests SET status = 'rejected', error = $2, decided_at = now() "
+                "WHERE id = $1",
+                job["id"],
+                str(exc),
+            )
+            return
+        try:
+            result = {
+                "current": await self._replayed(self.ruleset, job),
+                "candidate": await self._replayed(candidate, job),
+            }
+        except Exception as exc:  # a failed replay is reported, the service goes on
+            log.exception("backtest %s failed", job["id"])
+            await pool.execute(
+                "UPDATE rule_backtests SET status = 'failed', error = $2, decided_at = now() "
+                "WHERE id = $1",
+                job["id"],
+                f"{exc.__class__.__name__}: {exc}",
+            )
+            return
+        await pool.execute(
+            "UPDATE rule_backtests SET status = 'done', result = $2::jsonb, decided_at = now() "
+            "WHERE id = $1",
+            job["id"],
+            orjson.dumps(result).decode(),
+        )
+
+    async def _replayed(self, ruleset: RuleSet, job: asyncpg.Record) -> dict[str, Any]:
+        opened: Counter[tuple[str, str]] = Counter()
+
+        def emit(tr: Transition) -> None:
+            if tr.transition == "opened":
+                opened[(tr.device, tr.rule)] += 1
+
+        summary = await replay(
+            self.settings.database.url,
+            ruleset,
+            job["range_start"],
+            job["range_end"],
+            job["project_id"],
+            emit,
+        )
+        by_rule: dict[str, dict[str, int]] = {}
+        for (rule, transition), n in summary.transitions.items():
+            by_rule.setdefault(rule, {})[transition] = n
+        for (_, rule), n in opened.items():
+            # A flap: the same device's alarm opened again within the range.
+            entry = by_rule.setdefault(rule, {})
+            entry["flaps"] = entry.get("flaps", 0) + max(0, n - 1)
+        return {"records": summary.records, "rules": by_rule}
 
     async def _poll_versions(self, pool: asyncpg.Pool) -> None:
         """Decide submitted rule versions and apply the active one when it changed.
@@ -251,6 +316,15 @@ class RulesService:
                 "SELECT id, yaml FROM rule_versions WHERE status = 'active' "
                 "ORDER BY id DESC LIMIT 1"
             )
+            if self._backtest is None or self._backtest.done():
+                claimed = await pool.fetchrow(
+                    "UPDATE rule_backtests SET status = 'running' WHERE id = ("
+                    " SELECT id FROM rule_backtests WHERE status = 'pending' ORDER BY id LIMIT 1"
+                    ") AND status = 'pending' "
+                    "RETURNING id, yaml, project_id, range_start, range_end"
+                )
+                if claimed is not None:
+                    self._backtest = asyncio.create_task(self._run_backtest(pool, claimed))
         except (asyncpg.PostgresError, OSError) as exc:  # e.g. not migrated: file rules stay
             log.warning("rule versions not polled: %s", exc.__class__.__name__)
             return

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from services.api.auth.guard import Admin, Reader
 from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, not_found
 from services.api.responses import JSONResponse
-from services.core.tables import rule_versions
+from services.core.tables import rule_backtests, rule_versions
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
 POLL_S = 0.2
@@ -163,3 +164,85 @@ async def submit(
         if time.monotonic() >= deadline:
             return JSONResponse(_out(row), 202)
         await asyncio.sleep(POLL_S)
+
+
+class BacktestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    yaml: str = Field(min_length=1, max_length=512 * 1024, pattern=r"^[^\x00]*$")
+    project: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    days: float = Field(1.0, gt=0, le=30, description="How far back the history is replayed.")
+
+
+@router.post(
+    "/backtest",
+    summary="What a rule document would have raised over the last days, against the "
+    "running rules (admin).",
+    responses={**documented(422), 202: {"description": "Stored, not run yet."}},
+)
+async def backtest(
+    request: Request,
+    body: BacktestRequest,
+    conn: TxConn,
+    key: Admin,
+    wait_s: Annotated[
+        float, Query(ge=0, le=60, description="Seconds to wait for the result.")
+    ] = 30.0,
+) -> Response:
+    if body.project is not None and not key.sees(body.project):
+        raise not_found(f"project {body.project!r}")
+    if body.project is None and key.projects is not None:
+        raise ApiError(403, "forbidden", "name a project: this key does not see every project")
+    c = rule_backtests.c
+    now = datetime.now(UTC)
+    job = (
+        await conn.execute(
+            rule_backtests.insert()
+            .values(
+                created_by=acting(request, key).name,
+                yaml=body.yaml,
+                project_id=body.project,
+                range_start=now - timedelta(days=body.days),
+                range_end=now,
+            )
+            .returning(c.id)
+        )
+    ).scalar_one()
+    await conn.commit()
+    deciding = (
+        await conn.execute(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
+                "current_database() AND application_name = :n)"
+            ),
+            {"n": RULES_APPLICATION_NAME},
+        )
+    ).scalar()
+    await conn.rollback()
+    deadline = time.monotonic() + (wait_s if deciding else 0.0)
+    while True:
+        row = (await conn.execute(sa.select(rule_backtests).where(c.id == job))).one()
+        await conn.rollback()
+        if row.status == "rejected":
+            raise ApiError(422, "invalid", str(row.error))
+        if row.status in ("done", "failed"):
+            return JSONResponse(_out(row, with_yaml=False), 200)
+        if time.monotonic() >= deadline:
+            return JSONResponse(_out(row, with_yaml=False), 202)
+        await asyncio.sleep(POLL_S)
+
+
+@router.get("/backtests/{backtest_id}", summary="One backtest and its result (admin).")
+async def get_backtest(backtest_id: int, conn: Conn, key: Admin) -> dict[str, Any]:
+    if not 0 < backtest_id < 2**63:
+        raise not_found(f"backtest {backtest_id}")
+    row = (
+        await conn.execute(sa.select(rule_backtests).where(rule_backtests.c.id == backtest_id))
+    ).first()
+    if (
+        row is None
+        or (row.project_id is None and key.projects is not None)
+        or (row.project_id is not None and not key.sees(row.project_id))
+    ):
+        raise not_found(f"backtest {backtest_id}")
+    return _out(row, with_yaml=False)

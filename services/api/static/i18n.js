@@ -54,6 +54,9 @@ const STRINGS = {
     admin_rules: "Rules", rules_active: "Active:", rules_file: "The rule file is in force (no version from the API yet).",
     rules_submit: "Check and apply", rstate_pending: "waiting for the rules service",
     rstate_active: "active", rstate_rejected: "rejected", rstate_superseded: "replaced", version: "Version",
+    backtest: "Backtest (7 days)", backtest_running: "replaying the stored history…",
+    backtest_records: "Records replayed", opened_now: "Opened (running rules)",
+    opened_new: "Opened (this document)", cleared_new: "Cleared (this document)", flaps_new: "Flaps (this document)",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -109,6 +112,9 @@ const STRINGS = {
     admin_rules: "告警规则", rules_active: "当前生效：", rules_file: "当前使用规则文件（尚无经 API 提交的版本）。",
     rules_submit: "校验并生效", rstate_pending: "等待规则服务处理",
     rstate_active: "生效中", rstate_rejected: "已拒绝", rstate_superseded: "已替换", version: "版本",
+    backtest: "回测（7 天）", backtest_running: "正在回放历史数据…",
+    backtest_records: "回放记录数", opened_now: "触发次数（当前规则）",
+    opened_new: "触发次数（本文档）", cleared_new: "清除次数（本文档）", flaps_new: "抖动次数（本文档）",
   },
 };
 

@@ -144,6 +144,20 @@ function retentionPanel() {
   return panel("admin_retention", box, { dataset: { admin: "retention" } });
 }
 
+// Alarms the running rules and the edited document would have raised over the replayed days.
+function backtestResult(bt) {
+  if (!bt.result) return h("p", { class: "muted backtest-result", dataset: { status: bt.status } }, bt.error || t("backtest_running"));
+  const { current, candidate } = bt.result;
+  const rules = [...new Set([...Object.keys(current.rules), ...Object.keys(candidate.rules)])].sort();
+  const n = (side, rule, k) => side.rules[rule]?.[k] ?? 0;
+  return h("div", { class: "backtest-result", dataset: { status: bt.status } },
+    h("p", {}, `${t("backtest_records")}: ${candidate.records}`),
+    rules.length ? table(["rule", "opened_now", "opened_new", "cleared_new", "flaps_new"], rules.map((r) =>
+      h("tr", { dataset: { rule: r } }, h("td", {}, r), h("td", {}, n(current, r, "opened")),
+        h("td", { class: "new-opened" }, n(candidate, r, "opened")), h("td", {}, n(candidate, r, "cleared")),
+        h("td", {}, n(candidate, r, "flaps"))))) : empty("no_alarms"));
+}
+
 function rulesPanel() {
   const box = h("div", {});
   const out = h("div", { class: "rules-outcome" });
@@ -170,7 +184,17 @@ function rulesPanel() {
       out.replaceChildren(h("pre", { class: "bad rules-error" }, err.message));
     }
     await load();
-  } }, text, h("button", { type: "submit" }, t("rules_submit")));
+  } }, text,
+  h("button", { type: "button", class: "backtest", onclick: async () => {
+    out.replaceChildren(h("p", { class: "muted" }, t("backtest_running")));
+    try {
+      const bt = await api("/rules/backtest", { method: "POST", body: { yaml: text.value, days: 7 } });
+      out.replaceChildren(backtestResult(bt));
+    } catch (err) {
+      out.replaceChildren(h("pre", { class: "bad rules-error" }, err.message));
+    }
+  } }, t("backtest")),
+  h("button", { type: "submit" }, t("rules_submit")));
   load();
   return panel("admin_rules", h("div", {}, form, out, box), { dataset: { admin: "rules" } });
 }

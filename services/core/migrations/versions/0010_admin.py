@@ -291,9 +291,34 @@ _UPGRADE = [
     "GRANT USAGE ON SEQUENCE rule_versions_id_seq TO factory5g_api",
     "GRANT SELECT ON rule_versions TO factory5g_rules",
     "GRANT UPDATE (status, error, decided_at) ON rule_versions TO factory5g_rules",
+    # Backtests: "what would this document have raised over the last N days", run by the
+    # rules service with its replay (the API may not import it) over the stored history.
+    """
+    CREATE TABLE rule_backtests (
+        id bigserial PRIMARY KEY,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        yaml text NOT NULL,
+        project_id text,
+        range_start timestamptz NOT NULL,
+        range_end timestamptz NOT NULL,
+        status text NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'running', 'done', 'rejected', 'failed')),
+        result jsonb,
+        error text,
+        decided_at timestamptz
+    )
+    """,
+    "CREATE INDEX ix_rule_backtests_status ON rule_backtests (status, id)",
+    "REVOKE ALL ON rule_backtests FROM factory5g_api, factory5g_rules",
+    "GRANT SELECT, INSERT ON rule_backtests TO factory5g_api",
+    "GRANT USAGE ON SEQUENCE rule_backtests_id_seq TO factory5g_api",
+    "GRANT SELECT ON rule_backtests TO factory5g_rules",
+    "GRANT UPDATE (status, result, error, decided_at) ON rule_backtests TO factory5g_rules",
 ]
 
 _DOWNGRADE = [
+    "DROP TABLE IF EXISTS rule_backtests",
     "DROP TABLE IF EXISTS rule_versions",
     "DROP FUNCTION IF EXISTS retention_drop(text, timestamptz)",
     "DROP TABLE IF EXISTS retention_policies",
