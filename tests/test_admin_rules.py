@@ -14,9 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 import orjson
 
-from f5gdev.devstack.servers import Mosquitto
+from f5gdev.devstack.servers import Mosquitto, Postgres
+from services.core import db
+from services.security import db_roles
 from tests.test_api_support import api_settings, auth, client, make_keys
 from tests.test_ingest_helpers import query
 from tests.test_rules_scenarios import TEST_RULES, agv
@@ -148,3 +151,55 @@ async def test_without_a_rules_service_a_submission_stays_pending(
         )
         assert r.status_code == 202, r.text
         assert r.json()["status"] == "pending"
+
+
+async def test_only_the_rules_service_decides_a_version(
+    pg: Postgres, new_database: Callable[..., str]
+) -> None:
+    """The API role may submit but never mark a version active (which would skip the
+    parser); the rules role decides but cannot rewrite what was submitted."""
+    owner = new_database()
+    dbname = owner.rsplit("/", 1)[1]
+    urls = {}
+    for group in (db_roles.API, db_roles.RULES):
+        user = f"t_{group[10:]}_{uuid.uuid4().hex[:6]}"
+        pg.psql(db_roles.login_user_sql(user, group, "pw-" + user))
+        urls[group] = f"postgresql://{user}:pw-{user}@127.0.0.1:{pg.port}/{dbname}"
+    api = await asyncpg.connect(db.asyncpg_dsn(urls[db_roles.API]))
+    rules = await asyncpg.connect(db.asyncpg_dsn(urls[db_roles.RULES]))
+    try:
+        version = await api.fetchval(
+            "INSERT INTO rule_versions (created_by, yaml) VALUES ('a', 'version: 1') RETURNING id"
+        )
+        job = await api.fetchval(
+            "INSERT INTO rule_backtests (created_by, yaml, range_start, range_end) "
+            "VALUES ('a', 'version: 1', now() - interval '1 day', now()) RETURNING id"
+        )
+        refused = 0
+        for conn, sql in (
+            (api, "UPDATE rule_versions SET status = 'active'"),
+            (api, "UPDATE rule_backtests SET status = 'done'"),
+            (api, "DELETE FROM rule_versions"),
+            (rules, "UPDATE rule_versions SET yaml = 'x'"),
+            (rules, "UPDATE rule_versions SET created_by = 'x'"),
+            (rules, "INSERT INTO rule_versions (created_by, yaml) VALUES ('r', 'x')"),
+            (rules, "UPDATE rule_backtests SET yaml = 'x'"),
+        ):
+            try:
+                await conn.execute(sql)
+            except asyncpg.InsufficientPrivilegeError:
+                refused += 1
+        assert refused == 7
+        await rules.execute(
+            "UPDATE rule_versions SET status = 'active', decided_at = now() WHERE id = $1",
+            version,
+        )
+        claimed = await rules.fetchrow(
+            "UPDATE rule_backtests SET status = 'running' WHERE id = $1 AND status = 'pending' "
+            "RETURNING id, yaml, project_id, range_start, range_end",
+            job,
+        )
+        assert claimed is not None
+    finally:
+        await api.close()
+        await rules.close()
