@@ -22,7 +22,7 @@ from services.core import db
 from services.security import db_roles
 from tests.test_api_support import api_settings, auth, client, make_keys
 from tests.test_ingest_helpers import query
-from tests.test_rules_scenarios import TEST_RULES, agv
+from tests.test_rules_scenarios import TEST_RULES, agv, insp, link
 from tests.test_rules_service import events_of, publish, start_service, wait_for
 
 NEW_THRESHOLD = TEST_RULES.replace("battery_low: {}", "battery_low: {raise: 50, clear: 60}")
@@ -203,3 +203,57 @@ async def test_only_the_rules_service_decides_a_version(
     finally:
         await api.close()
         await rules.close()
+
+
+async def test_profiles_choose_the_rule_sets_a_device_takes_part_in(
+    new_database: Callable[..., str], broker: Mosquitto, tmp_path: Path
+) -> None:
+    """A vision station provisioned as `camera` gets no vision rules by its kind; registered
+    with the profile `vision` it does. An AGV with a 5G module (profiles agv and cpe) gets
+    the link rules on its link stream besides its AGV rules."""
+    url = new_database()
+    project = f"hall-{uuid.uuid4().hex[:6]}"
+    for device, kind, profiles in (
+        ("cam-7", "camera", ["vision"]),
+        ("agv-5g", "agv", ["agv", "cpe"]),
+    ):
+        await query(
+            url,
+            "SELECT device_set($1, $2, $3, $4::text[], NULL, 'registered')",
+            project,
+            device,
+            kind,
+            profiles,
+        )
+    running = await start_service(url, broker.port, tmp_path, f"rules-{uuid.uuid4().hex[:6]}")
+    try:
+
+        async def loaded() -> bool:
+            return len(running.service.engine.profiles) == 2
+
+        assert await wait_for(loaded, 15)
+        now = time.time()
+        fails = [insp(now + i * 0.01, i, result="fail") for i in range(12)]
+        # The same failing parts from an unregistered camera first, then the registered one.
+        for device in ("cam-8", "cam-7"):
+            await publish(
+                broker.port,
+                [(f"f5g/v1/{project}/camera/{device}/inspection", orjson.dumps(fails))],
+            )
+        weak = [link(now - 30 + i, i, rsrp=-120.0) for i in range(30)]
+        await publish(broker.port, [(f"f5g/v1/{project}/agv/agv-5g/link", orjson.dumps(weak))])
+
+        async def raised() -> set[tuple[str, str]]:
+            rows = await events_of(url, project)
+            got = {
+                (str(e["device_id"]), str(e["rule"])) for e in rows if e["transition"] == "opened"
+            }
+            return got if {("cam-7", "consecutive_fails"), ("agv-5g", "rsrp_low")} <= got else set()
+
+        got = await wait_for(raised, 20)
+        assert ("cam-7", "consecutive_fails") in got
+        assert ("agv-5g", "rsrp_low") in got
+        assert not any(device == "cam-8" for device, _ in got)
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(running.task, 30)

@@ -316,6 +316,13 @@ class RulesService:
                 "SELECT id, yaml FROM rule_versions WHERE status = 'active' "
                 "ORDER BY id DESC LIMIT 1"
             )
+            profiles = {
+                (r["project_id"], r["device_id"]): tuple(r["profiles"])
+                for r in await pool.fetch(
+                    "SELECT project_id, device_id, profiles FROM devices "
+                    "WHERE status = 'registered' AND cardinality(profiles) > 0"
+                )
+            }
             if self._backtest is None or self._backtest.done():
                 claimed = await pool.fetchrow(
                     "UPDATE rule_backtests SET status = 'running' WHERE id = ("
@@ -328,6 +335,13 @@ class RulesService:
         except (asyncpg.PostgresError, OSError) as exc:  # e.g. not migrated: file rules stay
             log.warning("rule versions not polled: %s", exc.__class__.__name__)
             return
+        if profiles != self.engine.profiles:
+            # A device's profiles name the rule sets it takes part in: re-derive its rules.
+            self.engine.profiles = profiles
+            transitions = self.engine.reload(self.ruleset, self.clock())
+            if transitions:
+                self._enqueue(transitions)
+            log.info("device profiles changed: %d devices with profiles", len(profiles))
         if active is None or active["id"] == self.version:
             return
         ruleset = parse_rules(active["yaml"], f"rules v{active['id']}")
