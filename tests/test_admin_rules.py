@@ -23,7 +23,7 @@ from services.security import db_roles
 from tests.test_api_support import api_settings, auth, client, make_keys
 from tests.test_ingest_helpers import query
 from tests.test_rules_scenarios import TEST_RULES, agv, insp, link
-from tests.test_rules_service import events_of, publish, start_service, wait_for
+from tests.test_rules_service import events_of, keys, publish, start_service, wait_for
 
 NEW_THRESHOLD = TEST_RULES.replace("battery_low: {}", "battery_low: {raise: 50, clear: 60}")
 BROKEN = TEST_RULES.replace("battery_low: {}", "battery_low: {raise: high}")
@@ -254,6 +254,76 @@ async def test_profiles_choose_the_rule_sets_a_device_takes_part_in(
         assert ("cam-7", "consecutive_fails") in got
         assert ("agv-5g", "rsrp_low") in got
         assert not any(device == "cam-8" for device, _ in got)
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(running.task, 30)
+
+
+MACHINE = (
+    "  machine:\n"
+    "    spindle_hot: {type: threshold_above, metric: spindle_temp, raise: 80, clear: 75,\n"
+    "                  unit: ' °C', escalate: {at: 90}}\n"
+    "    coolant_low: {type: threshold_below, metric: coolant_l, raise: 5, severity: warning}\n"
+)
+
+
+async def test_generic_threshold_rules_on_any_metric_through_the_api(
+    new_database: Callable[..., str], broker: Mosquitto, tmp_path: Path
+) -> None:
+    """A spindle temperature over 80 °C raises, over 90 °C escalates, and clears only
+    under 75 °C (hysteresis); a coolant level under 5 l raises. A threshold rule without
+    its metric is refused with the parser's message."""
+    url = new_database()
+    k = await make_keys(url)
+    project = f"shop-{uuid.uuid4().hex[:6]}"
+    running = await start_service(url, broker.port, tmp_path, f"rules-{uuid.uuid4().hex[:6]}")
+    try:
+        async with client(api_settings(url)) as (_, c):
+            broken = (
+                TEST_RULES + "  machine:\n    spindle_hot: {type: threshold_above, raise: 80}\n"
+            )
+            r = await c.put("/api/v1/rules", json={"yaml": broken}, headers=auth(k.admin))
+            assert r.status_code == 422
+            refused = r.json()["error"]["message"]
+            assert refused.startswith("rules v1:27:"), refused
+            assert "spindle_hot.metric: is required" in refused
+            r = await c.put(
+                "/api/v1/rules", json={"yaml": TEST_RULES + MACHINE}, headers=auth(k.admin)
+            )
+            assert r.status_code == 200, r.text
+        now = time.time()
+        temps = [70.0, 82.0, 91.0, 78.0, 74.0]
+        records = [
+            {
+                "ts": int((now + i) * 1000),
+                "seq": i,
+                "metrics": {"spindle_temp": v, "coolant_l": 9.0},
+            }
+            for i, v in enumerate(temps)
+        ]
+        records.append({"ts": int((now + 6) * 1000), "seq": 6, "metrics": {"coolant_l": 3.5}})
+        topic = f"f5g/v1/{project}/machine/mill-1/telemetry"
+        await publish(broker.port, [(topic, orjson.dumps(r)) for r in records])
+
+        async def done() -> list[dict[str, object]]:
+            rows = await events_of(url, project, "mill-1")
+            return (
+                rows
+                if any(e["rule"] == "coolant_low" for e in rows)
+                and any(e["transition"] == "cleared" for e in rows)
+                else []
+            )
+
+        rows = await wait_for(done, 20)
+        spindle = [e for e in rows if e["rule"] == "spindle_hot"]
+        assert keys(spindle) == ["opened:major", "escalated:critical", "cleared"]
+        assert keys([e for e in rows if e["rule"] == "coolant_low"]) == ["opened:warning"]
+        (alarm,) = await query(
+            url,
+            "SELECT message FROM alarms WHERE rule = 'coolant_low' AND project_id = $1",
+            project,
+        )
+        assert alarm["message"] == "coolant_l 3.5 (<= 5)"
     finally:
         running.stop.set()
         await asyncio.wait_for(running.task, 30)
