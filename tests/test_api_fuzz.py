@@ -61,14 +61,17 @@ async def fuzz_db(new_database: Callable[..., str]) -> tuple[str, dict[str, str]
 
 @pytest.fixture(scope="module")
 def fuzz_env(
-    fuzz_db: tuple[str, dict[str, str]], broker: Mosquitto
+    fuzz_db: tuple[str, dict[str, str]], broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, Any, dict[str, str]]]:
     url, tokens = fuzz_db
+    # A broker account directory of its own, so the credential routes run to the end
+    # (no broker serves it: changes are kept for its next start).
+    accounts = tmp_path_factory.mktemp("fuzz-broker-accounts")
     settings = make_settings(
         url,
         broker.port,
         api={"rollup_interval_s": 0, "key_cache_s": 0, "auth_failures_per_s": 0,
-             "live_max_s": 0.2},
+             "live_max_s": 0.2, "broker_auth_dir": str(accounts)},
     )  # fmt: skip
     app = create_app(settings)
     # One lifespan (engine, background tasks) for the whole run.

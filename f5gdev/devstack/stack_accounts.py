@@ -75,6 +75,10 @@ def service_env(
         creds = auth.service_credentials(BROKER_ACCOUNT[service])
         env["F5G_MQTT__USERNAME"] = creds.username
         env["F5G_MQTT__PASSWORD"] = creds.password
+    if auth is not None and service == "api":
+        # The API issues device and board credentials into the same account directory
+        # the broker serves (docs/security.md, credentials through the API).
+        env["F5G_API__BROKER_AUTH_DIR"] = str(auth.directory)
     if users is not None and service in db_roles.SERVICE_GROUP:
         env["F5G_DATABASE__URL"] = url_as(owner_url, *users.password(service))
     return env

@@ -22,12 +22,17 @@ from starlette.staticfiles import StaticFiles
 
 from services.api import errors
 from services.api.alarms.views import router as alarms_router
+from services.api.audit.record import RequestId
+from services.api.audit.views import router as audit_router
 from services.api.auth import keys
 from services.api.auth.guard import KeyCache
+from services.api.auth.views import router as keys_router
+from services.api.credentials.views import router as credentials_router
 from services.api.dashboard.headers import DashboardHeaders
 from services.api.dashboard.hub import AlarmHub
 from services.api.dashboard.live import router as live_router
 from services.api.dashboard.views import router as dashboard_router
+from services.api.devices.admin import router as devices_admin_router
 from services.api.devices.views import router as devices_router
 from services.api.fastpool import FastPool
 from services.api.health.views import Readiness
@@ -40,7 +45,10 @@ from services.api.notify.views import router as notify_router
 from services.api.observe import ApiMetrics, MetricsMiddleware
 from services.api.projects.views import router as projects_router
 from services.api.responses import JSONResponse
+from services.api.retention import maintain as retention
+from services.api.retention.views import router as retention_router
 from services.api.rollups import maintain
+from services.api.rulesets.views import router as rulesets_router
 from services.api.sanitize import RejectNul
 from services.api.series.views import router as series_router
 from services.core import db
@@ -72,6 +80,17 @@ async def _rollup_loop(engine: AsyncEngine, interval_s: float) -> None:
             raise
         except Exception:  # a failed pass is retried next interval; say why
             log.exception("rollup pass failed")
+        await asyncio.sleep(interval_s)
+
+
+async def _retention_loop(engine: AsyncEngine, interval_s: float) -> None:
+    while True:
+        try:
+            await retention.run(engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed pass is retried next interval; say why
+            log.exception("retention pass failed")
         await asyncio.sleep(interval_s)
 
 
@@ -112,6 +131,10 @@ def create_app(settings: Settings) -> FastAPI:
         tasks = [asyncio.create_task(app.state.readiness.loop())]
         if settings.api.rollup_interval_s > 0:
             tasks.append(asyncio.create_task(_rollup_loop(engine, settings.api.rollup_interval_s)))
+        if settings.api.retention_interval_s > 0:
+            tasks.append(
+                asyncio.create_task(_retention_loop(engine, settings.api.retention_interval_s))
+            )
         await _log_license(engine)
         try:
             yield
@@ -150,11 +173,18 @@ def create_app(settings: Settings) -> FastAPI:
         ingest_router,
         dashboard_router,
         live_router,
+        audit_router,
+        keys_router,
+        credentials_router,
+        devices_admin_router,
+        retention_router,
+        rulesets_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(DashboardHeaders)
+    app.add_middleware(RequestId)
     app.add_middleware(
         RequestLimits,
         rate_per_s=settings.api.rate_limit_per_s,

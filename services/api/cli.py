@@ -125,3 +125,28 @@ def rollup(
             await engine.dispose()
 
     run_async(go())
+
+
+def retention(
+    once: Annotated[bool, typer.Option(help="One pass and exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 3600.0,
+) -> None:
+    """Apply the retention policies (set through /api/v1/retention): drop raw chunks and
+    rollup buckets past them, never before the rollups have them (the API does this too
+    unless F5G_API__RETENTION_INTERVAL_S=0)."""
+    from services.api.retention import maintain
+
+    async def go() -> None:
+        engine = _engine(load_settings())
+        try:
+            while True:
+                for o in await maintain.run(engine):
+                    held = f" (held back by {o.held_back_by})" if o.held_back_by else ""
+                    typer.echo(f"{o.target}: dropped {o.dropped} before {o.cutoff}{held}")
+                if once:
+                    return
+                await asyncio.sleep(interval)
+        finally:
+            await engine.dispose()
+
+    run_async(go())

@@ -164,10 +164,11 @@ def api() -> None:
     run(_settings())
 
 
-from services.api.cli import keys_app, rollup  # noqa: E402  (API tools, kept together)
+from services.api.cli import keys_app, retention, rollup  # noqa: E402  (API tools, kept together)
 
 app.add_typer(keys_app, name="keys")
 app.command()(rollup)
+app.command()(retention)
 
 from services.cli.devices import devices_app  # noqa: E402
 

@@ -39,6 +39,9 @@ class Reason(StrEnum):
     TS_PAST = "ts_past"
     UNSUPPORTED = "unsupported"
     PROTOCOL = "protocol"
+    # The device is not registered and ingest is set to refuse such devices
+    # (F5G_INGEST__UNKNOWN_DEVICES=dead_letter).
+    UNKNOWN_DEVICE = "unknown_device"
 
 
 class ContractError(Exception):

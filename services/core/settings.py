@@ -9,7 +9,8 @@ the environment name of a nested key joins the parts with `__`, for example
 from __future__ import annotations
 
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -137,6 +138,12 @@ class IngestSettings(BaseModel):
     vda5050_projects: dict[str, str] = Field(
         {},
         description="VDA 5050 manufacturer or manufacturer/serialNumber -> project (JSON).",
+    )
+    unknown_devices: Literal["accept", "dead_letter"] = Field(
+        "accept",
+        description="What ingest does with a device no admin registered: accept (store it and "
+        "list it as unregistered) or dead_letter (reason unknown_device; a registration "
+        "takes effect within 5 s). Retired devices count as unknown here.",
     )
     vda5050_default_project: str = Field(
         "vda5050",
@@ -287,6 +294,28 @@ class ApiSettings(BaseModel):
         description="Admin API key made sure to exist at start, for the first access to a new "
         "deployment: f5g_<10 letters or digits>_<32 or more of A-Z a-z 0-9 _ ->. Revoking it "
         "with `factory5g keys revoke` sticks.",
+    )
+
+    retention_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        le=86400,
+        description="Seconds between retention passes run inside the API (policies set through "
+        "/api/v1/retention; 0: run `factory5g retention` instead).",
+    )
+    broker_auth_dir: Path | None = Field(
+        None,
+        description="Broker account directory the API shares with the broker (the local "
+        "stack's): credentials issued through the API are kept there and applied live. "
+        "Unset, with broker_admin_password, they go through `$CONTROL` alone.",
+    )
+    broker_admin_password: SecretStr | None = Field(
+        None,
+        description="Password of the broker's dynamic-security account `factory5g-admin`: "
+        "without broker_auth_dir the API applies credentials through `$CONTROL` at "
+        "mqtt.host:mqtt.port (TLS as for the services), the broker's own dynamic-security "
+        "file being the persistent copy (Kubernetes). Neither set: credential routes "
+        "answer 503.",
     )
 
     @field_validator("bootstrap_key")

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Double,
     Index,
     Integer,
+    Interval,
     LargeBinary,
     MetaData,
     SmallInteger,
@@ -63,6 +64,11 @@ devices = Table(
     Column("last_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("online", Boolean, nullable=False, server_default=text("true")),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The registry (0009_admin): unregistered (seen by ingest only) | registered | retired.
+    Column("status", Text, nullable=False, server_default="unregistered"),
+    Column("profiles", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("registered_at", DateTime(timezone=True), nullable=True),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
     Index("ix_devices_project_kind", "project_id", "kind"),
 )
 
@@ -225,3 +231,80 @@ rollup_watermarks = Table(
 )
 # The rollup tables themselves (rollup_<spec>_<1m|1h>) are generated from their column
 # specs in services/api/rollups/specs.py, where the SQL that fills them is generated too.
+
+# ------------------------------------------------------------------ administration (0009_admin)
+
+# Every administrative and operator act, written in the transaction of the act; the API
+# role may only append and read. `ts` and `db_user` are stamped by a trigger.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False, comment="API key name, or cli:<login>"),
+    Column("actor_key", Text, nullable=True, comment="Prefix of the acting API key."),
+    Column("action", Text, nullable=False, comment="e.g. key.create, alarm.acknowledge"),
+    Column("target_type", Text, nullable=False),
+    Column("target_id", Text, nullable=False),
+    Column("project_id", Text, nullable=True),
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=True),
+    Column("request_id", Text, nullable=True),
+    Column("db_user", Text, nullable=False, server_default=text("session_user")),
+)
+
+# Broker accounts issued through the API (no secret: the broker keeps only hashes).
+broker_credentials = Table(
+    "broker_credentials",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("username", Text, nullable=False),
+    Column("type", Text, nullable=False, comment="native | sparkplug | vda5050 | alarms"),
+    Column("project_id", Text, nullable=False),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("rotated_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# How long each raw store and rollup resolution is kept (no row: for ever).
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("target", Text, primary_key=True, comment="a stream table, rollup_1m or rollup_1h"),
+    Column("keep", Interval, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_by", Text, nullable=False),
+)
+
+# Rule documents submitted through the API (pending | active | rejected | superseded).
+rule_versions = Table(
+    "rule_versions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("yaml", Text, nullable=False),
+    Column("diff", Text, nullable=False, server_default=""),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("error", Text, nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+)
+
+# Backtests of rule documents, run by the rules service over stored history.
+rule_backtests = Table(
+    "rule_backtests",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("yaml", Text, nullable=False),
+    Column("project_id", Text, nullable=True),
+    Column("range_start", DateTime(timezone=True), nullable=False),
+    Column("range_end", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("result", JSONB, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+)

@@ -37,6 +37,7 @@ from services.core.runtime import run_async
 from services.core.settings import Settings
 from services.ingest.consumer import Consumer
 from services.ingest.devices import DeviceRegistry
+from services.ingest.known import KnownDevices
 from services.ingest.metrics import IngestMetrics
 from services.ingest.writer import Writer
 from services.protocols.adapters.base import Adapter
@@ -85,7 +86,15 @@ class IngestService:
             on_generation=self.batcher.new_generation,
             on_disconnected=self.batcher.seal,
         )
-        self.pipeline = Pipeline(ingest, self.adapters, publish=self.consumer.publish)
+        # Only with unknown_devices = dead_letter: a set of registered devices, refreshed.
+        self.known = (
+            KnownDevices(settings.database.url, settings.database.connect_timeout_s)
+            if ingest.unknown_devices == "dead_letter"
+            else None
+        )
+        self.pipeline = Pipeline(
+            ingest, self.adapters, publish=self.consumer.publish, known=self.known
+        )
         self._fill = self.pipeline.fill
         self.metrics_server = MetricsServer(
             ingest.metrics_host, ingest.metrics_port, self.health, self.metrics.registry
@@ -145,6 +154,17 @@ class IngestService:
         await self.metrics_server.start()
         self.writer.start()
         timeout = self.settings.ingest.shutdown_timeout_s
+        refresher = None
+        if self.known is not None:
+            # Loaded before subscribing, so no registered device is refused at start.
+            refresher = asyncio.ensure_future(self.known.keep_loaded())
+            waits = {
+                asyncio.ensure_future(self.known.loaded.wait()),
+                asyncio.ensure_future(stop.wait()),
+            }
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
         consumer = asyncio.ensure_future(self.consumer.run(stop, self._drain_bounded))
         try:
             await stop.wait()
@@ -154,6 +174,8 @@ class IngestService:
                 log.warning("shutdown: MQTT disconnect did not finish in time")
                 consumer.cancel()
         finally:
+            if refresher is not None:
+                refresher.cancel()
             if not consumer.done():
                 consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

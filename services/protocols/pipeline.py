@@ -36,12 +36,15 @@ class Pipeline:
         settings: IngestSettings,
         adapters: list[Adapter],
         publish: Callable[[Command], None] = lambda _c: None,
+        known: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.max_payload = settings.max_payload_bytes
         self.max_past = timedelta(seconds=settings.max_past_s)
         self.max_future = timedelta(seconds=settings.max_future_s)
         self.adapters = adapters
         self.publish = publish
+        # Whether (project, device) is registered; None: every device is accepted.
+        self.known = known
         self._routes: dict[str, Adapter | None] = {}
 
     def route(self, topic: str) -> Adapter | None:
@@ -95,6 +98,7 @@ class Pipeline:
             if isinstance(adapter, NativeAdapter):
                 t = adapter.topic(topic)
                 if t.stream != STATUS:
+                    self._check_known(t.project, t.device)
                     decoded = adapter.decode_stream(t, payload)
                     self._check_times(decoded, received)
                     self._add_rows(b, t, decoded, received)
@@ -114,8 +118,10 @@ class Pipeline:
         for t, decoded in result.items:
             if t.stream not in BUILDERS:
                 raise ContractError(Reason.UNKNOWN_STREAM, f"stream {t.stream!r} has no table")
+            self._check_known(t.project, t.device)
             self._check_times(decoded, received)
         for ev in result.events:
+            self._check_known(ev.project, ev.device)
             # A status time from the far future would win over every later change (the
             # registry keeps the newest) and pin the device; the same window as records.
             self._check_window(ev.at, ev.at, received)
@@ -125,6 +131,14 @@ class Pipeline:
             b.touches[(ev.project, ev.device)] = (ev.kind, ev.online, ev.at)
         for cmd in result.commands:
             self.publish(cmd)
+
+    def _check_known(self, project: str, device: str) -> None:
+        if self.known is not None and not self.known(project, device):
+            raise ContractError(
+                Reason.UNKNOWN_DEVICE,
+                f"device {project}/{device} is not registered (ingest.unknown_devices is "
+                "dead_letter): register it through the API",
+            )
 
     def _check_times(self, decoded: Decoded, received: datetime) -> None:
         times = decoded.times

@@ -110,6 +110,9 @@ class Rule:
     summary: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]  # raise, clear, severity, for, clear_for, escalate
     params_spec: ClassVar[dict[str, Param]] = {}
+    # A template has no instance of its own in the packaged defaults: it is written per
+    # use (which metric, which threshold), e.g. threshold_above.
+    template: ClassVar[bool] = False
 
     def __init__(self, cfg: RuleConfig) -> None:
         self.cfg = cfg
@@ -816,6 +819,59 @@ class CellChanges(Rule):
         }
 
 
+# --------------------------------------------------------------------------- any metric
+
+
+class _MetricThreshold(Rule):
+    """A threshold on one named metric of the telemetry stream (native telemetry and
+    Sparkplug B metrics alike): raise/clear give the hysteresis, `for`/`clear_for` the
+    durations, `escalate` the second level, as for every rule. `metric` and `raise` are
+    required; without `clear` the alarm clears where it was raised."""
+
+    stream = "telemetry"
+    template = True
+    value_name = "value"
+    summary = "Threshold crossed"
+    defaults = {"raise": None, "clear": None, "severity": "major"}
+    params_spec = {
+        "metric": Param("str", None, "Name of the metric, as the device sends it."),
+        "unit": Param("str", "", "Unit shown in the alarm message, e.g. °C."),
+    }
+
+    def new_state(self) -> _Latest:
+        return _Latest()
+
+    def evaluate(self, state: _Latest, rec: Any, t: float) -> int:
+        v = rec.metrics.get(self.p["metric"])
+        if v is None:
+            return SKIP
+        state.v = float(v)
+        if self.direction == "above":
+            return _above(state.v, self.raise_at, self.clear_at, self.esc)
+        return _below(state.v, self.raise_at, self.clear_at, self.esc)
+
+    def value(self, state: _Latest) -> float | None:
+        return state.v
+
+    def evidence(self, state: _Latest) -> dict[str, Any]:
+        return {"metric": self.p["metric"], "value": state.v}
+
+    def message(self, value: float | None) -> str:
+        shown = "n/a" if value is None else f"{value:.4g}{self.p['unit']}"
+        rel = ">=" if self.direction == "above" else "<="
+        return f"{self.p['metric']} {shown} ({rel} {self.raise_at:g}{self.p['unit']})"
+
+
+class ThresholdAbove(_MetricThreshold):
+    type_name = "threshold_above"
+    direction = "above"
+
+
+class ThresholdBelow(_MetricThreshold):
+    type_name = "threshold_below"
+    direction = "below"
+
+
 BUILTIN: Final[dict[str, type[Rule]]] = {
     cls.type_name: cls
     for cls in (
@@ -835,5 +891,7 @@ BUILTIN: Final[dict[str, type[Rule]]] = {
         LatencyP99,
         LossHigh,
         CellChanges,
+        ThresholdAbove,
+        ThresholdBelow,
     )
 }

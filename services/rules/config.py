@@ -172,6 +172,14 @@ def compile_rule(source: str, name: str, layers: list[Layer], quiet_clear_s: flo
         assert esc is not None
         esc_sev = esc.get("severity") or SEVERITIES[min(SEVERITIES.index(severity) + 1, 3)]
     where = raise_mark or clear_mark or _first_mark(layers)
+    # Rule types without a default threshold (threshold_above/below) need one written.
+    if raise_at is None:
+        raise RulesConfigError(source, where, f"{name}.raise", "is required for this rule type")
+    if clear_at is None:
+        clear_at = raise_at
+    for key, spec in cls.params_spec.items():
+        if spec.default is None and spec.kind == "str" and _value(layers, key)[0] is None:
+            raise RulesConfigError(source, where, f"{name}.{key}", "is required for this rule type")
     if cls.direction == "above":
         if clear_at > raise_at:
             raise RulesConfigError(

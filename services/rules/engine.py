@@ -116,6 +116,21 @@ class Engine:
         # shift end, and counting it would page the plant for every stopped station.
         self._lines: dict[tuple[str, str, str], dict[str, float]] = {}
         self.events = 0
+        # (project, device) -> the profiles an admin registered it with: the rule sets
+        # (rule file kinds) it takes part in. Without profiles the topic's kind decides.
+        self.profiles: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def rules_of(self, project: str, kind: str, device: str) -> list[Rule]:
+        """The device's rules: those of each of its profiles (the first profile naming a
+        rule wins), or of its topic's kind when it has none."""
+        kinds = self.profiles.get((project, device)) or (kind,)
+        if len(kinds) == 1:
+            return self.ruleset.rules_for(project, kinds[0], device)
+        found: dict[str, Rule] = {}
+        for k in kinds:
+            for rule in self.ruleset.rules_for(project, k, device):
+                found.setdefault(rule.name, rule)
+        return list(found.values())
 
     # ----------------------------------------------------------------- inputs
 
@@ -123,7 +138,7 @@ class Engine:
         dev = self.devices.get((project, device))
         if dev is None:
             dev = Device(project, kind, device, self.ruleset.line_of(project, device))
-            for rule in self.ruleset.rules_for(project, kind, device):
+            for rule in self.rules_of(project, kind, device):
                 dev.slots[rule.name] = Slot(rule)
             dev.index()
             self.devices[(project, device)] = dev
@@ -336,7 +351,7 @@ class Engine:
         self.ruleset = ruleset
         out: list[Transition] = []
         for dev in self.devices.values():
-            new_rules = {r.name: r for r in ruleset.rules_for(dev.project, dev.kind, dev.device)}
+            new_rules = {r.name: r for r in self.rules_of(dev.project, dev.kind, dev.device)}
             dev.line = ruleset.line_of(dev.project, dev.device)
             slots: dict[str, Slot] = {}
             for name, old in dev.slots.items():

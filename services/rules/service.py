@@ -19,9 +19,12 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
+import orjson
 
 from services.core.db import SERVER_SQL, PrimaryWatch, asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
@@ -32,17 +35,19 @@ from services.protocols.adapters.base import Adapter
 from services.protocols.alarms import alarm_payload, alarm_topic
 from services.rules import store
 from services.rules.adapters import passive_adapters
-from services.rules.config import RulesConfigError, RuleSet, load_rules
+from services.rules.config import RulesConfigError, RuleSet, load_rules, parse_rules
 from services.rules.engine import Engine, Transition
 from services.rules.ingress import Ingress
 from services.rules.metrics import RulesMetrics
 from services.rules.mqttin import RulesInput
+from services.rules.replay import replay
 from services.rules.sharding import ShardFilter
 
 log = logging.getLogger("factory5g.rules")
 
 TICK_S = 1.0
 RELOAD_POLL_S = 2.0
+RULES_APPLICATION_NAME = "factory5g-rules"
 BATCH_MAX = 1000
 # Transitions waiting for the database before the input stops reading, and resumes.
 HIGH_WATER = 5000
@@ -91,6 +96,8 @@ class RulesService:
             max_size=2,
             timeout=s.database.connect_timeout_s,
             init=self._connected_to,
+            # Named, so the API sees a rules service is connected to decide rule versions.
+            server_settings={"application_name": RULES_APPLICATION_NAME},
         )
         server = MetricsServer(
             s.rules.metrics_host, s.rules.metrics_port, self.health, self.metrics.registry
@@ -101,12 +108,14 @@ class RulesService:
             tasks = [
                 asyncio.create_task(self.input.run(stop), name="rules-mqtt"),
                 asyncio.create_task(self._clock_loop(stop), name="rules-clock"),
-                asyncio.create_task(self._reload_loop(stop), name="rules-reload"),
+                asyncio.create_task(self._reload_loop(stop, pool), name="rules-reload"),
             ]
             writer = asyncio.create_task(self._writer(pool), name="rules-writer")
             await stop.wait()
             for task in tasks:
                 await cancel_and_wait(task)
+            if self._backtest is not None:
+                await cancel_and_wait(self._backtest)
             await self.queue.join()  # store what the engine already decided
             await cancel_and_wait(writer)
         finally:
@@ -207,7 +216,9 @@ class RulesService:
         except OSError:
             return None
 
-    async def _reload_loop(self, stop: asyncio.Event) -> None:
+    async def _reload_loop(self, stop: asyncio.Event, pool: asyncpg.Pool | None = None) -> None:
+        if pool is not None:
+            await self._poll_versions(pool)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reload_requested.wait(), RELOAD_POLL_S)
@@ -215,7 +226,145 @@ class RulesService:
             if self.reload_requested.is_set() or mtime != self._mtime:
                 self.reload_requested.clear()
                 self._mtime = mtime
-                self.reload()
+                if self.version is None:  # an active API version wins over the file
+                    self.reload()
+            if pool is not None:
+                await self._poll_versions(pool)
+
+    version: int | None = None  # the active rule version from the API, if any
+    _backtest: asyncio.Task[None] | None = None
+
+    async def _run_backtest(self, pool: asyncpg.Pool, job: asyncpg.Record) -> None:
+        """Replay the stored history of the job's range with the running rules and with
+        the submitted document; store both outcomes (alarms opened, cleared, flaps)."""
+        try:
+            candidate = parse_rules(job["yaml"], f"backtest {job['id']}")
+        except RulesConfigError as exc:
+            await pool.execute(
+                "UPDATE rule_backtests SET status = 'rejected', error = $2, decided_at = now() "
+                "WHERE id = $1",
+                job["id"],
+                str(exc),
+            )
+            return
+        try:
+            result = {
+                "current": await self._replayed(self.ruleset, job),
+                "candidate": await self._replayed(candidate, job),
+            }
+        except Exception as exc:  # a failed replay is reported, the service goes on
+            log.exception("backtest %s failed", job["id"])
+            await pool.execute(
+                "UPDATE rule_backtests SET status = 'failed', error = $2, decided_at = now() "
+                "WHERE id = $1",
+                job["id"],
+                f"{exc.__class__.__name__}: {exc}",
+            )
+            return
+        await pool.execute(
+            "UPDATE rule_backtests SET status = 'done', result = $2::jsonb, decided_at = now() "
+            "WHERE id = $1",
+            job["id"],
+            orjson.dumps(result).decode(),
+        )
+
+    async def _replayed(self, ruleset: RuleSet, job: asyncpg.Record) -> dict[str, Any]:
+        opened: Counter[tuple[str, str]] = Counter()
+
+        def emit(tr: Transition) -> None:
+            if tr.transition == "opened":
+                opened[(tr.device, tr.rule)] += 1
+
+        summary = await replay(
+            self.settings.database.url,
+            ruleset,
+            job["range_start"],
+            job["range_end"],
+            job["project_id"],
+            emit,
+        )
+        by_rule: dict[str, dict[str, int]] = {}
+        for (rule, transition), n in summary.transitions.items():
+            by_rule.setdefault(rule, {})[transition] = n
+        for (_, rule), n in opened.items():
+            # A flap: the same device's alarm opened again within the range.
+            entry = by_rule.setdefault(rule, {})
+            entry["flaps"] = entry.get("flaps", 0) + max(0, n - 1)
+        return {"records": summary.records, "rules": by_rule}
+
+    async def _poll_versions(self, pool: asyncpg.Pool) -> None:
+        """Decide submitted rule versions and apply the active one when it changed.
+
+        Every replica polls: the first to decide a pending version wins (the UPDATE is
+        conditional), and each then applies whatever is active. A version the parser
+        refuses is marked rejected with the parser's own message (`rules v7:3:5: ...`), so
+        the API can answer with it; the running rules stay."""
+        try:
+            for row in await pool.fetch(
+                "SELECT id, yaml FROM rule_versions WHERE status = 'pending' ORDER BY id"
+            ):
+                source = f"rules v{row['id']}"
+                try:
+                    parse_rules(row["yaml"], source)
+                except RulesConfigError as exc:
+                    await pool.execute(
+                        "UPDATE rule_versions SET status = 'rejected', error = $2, "
+                        "decided_at = now() WHERE id = $1 AND status = 'pending'",
+                        row["id"],
+                        str(exc),
+                    )
+                    continue
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute(
+                        "UPDATE rule_versions SET status = 'superseded', decided_at = now() "
+                        "WHERE status = 'active' AND id < $1",
+                        row["id"],
+                    )
+                    await conn.execute(
+                        "UPDATE rule_versions SET status = 'active', decided_at = now() "
+                        "WHERE id = $1 AND status = 'pending'",
+                        row["id"],
+                    )
+            active = await pool.fetchrow(
+                "SELECT id, yaml FROM rule_versions WHERE status = 'active' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+            profiles = {
+                (r["project_id"], r["device_id"]): tuple(r["profiles"])
+                for r in await pool.fetch(
+                    "SELECT project_id, device_id, profiles FROM devices "
+                    "WHERE status = 'registered' AND cardinality(profiles) > 0"
+                )
+            }
+            if self._backtest is None or self._backtest.done():
+                claimed = await pool.fetchrow(
+                    "UPDATE rule_backtests SET status = 'running' WHERE id = ("
+                    " SELECT id FROM rule_backtests WHERE status = 'pending' ORDER BY id LIMIT 1"
+                    ") AND status = 'pending' "
+                    "RETURNING id, yaml, project_id, range_start, range_end"
+                )
+                if claimed is not None:
+                    self._backtest = asyncio.create_task(self._run_backtest(pool, claimed))
+        except (asyncpg.PostgresError, OSError) as exc:  # e.g. not migrated: file rules stay
+            log.warning("rule versions not polled: %s", exc.__class__.__name__)
+            return
+        if profiles != self.engine.profiles:
+            # A device's profiles name the rule sets it takes part in: re-derive its rules.
+            self.engine.profiles = profiles
+            transitions = self.engine.reload(self.ruleset, self.clock())
+            if transitions:
+                self._enqueue(transitions)
+            log.info("device profiles changed: %d devices with profiles", len(profiles))
+        if active is None or active["id"] == self.version:
+            return
+        ruleset = parse_rules(active["yaml"], f"rules v{active['id']}")
+        self.version = int(active["id"])
+        self.ruleset = ruleset
+        transitions = self.engine.reload(ruleset, self.clock())
+        if transitions:
+            self._enqueue(transitions)
+        self.metrics.reloads.labels("ok").inc()
+        log.info("rules v%d applied (submitted through the API)", self.version)
 
     def reload(self) -> bool:
         """Re-read the rule file; a bad file is logged and the running rules stay."""

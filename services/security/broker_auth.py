@@ -232,7 +232,12 @@ class BrokerAuth:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load(self) -> dict[str, dict[str, Any]]:
-        data: dict[str, dict[str, Any]] = {"services": {}, "devices": {}, "admin": {}}
+        data: dict[str, dict[str, Any]] = {
+            "services": {},
+            "devices": {},
+            "admin": {},
+            "accounts": {},  # credentials of the other kinds (see `Account`)
+        }
         if self.registry_file.exists():
             data.update(json.loads(self.registry_file.read_text()))
         return data
@@ -287,6 +292,17 @@ class BrokerAuth:
                 }
             )
             roles.append({"rolename": username, "acls": device_acls(account)})
+        for username, entry in sorted(data.get("accounts", {}).items()):
+            other = account_from(entry)
+            clients.append(
+                {
+                    "username": username,
+                    "clientid": other.client_id,
+                    **entry["hash"],
+                    "roles": [{"rolename": username}],
+                }
+            )
+            roles.append({"rolename": username, "acls": other.acls()})
         config = {
             # Deny by default; only the roles above grant anything (anonymous is off).
             "defaultACLAccess": {
@@ -344,6 +360,37 @@ class BrokerAuth:
                     {"command": "deleteRole", "rolename": username},
                 ],
             )
+        return Revocation(username, live)
+
+    def provision(self, account: Account) -> Credentials:
+        """Create (or rotate) an account of any kind; returns the only copy of its password.
+
+        A rotation deletes the account on the running broker first, so sessions opened with
+        the old password are disconnected and the old password is refused from then on."""
+        if isinstance(account, DeviceAccount):
+            return self.provision_device(account.project, account.kind, account.device)
+        password = new_secret()
+        with self._locked() as data:
+            data.setdefault("accounts", {})[account.username] = {
+                **account.describe(),
+                "hash": dynsec_hash(password),
+            }
+            self._ensure_admin(data)
+            live = self._apply_quietly(data, account_commands(account, password))
+        return Credentials(account.username, password, live)
+
+    def revoke(self, username: str, missing_ok: bool = False) -> Revocation:
+        """Remove an account of any kind; a running broker disconnects its sessions at once.
+        With `missing_ok` an account the registry does not know is still removed from the
+        running broker (it may have been taken out of the registry by hand)."""
+        with self._locked() as data:
+            found = data["devices"].pop(username, None)
+            if found is None:
+                found = data.setdefault("accounts", {}).pop(username, None)
+            if found is None and not missing_ok:
+                raise ProvisionError(f"account {username!r} is not provisioned")
+            self._ensure_admin(data)
+            live = self._apply_quietly(data, revoke_commands(username))
         return Revocation(username, live)
 
     def devices(self) -> list[DeviceAccount]:
@@ -437,7 +484,11 @@ def _tolerated(command: str, error: str) -> bool:
 
 
 def _control_exchange(
-    host: str, port: int, admin_password: str, commands: list[dict[str, Any]]
+    host: str,
+    port: int,
+    admin_password: str,
+    commands: list[dict[str, Any]],
+    ca_file: str | None = None,
 ) -> list[dict[str, Any]]:
     """One request on `$CONTROL/dynamic-security/v1`, its response list (in order)."""
     import paho.mqtt.client as paho
@@ -454,6 +505,8 @@ def _control_exchange(
         protocol=paho.MQTTv5,
     )
     client.username_pw_set(ADMIN, admin_password)
+    if ca_file is not None:
+        client.tls_set(ca_certs=ca_file)
 
     def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
@@ -511,3 +564,227 @@ def _chown_like_dir(path: Path, directory: Path) -> None:
     st = directory.stat()
     if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
         os.chown(path, st.st_uid, st.st_gid)
+
+
+# ----------------------------------------------------------------- credential kinds
+#
+# Besides native devices the platform speaks Sparkplug B and VDA 5050, and andon boards
+# read a project's alarms. Each kind below is an account with a fixed client id (its user
+# name) and a role that grants exactly its topics; everything else stays denied by default
+# (publishes refused with PUBACK 0x87 and the connection closed, subscriptions with SUBACK
+# 0x87), as for native devices.
+
+SPARKPLUG_NAMESPACE = "spBv1.0"
+# What an edge node publishes about itself and its devices (its NDEATH is its will).
+SPARKPLUG_NODE_MESSAGES = ("NBIRTH", "NDEATH", "NDATA", "DBIRTH", "DDEATH", "DDATA")
+# VDA 5050 2.x topics by direction, seen from the AGV.
+VDA5050_PUBLISHES = ("state", "connection", "factsheet", "visualization")
+VDA5050_RECEIVES = ("order", "instantActions")
+
+
+def _check_ids(**values: str) -> None:
+    for label, value in values.items():
+        if not is_valid_id(value):
+            raise ProvisionError(f"{label} {value!r} is not a valid id")
+        if value.lower() in {r.lower() for r in RESERVED_IDS}:
+            raise ProvisionError(f"{label} {value!r} is reserved (the platform's topics use it)")
+
+
+@dataclass(frozen=True)
+class SparkplugNodeAccount:
+    """A Sparkplug B edge node: publishes its node and device messages under
+    `spBv1.0/{group}/{type}/{node}[/{device}]`, receives its NCMD/DCMD and the primary
+    host's STATE. Its project is its group id (as ingest maps it)."""
+
+    group: str
+    node: str
+    type: str = "sparkplug"
+
+    @property
+    def username(self) -> str:
+        return f"spb/{self.group}/{self.node}"
+
+    @property
+    def client_id(self) -> str:
+        return self.username
+
+    @property
+    def project(self) -> str:
+        return self.group
+
+    def acls(self) -> list[dict[str, Any]]:
+        base = f"{SPARKPLUG_NAMESPACE}/{self.group}"
+        acls = [
+            _acl("publishClientSend", f"{base}/{m}/{self.node}/#") for m in SPARKPLUG_NODE_MESSAGES
+        ]
+        for topic in (
+            f"{base}/NCMD/{self.node}/#",
+            f"{base}/DCMD/{self.node}/#",
+            f"{SPARKPLUG_NAMESPACE}/STATE/+",
+        ):
+            acls += [_acl("publishClientReceive", topic), _acl("subscribePattern", topic)]
+        return acls
+
+    def describe(self) -> dict[str, str]:
+        return {"type": self.type, "group": self.group, "node": self.node}
+
+
+@dataclass(frozen=True)
+class AgvAccount:
+    """A VDA 5050 AGV: publishes `{interface}/{version}/{manufacturer}/{serial}/` state,
+    connection, factsheet and visualization; receives its order and instantActions."""
+
+    interface: str
+    version: str
+    manufacturer: str
+    serial: str
+    type: str = "vda5050"
+
+    @property
+    def username(self) -> str:
+        return f"agv/{self.interface}/{self.manufacturer}/{self.serial}"
+
+    @property
+    def client_id(self) -> str:
+        return self.username
+
+    @property
+    def base(self) -> str:
+        return f"{self.interface}/{self.version}/{self.manufacturer}/{self.serial}"
+
+    def acls(self) -> list[dict[str, Any]]:
+        acls = [_acl("publishClientSend", f"{self.base}/{t}") for t in VDA5050_PUBLISHES]
+        for t in VDA5050_RECEIVES:
+            topic = f"{self.base}/{t}"
+            acls += [_acl("publishClientReceive", topic), _acl("subscribePattern", topic)]
+        return acls
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "type": self.type,
+            "interface": self.interface,
+            "version": self.version,
+            "manufacturer": self.manufacturer,
+            "serial": self.serial,
+        }
+
+
+@dataclass(frozen=True)
+class AlarmReaderAccount:
+    """A read-only subscriber of one project's alarm transitions (an andon board): it may
+    subscribe to and receive `f5g/v1/{project}/alarms/#` and publish nothing."""
+
+    project: str
+    name: str
+    type: str = "alarms"
+
+    @property
+    def username(self) -> str:
+        return f"andon/{self.project}/{self.name}"
+
+    @property
+    def client_id(self) -> str:
+        return self.username
+
+    def acls(self) -> list[dict[str, Any]]:
+        topic = f"f5g/v1/{self.project}/alarms/#"
+        return [_acl("publishClientReceive", topic), _acl("subscribePattern", topic)]
+
+    def describe(self) -> dict[str, str]:
+        return {"type": self.type, "project": self.project, "name": self.name}
+
+
+Account = DeviceAccount | SparkplugNodeAccount | AgvAccount | AlarmReaderAccount
+
+
+def sparkplug_node(group: str, node: str) -> SparkplugNodeAccount:
+    _check_ids(group=group, node=node)
+    return SparkplugNodeAccount(group, node)
+
+
+def agv(interface: str, version: str, manufacturer: str, serial: str) -> AgvAccount:
+    _check_ids(interface=interface, version=version, manufacturer=manufacturer, serial=serial)
+    return AgvAccount(interface, version, manufacturer, serial)
+
+
+def alarm_reader(project: str, name: str) -> AlarmReaderAccount:
+    _check_ids(project=project, name=name)
+    return AlarmReaderAccount(project, name)
+
+
+def account_from(entry: dict[str, Any]) -> SparkplugNodeAccount | AgvAccount | AlarmReaderAccount:
+    """The account a registry entry (`describe()` plus its hash) stands for."""
+    kind = entry.get("type")
+    if kind == "sparkplug":
+        return SparkplugNodeAccount(str(entry["group"]), str(entry["node"]))
+    if kind == "vda5050":
+        return AgvAccount(
+            str(entry["interface"]),
+            str(entry["version"]),
+            str(entry["manufacturer"]),
+            str(entry["serial"]),
+        )
+    if kind == "alarms":
+        return AlarmReaderAccount(str(entry["project"]), str(entry["name"]))
+    raise ProvisionError(f"unknown credential type {kind!r}")
+
+
+def account_acls(account: Account) -> list[dict[str, Any]]:
+    return device_acls(account) if isinstance(account, DeviceAccount) else account.acls()
+
+
+def account_commands(account: Account, password: str) -> list[dict[str, Any]]:
+    """Dynamic-security commands that (re)create `account` with `password`; deleting first
+    disconnects sessions that used an older password."""
+    name = account.username
+    return [
+        *revoke_commands(name),
+        {"command": "createRole", "rolename": name, "acls": account_acls(account)},
+        {
+            "command": "createClient",
+            "username": name,
+            "password": password,
+            "clientid": account.client_id,
+            "roles": [{"rolename": name}],
+        },
+    ]
+
+
+def revoke_commands(username: str) -> list[dict[str, Any]]:
+    return [
+        {"command": "deleteClient", "username": username},
+        {"command": "deleteRole", "rolename": username},
+    ]
+
+
+class BrokerControl:
+    """Accounts applied through `$CONTROL` alone, for a broker with no shared directory
+    (in Kubernetes the broker runs apart from the API): the broker's dynamic-security
+    file, which the plugin rewrites on every change, is the persistent copy. With no broker
+    reachable a change fails (`BrokerUnavailableError`) instead of waiting for a start."""
+
+    def __init__(
+        self, host: str, port: int, admin_password: str, ca_file: str | None = None
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.admin_password = admin_password
+        self.ca_file = ca_file
+
+    def _apply(self, commands: list[dict[str, Any]]) -> None:
+        responses = _control_exchange(
+            self.host, self.port, self.admin_password, commands, ca_file=self.ca_file
+        )
+        for cmd, resp in zip(commands, responses, strict=True):
+            error = resp.get("error")
+            if error and not _tolerated(cmd["command"], str(error)):
+                raise BrokerRefusedError(f"broker refused {cmd['command']}: {error}")
+
+    def provision(self, account: Account) -> Credentials:
+        password = new_secret()
+        self._apply(account_commands(account, password))
+        return Credentials(account.username, password, True)
+
+    def revoke(self, username: str) -> Revocation:
+        self._apply(revoke_commands(username))
+        return Revocation(username, True)

@@ -19,7 +19,9 @@ proves every line, and that everything else is refused):
 - api: read everything; change alarm state; manage projects and rollups; API keys only
   through the owner's functions `api_key_bootstrap`, `api_key_create` and `api_key_revoke`,
   which cannot un-revoke a key and mint a key only for a live admin key (or the very first
-  admin key), each change recorded in `api_key_events`;
+  admin key), each change recorded in `api_key_events`; append to the audit trail (no
+  UPDATE or DELETE of it); list broker credentials; the device registry and deletions
+  only through the owner's functions `device_set` and `admin_purge` (0009_admin);
 - simulator: name its projects (insert and update `projects`), nothing else;
 - notify: read alarms, devices, projects and the notification configuration; work the
   notification outbox and deliveries (0008_notifications). The API configures channels,

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.api.audit import record as audit
+from services.api.audit.record import Actor
 from services.core.contracts import is_valid_id
 from services.core.tables import alarms, devices
 from services.protocols import alarm_lifecycle as lifecycle
@@ -32,12 +34,15 @@ async def transition(
     action: Action,
     actor: str,
     note: str | None = None,
+    audit_as: Actor | None = None,
 ) -> dict[str, Any] | None:
-    """Apply `action` and commit; None when the alarm is unknown or not visible."""
-    q = sa.select(alarms.c.project_id).where(alarms.c.id == alarm_id)
+    """Apply `action` and commit (with its audit row when `audit_as` is given); None when
+    the alarm is unknown or not visible."""
+    q = sa.select(alarms.c.state).where(alarms.c.id == alarm_id)
     if projects is not None:
         q = q.where(alarms.c.project_id.in_(projects))
-    if (await conn.execute(q)).first() is None:
+    before = (await conn.execute(q)).first()
+    if before is None:
         await conn.rollback()
         return None
     change = lifecycle.acknowledge if action == "acknowledged" else lifecycle.clear
@@ -49,6 +54,17 @@ async def transition(
     except lifecycle.InvalidTransitionError as exc:
         await conn.rollback()
         raise TransitionError(str(exc)) from None
+    if audit_as is not None:
+        await audit.record(
+            conn,
+            audit_as,
+            "alarm.acknowledge" if action == "acknowledged" else "alarm.clear",
+            "alarm",
+            str(alarm_id),
+            project=row["project_id"],
+            before={"state": before.state},
+            after={"state": row["state"], "note": note},
+        )
     await conn.commit()
     return row
 

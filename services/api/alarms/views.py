@@ -16,6 +16,7 @@ from services.api.alarms.lifecycle import (
     transition,
 )
 from services.api.alarms.models import Alarm, AlarmAction, AlarmDetail, AlarmPage
+from services.api.audit.record import acting
 from services.api.auth.guard import Operator, Reader
 from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
@@ -112,7 +113,9 @@ async def _act(
 ) -> dict[str, Any]:
     _check_id(alarm_id)
     try:
-        out = await transition(conn, alarm_id, key.visible(), action, key.name, note)
+        out = await transition(
+            conn, alarm_id, key.visible(), action, key.name, note, acting(request, key)
+        )
     except TransitionError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     if out is None:

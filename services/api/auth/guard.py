@@ -77,6 +77,13 @@ class KeyCache:
             self._items.clear()
         self._items[digest] = (key, expires)
 
+    def forget(self, prefix: str) -> None:
+        """Drop a key this process revoked, so it stops working here at once (other
+        processes still take up to `ttl_s`)."""
+        for digest in [d for d, (k, _) in self._items.items() if k.prefix == prefix]:
+            del self._items[digest]
+            self._good.pop(digest, None)
+
     def trusted(self, digest: str) -> bool:
         """Whether this key authenticated recently (and has not failed since)."""
         return digest in self._good

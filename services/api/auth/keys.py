@@ -19,6 +19,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.api.audit import record as audit
+from services.api.audit.record import Actor
 from services.core.tables import api_keys
 
 SCOPES: Final = ("read", "operate", "admin")
@@ -84,7 +86,7 @@ def split_token(token: str) -> str | None:
     return prefix
 
 
-def _row_to_key(row: sa.Row[tuple[object, ...]]) -> ApiKey:
+def _row_to_key(row: sa.Row[Any]) -> ApiKey:
     return key_from_mapping(dict(row._mapping))
 
 
@@ -100,28 +102,69 @@ def key_from_mapping(m: dict[str, Any]) -> ApiKey:
     )
 
 
+def _described(key: ApiKey) -> dict[str, Any]:
+    """What the audit trail keeps of a key: never its hash or token."""
+    return {
+        "name": key.name,
+        "scope": key.scope,
+        "projects": None if key.projects is None else sorted(key.projects),
+        "revoked_at": key.revoked_at,
+    }
+
+
 async def create(
-    conn: AsyncConnection, name: str, scope: str, projects: list[str] | None
+    conn: AsyncConnection,
+    name: str,
+    scope: str,
+    projects: list[str] | None,
+    *,
+    actor: Actor | None = None,
+    actor_token: str | None = None,
 ) -> tuple[str, ApiKey]:
-    """Store a new key and return its token, which is shown once and never stored."""
+    """Store a new key and return its token, which is shown once and never stored.
+
+    With `actor_token` (the API, whose role cannot write `api_keys`) the key is stored by
+    the owner's function `api_key_create`, which checks that token is a live admin key for
+    every project; without it (the `factory5g keys` command as the schema owner) by a plain
+    INSERT. Both record the act in the audit trail on `conn`, committed with the key.
+    """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     prefix = secrets.token_hex(5)
     token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    row = (
-        await conn.execute(
-            api_keys.insert()
-            .values(
-                prefix=prefix,
-                hash=hash_token(token),
-                name=name,
-                scope=scope,
-                projects=None if projects is None else sorted(set(projects)),
+    wanted = None if projects is None else sorted(set(projects))
+    if actor_token is not None:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT prefix, name, scope, projects, created_at, revoked_at "
+                    "FROM api_key_create(:actor, :prefix, :hash, :name, :scope, :projects)"
+                ),
+                {
+                    "actor": actor_token,
+                    "prefix": prefix,
+                    "hash": hash_token(token),
+                    "name": name,
+                    "scope": scope,
+                    "projects": wanted,
+                },
             )
-            .returning(*api_keys.c)
-        )
-    ).one()
-    return token, _row_to_key(row)
+        ).one()
+    else:
+        row = (
+            await conn.execute(
+                api_keys.insert()
+                .values(
+                    prefix=prefix, hash=hash_token(token), name=name, scope=scope, projects=wanted
+                )
+                .returning(*api_keys.c)
+            )
+        ).one()
+    key = _row_to_key(row)
+    await audit.record(
+        conn, actor or Actor.cli(), "key.create", "api_key", key.prefix, after=_described(key)
+    )
+    return token, key
 
 
 async def ensure(conn: AsyncConnection, token: str, name: str, scope: str = "admin") -> bool:
@@ -143,13 +186,64 @@ async def ensure(conn: AsyncConnection, token: str, name: str, scope: str = "adm
     return bool(stored.scalar_one())
 
 
-async def revoke(conn: AsyncConnection, prefix: str) -> bool:
-    result = await conn.execute(
-        api_keys.update()
-        .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=sa.func.now())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+async def revoke(
+    conn: AsyncConnection,
+    prefix: str,
+    *,
+    actor: Actor | None = None,
+    actor_token: str | None = None,
+) -> bool:
+    """Revoke a live key; False when there is none with that prefix. As in `create`, the
+    API revokes through the owner's function `api_key_revoke` with its admin token, the
+    command as the owner directly; both record the act with the key before and after."""
+    before = await get(conn, prefix)
+    if before is None or before.revoked_at is not None:
+        return False
+    if actor_token is not None:
+        revoked = bool(
+            (
+                await conn.execute(
+                    sa.text("SELECT api_key_revoke(:actor, :prefix)"),
+                    {"actor": actor_token, "prefix": prefix},
+                )
+            ).scalar_one()
+        )
+    else:
+        result = await conn.execute(
+            api_keys.update()
+            .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=sa.func.now())
+        )
+        revoked = bool(result.rowcount)  # type: ignore[attr-defined]
+    if revoked:
+        after = await get(conn, prefix)
+        await audit.record(
+            conn,
+            actor or Actor.cli(),
+            "key.revoke",
+            "api_key",
+            prefix,
+            before=_described(before),
+            after=None if after is None else _described(after),
+        )
+    return revoked
+
+
+async def get(conn: AsyncConnection, prefix: str) -> ApiKey | None:
+    """A key by prefix, live or revoked (never its hash), or None."""
+    row = (
+        await conn.execute(
+            sa.select(
+                api_keys.c.prefix,
+                api_keys.c.name,
+                api_keys.c.scope,
+                api_keys.c.projects,
+                api_keys.c.created_at,
+                api_keys.c.revoked_at,
+            ).where(api_keys.c.prefix == prefix)
+        )
+    ).first()
+    return None if row is None else key_from_mapping(dict(row._mapping))
 
 
 async def list_keys(conn: AsyncConnection) -> list[ApiKey]:

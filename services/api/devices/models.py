@@ -16,6 +16,12 @@ class Device(BaseModel):
     last_seen: datetime
     online: bool
     metadata: dict[str, Any]
+    status: str = "unregistered"
+    """unregistered (ingest saw it, no admin registered it) | registered | retired."""
+    profiles: list[str] = []
+    """Rule sets and KPIs the device takes part in (its kind only suggests a default)."""
+    registered_at: datetime | None = None
+    retired_at: datetime | None = None
 
 
 class DeviceDetail(Device):

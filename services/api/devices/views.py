@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
@@ -27,6 +27,10 @@ _COLS = (
     devices.c.last_seen,
     devices.c.online,
     devices.c.metadata,
+    devices.c.status,
+    devices.c.profiles,
+    devices.c.registered_at,
+    devices.c.retired_at,
 )
 _LIST_COLS = ", ".join(c.name for c in _COLS)
 _LAST_TABLES = {"inspection": "inspections", "agv": "agv_status", "link": "link_kpis"}
@@ -46,6 +50,10 @@ async def list_devices(
     project: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     online: bool | None = None,
+    status: Annotated[
+        Literal["unregistered", "registered", "retired"] | None,
+        Query(description="Registry status; `unregistered`: seen by ingest, not yet registered."),
+    ] = None,
     limit: Limit = 100,
     cursor: CursorParam = None,
 ) -> Response:
@@ -66,6 +74,8 @@ async def list_devices(
         where.append(f"kind = {arg(kind)}")
     if online is not None:
         where.append(f"online = {arg(online)}")
+    if status is not None:
+        where.append(f"status = {arg(status)}")
     if after is not None:
         where.append(f"(project_id, device_id) > ({arg(after[0])}, {arg(after[1])})")
     sql = (

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from services.api.auth.guard import Reader
 from services.api.deps import Conn
 from services.api.params import TimeRange, time_range
+from services.api.retention import maintain as retention
 from services.api.rollups.maintain import watermarks
 from services.api.scope import project_filter
 from services.core.tables import STREAM_TABLES
@@ -76,6 +77,7 @@ async def ingest_health(
         {**params, "s": rng.start, "e": rng.end},
     )
     marks = await watermarks(conn)
+    kept = await retention.status(conn)
     return {
         "projects": visible,
         "rate_window_s": RATE_WINDOW_S,
@@ -89,4 +91,7 @@ async def ingest_health(
             f"{spec}/{res}": {"watermark": wm, "lag_s": (now - wm).total_seconds()}
             for (spec, res), wm in sorted(marks.items())
         },
+        # Disk used, policy and next drop per raw store and rollup resolution (all
+        # projects: chunks are shared by them).
+        "retention": kept,
     }

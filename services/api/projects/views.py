@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
+from services.api.audit import record as audit
+from services.api.audit.record import acting
 from services.api.auth.guard import Admin, Reader
+from services.api.credentials.views import revoke_credentials
 from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
@@ -98,7 +102,9 @@ async def get_project(project_id: str, conn: Conn, key: Reader) -> dict[str, Any
     responses=documented(409),
     summary="Register a project (admin).",
 )
-async def create_project(body: ProjectCreate, conn: TxConn, key: Admin) -> dict[str, Any]:
+async def create_project(
+    request: Request, body: ProjectCreate, conn: TxConn, key: Admin
+) -> dict[str, Any]:
     if not key.sees(body.id):
         raise ApiError(403, "forbidden", f"this key may not manage project {body.id!r}")
     try:
@@ -108,13 +114,17 @@ async def create_project(body: ProjectCreate, conn: TxConn, key: Admin) -> dict[
     except IntegrityError:
         await conn.rollback()
         raise ApiError(409, "conflict", f"project {body.id!r} already exists") from None
+    out = _out(row)
+    await audit.record(
+        conn, acting(request, key), "project.create", "project", body.id, project=body.id, after=out
+    )
     await conn.commit()
-    return _out(row)
+    return out
 
 
 @router.patch("/{project_id}", response_model=Project, summary="Update (admin).")
 async def update_project(
-    project_id: str, body: ProjectUpdate, conn: TxConn, key: Admin
+    request: Request, project_id: str, body: ProjectUpdate, conn: TxConn, key: Admin
 ) -> dict[str, Any]:
     if not key.sees(project_id):
         raise not_found(f"project {project_id!r}")
@@ -123,6 +133,11 @@ async def update_project(
         raise invalid("name, status and targets cannot be null")
     if not changes:
         return await _get(conn, project_id)
+    before = (
+        await conn.execute(sa.select(projects).where(projects.c.id == project_id).with_for_update())
+    ).first()
+    if before is None:
+        raise not_found(f"project {project_id!r}")
     row = (
         await conn.execute(
             projects.update()
@@ -133,5 +148,69 @@ async def update_project(
     ).first()
     if row is None:
         raise not_found(f"project {project_id!r}")
+    out = _out(row)
+    old = _out(before)
+    await audit.record(
+        conn,
+        acting(request, key),
+        "project.update",
+        "project",
+        project_id,
+        project=project_id,
+        before={k: old[k] for k in changes},
+        after={k: out[k] for k in changes},
+    )
     await conn.commit()
-    return _out(row)
+    return out
+
+
+class ProjectDeleted(BaseModel):
+    id: str
+    rows_deleted: int
+    credentials_revoked: list[int]
+
+
+@router.delete(
+    "/{project_id}",
+    response_model=ProjectDeleted,
+    responses=documented(409),
+    summary="Delete an archived project with all its data; `confirm` repeats its id (admin).",
+)
+async def delete_project(
+    request: Request,
+    project_id: str,
+    conn: TxConn,
+    key: Admin,
+    confirm: Annotated[
+        str | None, Query(max_length=64, description="The project id again: deletes its data.")
+    ] = None,
+) -> dict[str, Any]:
+    if not key.sees(project_id):
+        raise not_found(f"project {project_id!r}")
+    if confirm != project_id:
+        raise invalid("confirm must repeat the project id: deleting a project deletes all its data")
+    before = (
+        await conn.execute(sa.select(projects).where(projects.c.id == project_id).with_for_update())
+    ).first()
+    if before is None:
+        raise not_found(f"project {project_id!r}")
+    if before.status != "archived":
+        raise ApiError(
+            409, "conflict", f"project {project_id!r} is {before.status}: archive it first"
+        )
+    revoked = await revoke_credentials(request, conn, key, project_id)
+    deleted = (
+        await conn.execute(sa.text("SELECT admin_purge(:p, NULL)"), {"p": project_id})
+    ).scalar_one()
+    await audit.record(
+        conn,
+        acting(request, key),
+        "project.delete",
+        "project",
+        project_id,
+        project=project_id,
+        before=_out(before),
+        after={"rows_deleted": int(deleted), "credentials_revoked": revoked},
+    )
+    await conn.commit()
+    return {"id": project_id, "rows_deleted": int(deleted), "credentials_revoked": revoked}

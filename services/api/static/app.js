@@ -8,6 +8,7 @@ import * as project from "./pages/project.js";
 import * as device from "./pages/device.js";
 import * as notify from "./pages/notify.js";
 import * as alarm from "./pages/alarm.js";
+import * as admin from "./pages/admin.js";
 
 const RANGES = { h1: 3600, h6: 6 * 3600, h24: 86400, d7: 7 * 86400, d30: 30 * 86400 };
 const main = document.getElementById("main");
@@ -62,6 +63,7 @@ function route() {
   if (parts[0] === "p" && parts[1]) return { page: project, project: parts[1] };
   if (parts[0] === "notify") return { page: notify };
   if (parts[0] === "a" && parts[1]) return { page: alarm, alarm: parts[1] };
+  if (parts[0] === "admin") return { page: admin };
   return { page: portfolio };
 }
 
@@ -134,6 +136,7 @@ async function start() {
     return;
   }
   document.body.dataset.scope = me.scope;
+  document.getElementById("admin-link").hidden = me.scope !== "admin";
   await show();
 }
 

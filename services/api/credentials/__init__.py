@@ -1,0 +1,1 @@
+"""Broker credentials of every kind, issued, rotated and revoked through the API."""

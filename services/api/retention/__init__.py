@@ -1,0 +1,2 @@
+"""Retention: raw stores and rollups dropped past their policy, never before the rollups
+have what they need."""

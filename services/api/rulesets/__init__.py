@@ -1,0 +1,1 @@
+"""Rule documents through the API: submitted, validated by the rules service, versioned."""
