@@ -24,6 +24,7 @@ from services.core.settings import Settings
 SERVICES = (
     ("ingest", "services.ingest.service"),
     ("rules", "services.rules.service"),
+    ("commands", "services.commands.service"),
     ("api", "services.api.server"),
     ("simulate", "services.simulator.factory"),
 )

@@ -39,6 +39,8 @@ class Reason(StrEnum):
     TS_PAST = "ts_past"
     UNSUPPORTED = "unsupported"
     PROTOCOL = "protocol"
+    # A command reply whose correlation data names no command of the replying device.
+    UNKNOWN_COMMAND = "unknown_command"
 
 
 class ContractError(Exception):

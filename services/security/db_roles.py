@@ -20,7 +20,10 @@ proves every line, and that everything else is refused):
   through the owner's functions `api_key_bootstrap`, `api_key_create` and `api_key_revoke`,
   which cannot un-revoke a key and mint a key only for a live admin key (or the very first
   admin key), each change recorded in `api_key_events`;
-- simulator: name its projects (insert and update `projects`), nothing else.
+- simulator: name its projects (insert and update `projects`), nothing else;
+- commands (the commander, 0009_commands): read devices and the command allow-list, claim
+  and update commands, append command events and dead letters, keep VDA 5050 header ids.
+  The API inserts commands and their `queued` event and manages the allow-list.
 """
 
 from __future__ import annotations
@@ -31,9 +34,16 @@ INGEST: Final = "factory5g_ingest"
 RULES: Final = "factory5g_rules"
 API: Final = "factory5g_api"
 SIMULATOR: Final = "factory5g_simulator"
-GROUPS: Final = (INGEST, RULES, API, SIMULATOR)
+COMMANDS: Final = "factory5g_commands"
+GROUPS: Final = (INGEST, RULES, API, SIMULATOR, COMMANDS)
 # Service name (as `factory5g up` runs it) -> its group role.
-SERVICE_GROUP: Final = {"ingest": INGEST, "rules": RULES, "api": API, "simulate": SIMULATOR}
+SERVICE_GROUP: Final = {
+    "ingest": INGEST,
+    "rules": RULES,
+    "api": API,
+    "simulate": SIMULATOR,
+    "commands": COMMANDS,
+}
 
 OWNER_ATTRIBUTES: Final = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 
