@@ -24,6 +24,7 @@ from services.api import errors
 from services.api.alarms.views import router as alarms_router
 from services.api.auth import keys
 from services.api.auth.guard import KeyCache
+from services.api.commands.views import router as commands_router
 from services.api.dashboard.headers import DashboardHeaders
 from services.api.dashboard.hub import AlarmHub
 from services.api.dashboard.live import router as live_router
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
         series_router,
         kpis_router,
         alarms_router,
+        commands_router,
         ingest_router,
         dashboard_router,
         live_router,

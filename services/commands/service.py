@@ -1,0 +1,477 @@
+"""The commander: sends queued commands to devices and records what becomes of them.
+
+Everything it knows is in the database, so nothing is lost across a restart of the
+commander or of the broker:
+
+- **Send.** New commands arrive by LISTEN `f5g_commands` (the API notifies at commit) and,
+  should a notification be missed, by a poll every `poll_s`. A batch of queued commands of
+  online devices (or commands that asked to wait for their device) is claimed with
+  `FOR UPDATE SKIP LOCKED`, published QoS 1 (never retained) through the services' own MQTT
+  session, and marked `sent` once the broker's PUBACK is in, in the same transaction that
+  holds the rows: a second commander skips them, so a command is never sent by two. A
+  command whose PUBACK never came (the connection dropped) stays queued and is sent again:
+  at least once, with the command id for the device to recognise a repeat.
+- **Replies.** Devices answer on `{root}/{project}/{kind}/{device}/reply` with the command
+  id as MQTT v5 correlation data. The commander's session is persistent (fixed client id,
+  clean start off), so replies published while it or its connection was away are delivered
+  when it is back; a reply is acknowledged only once its transition is committed. A reply
+  whose correlation data names no command of that device is dead-lettered with reason
+  `unknown_command`; one for a command that already moved on (a redelivery, or an outcome
+  after the deadline) is counted and changes nothing.
+- **Deadlines.** A scan every `poll_s` moves open commands past their deadline to
+  `expired`.
+
+Every transition is one `command_events` row (the audit trail, with its actor) and one
+announcement on `{root}/{project}/commands/{kind}/{device}/{id}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+import orjson
+
+from services.commands.metrics import CommandsMetrics
+from services.core.contracts import ContractError, Reason
+from services.core.db import asyncpg_dsn
+from services.core.metrics import MetricsServer, service_registry
+from services.core.mqtt import Backoff, ConnectOptions, ProtocolError, Session
+from services.core.mqtt.codec import Properties
+from services.core.runtime import cancel_and_wait, mqtt_connect_options, mqtt_endpoint, run_async
+from services.core.settings import Settings
+from services.protocols import deadletter
+from services.protocols.commands import (
+    REPLY_FROM,
+    announce_topic,
+    announcement,
+    command_payload,
+    command_topic,
+    decode_reply,
+    parse_correlation,
+    parse_reply_topic,
+    reply_filter,
+    reply_topic,
+)
+
+log = logging.getLogger("factory5g.commands")
+
+CHANNEL: Final = "f5g_commands"
+RECEIVE_MAXIMUM: Final = 1000
+PUBACK_TIMEOUT_S: Final = 10.0
+CORRELATION_DATA: Final = 0x09
+RESPONSE_TOPIC: Final = 0x08
+MESSAGE_EXPIRY: Final = 0x02
+
+_CLAIM = """
+SELECT c.id, c.project_id, c.device_id, c.kind, c.name, c.protocol, c.params, c.deadline,
+       c.created_at, c.actor
+FROM commands c JOIN devices d ON d.project_id = c.project_id AND d.device_id = c.device_id
+WHERE c.state = 'queued' AND c.deadline > now() AND d.online
+ORDER BY c.created_at
+LIMIT $1
+FOR UPDATE OF c SKIP LOCKED
+"""
+_MARK_SENT = """
+WITH s AS (
+    UPDATE commands SET state = 'sent', sent_at = now(), updated_at = now(), sends = sends + 1
+    WHERE id = ANY($1::uuid[]) AND state = 'queued'
+    RETURNING id, project_id, device_id, sent_at
+)
+INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+SELECT id, project_id, device_id, sent_at, 'sent', $2, '{}'::jsonb FROM s
+RETURNING command_id, ts
+"""
+_MARK_FAILED = """
+WITH s AS (
+    UPDATE commands SET state = 'failed', updated_at = now(), finished_at = now(),
+                        message = $2
+    WHERE id = $1 AND state = 'queued'
+    RETURNING id, project_id, device_id, updated_at
+)
+INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+SELECT id, project_id, device_id, updated_at, 'failed', $3, jsonb_build_object('message', $2)
+FROM s RETURNING ts
+"""
+_CURRENT = """
+SELECT state FROM commands WHERE id = $1 AND project_id = $2 AND device_id = $3 FOR UPDATE
+"""
+_REPLY = """
+UPDATE commands SET state = $2, updated_at = now(), message = coalesce($3, message),
+    result = coalesce($4::jsonb, result),
+    finished_at = CASE WHEN $2 IN ('rejected', 'completed', 'failed') THEN now() END
+WHERE id = $1
+RETURNING id, project_id, device_id, kind, name, protocol, message, updated_at
+"""
+_EVENT = """
+INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+"""
+_EXPIRE = """
+WITH due AS (
+    SELECT id FROM commands
+    WHERE state IN ('queued', 'sent', 'accepted') AND deadline <= now()
+    ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED
+), s AS (
+    UPDATE commands c SET state = 'expired', updated_at = now(), finished_at = now(),
+        message = 'no outcome by the deadline (' || c.state || ')'
+    FROM due WHERE c.id = due.id
+    RETURNING c.id, c.project_id, c.device_id, c.kind, c.name, c.protocol, c.message,
+              c.updated_at
+), e AS (
+    INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+    SELECT id, project_id, device_id, updated_at, 'expired', $2,
+           jsonb_build_object('message', message)
+    FROM s
+)
+SELECT * FROM s
+"""
+_DEAD = (
+    f"INSERT INTO {deadletter.TABLE} ({', '.join(deadletter.COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i + 1}' for i in range(len(deadletter.COLUMNS)))})"
+)
+
+
+@dataclass
+class Incoming:
+    gen: int
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    props: Properties | None  # None: the property block was malformed
+    received_at: datetime
+
+
+class Commander:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cfg = settings.commands
+        self.root = settings.mqtt.topic_root
+        self.actor = self.cfg.client_id
+        self.metrics = CommandsMetrics(service_registry())
+        self.wake = asyncio.Event()
+        self.replies: asyncio.Queue[Incoming] = asyncio.Queue()
+        self.db_ok = False
+        self._gen = 0
+        self.session = Session(
+            mqtt_endpoint(settings),
+            self._options,
+            [(reply_filter(self.root), 1)],
+            self._on_publish,
+            Backoff(0.25, 2.0),
+            refused_is_fatal=True,
+            on_generation=self._new_generation,
+            on_up=self._up,
+            on_down=self._down,
+            keep_properties=True,
+        )
+        self.connected = self.session.up
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(s.database.url),
+            min_size=1,
+            max_size=4,
+            timeout=s.database.connect_timeout_s,
+        )
+        server = MetricsServer(
+            self.cfg.metrics_host, self.cfg.metrics_port, self.health, self.metrics.registry
+        )
+        await server.start()
+        try:
+            tasks = [
+                asyncio.create_task(self.session.run(stop), name="commands-mqtt"),
+                asyncio.create_task(self._listen(stop), name="commands-listen"),
+                asyncio.create_task(self._sender(pool, stop), name="commands-send"),
+                asyncio.create_task(self._reply_worker(pool), name="commands-replies"),
+                asyncio.create_task(self._expiry(pool, stop), name="commands-expiry"),
+            ]
+            await stop.wait()
+            for task in tasks:
+                await cancel_and_wait(task)
+        finally:
+            await server.stop()
+            await pool.close()
+            self.metrics.mqtt_connected.set(0)
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        return self.connected.is_set() and self.db_ok, {
+            "mqtt": self.connected.is_set(),
+            "database": self.db_ok,
+            "pending_replies": self.replies.qsize(),
+        }
+
+    # ----------------------------------------------------------------- MQTT
+
+    def _options(self) -> ConnectOptions:
+        return mqtt_connect_options(
+            self.settings,
+            self.cfg.client_id,
+            clean_start=False,
+            session_expiry_s=self.cfg.session_expiry_s,
+            receive_maximum=RECEIVE_MAXIMUM,
+        )
+
+    def _new_generation(self, gen: int) -> None:
+        self._gen = gen
+
+    def _up(self) -> None:
+        self.metrics.mqtt_connected.set(1)
+        self.wake.set()  # send what queued up while disconnected
+
+    def _down(self, was_up: bool) -> None:
+        self.metrics.mqtt_connected.set(0)
+
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        props: Properties | None
+        try:
+            props = self.session.publish_properties()
+        except ProtocolError:
+            props = None
+        self.replies.put_nowait(
+            Incoming(self._gen, mid, qos, topic, payload, props, datetime.now(UTC))
+        )
+
+    def _announce(self, row: Any, state: str, at: datetime) -> None:
+        topic = announce_topic(
+            self.root, row["project_id"], row["kind"], row["device_id"], str(row["id"])
+        )
+        self.session.publish(topic, announcement(dict(row), state, at, self.actor), 1)
+        self.metrics.transitions.labels(row["protocol"], state).inc()
+
+    # ----------------------------------------------------------------- send
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """LISTEN for the API's notifications; on any failure the poll carries on alone and
+        the listener reconnects."""
+        while not stop.is_set():
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self.settings.database.url))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("LISTEN connection failed: %s", exc)
+                await asyncio.sleep(self.cfg.poll_s)
+                continue
+            lost = asyncio.Event()
+            try:
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, lambda *_a: self.wake.set())
+                self.wake.set()
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("LISTEN failed: %s", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+    async def _sender(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.cfg.poll_s)
+            self.wake.clear()
+            if not self.connected.is_set():
+                continue
+            try:
+                while await self._send_batch(pool) >= self.cfg.batch_max:
+                    pass
+                self.db_ok = True
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.db_ok = False
+                self.metrics.store_errors.inc()
+                log.warning("sending commands failed: %s; retrying", exc)
+                await asyncio.sleep(self.cfg.poll_s)
+
+    async def _send_batch(self, pool: asyncpg.Pool) -> int:
+        """Claim, publish and mark one batch; returns how many were claimed."""
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self.cfg.batch_max)
+            if not rows:
+                return 0
+            pending: list[tuple[asyncpg.Record, asyncio.Future[int]]] = []
+            for row in rows:
+                fut = self._publish_command(row)
+                if fut is None:
+                    break  # not connected: the rest stays queued
+                pending.append((row, fut))
+            if pending:
+                await asyncio.wait([f for _, f in pending], timeout=PUBACK_TIMEOUT_S)
+            sent: list[uuid.UUID] = []
+            by_id: dict[uuid.UUID, asyncpg.Record] = {}
+            refused: list[tuple[asyncpg.Record, int]] = []
+            for row, fut in pending:
+                if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                    continue  # no PUBACK: stays queued, sent again
+                code = fut.result()
+                if code >= 0x80:
+                    refused.append((row, code))
+                else:
+                    sent.append(row["id"])
+                    by_id[row["id"]] = row
+            marked = await conn.fetch(_MARK_SENT, sent, self.actor) if sent else []
+            failed: list[tuple[asyncpg.Record, datetime]] = []
+            for row, code in refused:
+                msg = f"the broker refused the command message (reason 0x{code:02x})"
+                ts = await conn.fetchval(_MARK_FAILED, row["id"], msg, self.actor)
+                if ts is not None:
+                    failed.append((row, ts))
+        now = time.time()
+        for m in marked:
+            row = by_id[m["command_id"]]
+            self.metrics.send_delay.observe(max(0.0, now - row["created_at"].timestamp()))
+            self._announce(row, "sent", m["ts"])
+        for row, ts in failed:
+            self._announce(row, "failed", ts)
+        return len(rows)
+
+    def _publish_command(self, row: asyncpg.Record) -> asyncio.Future[int] | None:
+        project, kind, device = row["project_id"], row["kind"], row["device_id"]
+        cid = str(row["id"])
+        params = row["params"]
+        if isinstance(params, str):
+            params = orjson.loads(params)
+        reply_to = reply_topic(self.root, project, kind, device)
+        remaining = (row["deadline"] - datetime.now(UTC)).total_seconds()
+        props: Properties = {
+            RESPONSE_TOPIC: reply_to,
+            CORRELATION_DATA: cid.encode(),
+            MESSAGE_EXPIRY: max(1, math.ceil(remaining)),
+        }
+        topic = command_topic(self.root, project, kind, device, row["name"])
+        payload = command_payload(cid, row["name"], params, row["deadline"], reply_to)
+        try:
+            return self.session.publish(topic, payload, 1, False, props)
+        except ValueError as exc:  # a topic the client refuses
+            log.warning("command %s not sendable on %r: %s", cid, topic[:200], exc)
+            return None
+
+    # ----------------------------------------------------------------- replies
+
+    async def _reply_worker(self, pool: asyncpg.Pool) -> None:
+        while True:
+            msg = await self.replies.get()
+            delay = 0.1
+            while True:
+                try:
+                    async with pool.acquire() as conn:
+                        await self._handle_reply(conn, msg)
+                    self.db_ok = True
+                    break
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    self.db_ok = False
+                    self.metrics.store_errors.inc()
+                    log.warning("recording a reply failed: %s; retrying", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            if msg.qos:
+                self.session.ack(msg.gen, [msg.mid])
+
+    async def _handle_reply(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        where = parse_reply_topic(self.root, msg.topic)
+        try:
+            if where is None:
+                raise ContractError(Reason.BAD_TOPIC, "not a command reply topic")
+            if msg.props is None:
+                raise ContractError(Reason.PROTOCOL, "malformed MQTT properties")
+            cid = parse_correlation(msg.props.get(CORRELATION_DATA))
+            reply = decode_reply(msg.payload)
+        except ContractError as exc:
+            project, device = (where[0], where[2]) if where else (None, None)
+            await self._dead(conn, msg, exc, project, device)
+            return
+        project, _kind, device = where
+        result = orjson.dumps(reply.result).decode() if reply.result is not None else None
+        row = None
+        async with conn.transaction():
+            # Locks the row, waiting for a sender that still holds it: a reply may arrive
+            # before the sender committed `sent`, and must be judged on what it committed.
+            state = await conn.fetchval(_CURRENT, cid, project, device)
+            if state in REPLY_FROM[reply.status]:
+                row = await conn.fetchrow(_REPLY, cid, reply.status, reply.message, result)
+                detail: dict[str, Any] = {"message": reply.message} if reply.message else {}
+                if reply.result is not None:
+                    detail["result"] = reply.result
+                await conn.execute(
+                    _EVENT,
+                    cid,
+                    project,
+                    device,
+                    row["updated_at"],
+                    reply.status,
+                    f"device:{device}",
+                    orjson.dumps(detail).decode(),
+                )
+        if row is not None:
+            self.metrics.replies.labels("recorded").inc()
+            self._announce(row, reply.status, row["updated_at"])
+        elif state is None:
+            unknown = ContractError(
+                Reason.UNKNOWN_COMMAND,
+                f"correlation data {str(cid)!r} names no command of device {project}/{device}",
+            )
+            await self._dead(conn, msg, unknown, project, device)
+        else:
+            self.metrics.replies.labels("stale").inc()
+            log.info("reply %r to command %s ignored: it is %s already", reply.status, cid, state)
+
+    async def _dead(
+        self,
+        conn: asyncpg.Connection,
+        msg: Incoming,
+        exc: ContractError,
+        project: str | None,
+        device: str | None,
+    ) -> None:
+        row = deadletter.dead_letter_row(
+            msg.received_at, msg.topic, msg.payload, exc, project, device
+        )
+        await conn.execute(_DEAD, *row)
+        self.metrics.replies.labels("dead").inc()
+        self.metrics.dead_letters.labels(exc.reason.value).inc()
+        log.info("reply on %r dead-lettered: %s", msg.topic[:200], exc)
+
+    # ----------------------------------------------------------------- deadlines
+
+    async def _expiry(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with pool.acquire() as conn:
+                    rows = await conn.fetch(_EXPIRE, 1000, self.actor)
+                self.db_ok = True
+                for row in rows:
+                    self._announce(row, "expired", row["updated_at"])
+                if len(rows) == 1000:
+                    continue
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.db_ok = False
+                self.metrics.store_errors.inc()
+                log.warning("expiring commands failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.cfg.poll_s)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await Commander(settings).run(stop)
+
+
+def run(settings: Settings) -> None:
+    """Entry point of `factory5g commands`."""
+    run_async(serve(settings), settings.log_level)
+
+
+__all__ = ["Commander", "run", "serve"]
