@@ -50,17 +50,24 @@ from services.core.mqtt.codec import Properties
 from services.core.runtime import cancel_and_wait, mqtt_connect_options, mqtt_endpoint, run_async
 from services.core.settings import Settings
 from services.protocols import deadletter
+from services.protocols.adapters.vda5050 import Vda5050Adapter
 from services.protocols.commands import (
+    FINAL_STATES,
     REPLY_FROM,
+    VDA_ACTION_STATES,
+    VDA_ORDER,
     announce_topic,
     announcement,
     command_payload,
     command_topic,
     decode_reply,
+    decode_vda_state,
     parse_correlation,
     parse_reply_topic,
     reply_filter,
     reply_topic,
+    vda_payload,
+    vda_topic,
 )
 
 log = logging.getLogger("factory5g.commands")
@@ -72,6 +79,22 @@ CORRELATION_DATA: Final = 0x09
 RESPONSE_TOPIC: Final = 0x08
 MESSAGE_EXPIRY: Final = 0x02
 
+_HEADER = """
+INSERT INTO command_headers (topic, header_id) VALUES ($1, 0)
+ON CONFLICT (topic) DO UPDATE SET header_id = command_headers.header_id + 1
+RETURNING header_id
+"""
+_TARGET = """
+INSERT INTO command_targets (project_id, device_id, protocol, address, updated_at)
+VALUES ($1, $2, $3, $4::jsonb, now())
+ON CONFLICT (project_id, device_id) DO UPDATE
+SET protocol = excluded.protocol, address = excluded.address, updated_at = now()
+"""
+_LOAD_TARGETS = "SELECT project_id, device_id, address FROM command_targets WHERE protocol = $1"
+_LOAD_OPEN_VDA = """
+SELECT id, project_id, device_id, name, params->>'orderId' AS order_id, state
+FROM commands WHERE protocol = 'vda5050' AND state IN ('queued', 'sent', 'accepted')
+"""
 _CLAIM = """
 SELECT c.id, c.project_id, c.device_id, c.kind, c.name, c.protocol, c.params, c.deadline,
        c.created_at, c.actor
@@ -141,6 +164,10 @@ _DEAD = (
 )
 
 
+class UnsendableError(Exception):
+    """A command that cannot become a message (it fails instead of waiting forever)."""
+
+
 @dataclass
 class Incoming:
     gen: int
@@ -163,10 +190,21 @@ class Commander:
         self.replies: asyncio.Queue[Incoming] = asyncio.Queue()
         self.db_ok = False
         self._gen = 0
+        ing = settings.ingest
+        self.vda = Vda5050Adapter(
+            ing.vda5050_interface, ing.vda5050_projects, ing.vda5050_default_project
+        )
+        self.vda_prefix = f"{ing.vda5050_interface}/v2/"
+        # (project, device) -> (manufacturer, serialNumber), learnt from the AGVs' states.
+        self.vda_targets: dict[tuple[str, str], tuple[str, str]] = {}
+        # (project, device) -> {actionId or "order:" + orderId: command id} of open commands,
+        # and the state last recorded per command (a state repeats an action many times).
+        self.vda_open: dict[tuple[str, str], dict[str, str]] = {}
+        self.vda_recorded: dict[str, str] = {}
         self.session = Session(
             mqtt_endpoint(settings),
             self._options,
-            [(reply_filter(self.root), 1)],
+            [(reply_filter(self.root), 1), (f"{self.vda_prefix}+/+/state", 1)],
             self._on_publish,
             Backoff(0.25, 2.0),
             refused_is_fatal=True,
@@ -192,6 +230,7 @@ class Commander:
         )
         await server.start()
         try:
+            await self._restore(pool)
             tasks = [
                 asyncio.create_task(self.session.run(stop), name="commands-mqtt"),
                 asyncio.create_task(self._listen(stop), name="commands-listen"),
@@ -206,6 +245,35 @@ class Commander:
             await server.stop()
             await pool.close()
             self.metrics.mqtt_connected.set(0)
+
+    async def _restore(self, pool: asyncpg.Pool) -> None:
+        """What a previous run learnt and left open: VDA 5050 addresses and commands."""
+        while True:
+            try:
+                async with pool.acquire() as conn:
+                    targets = await conn.fetch(_LOAD_TARGETS, "vda5050")
+                    open_ = await conn.fetch(_LOAD_OPEN_VDA)
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("loading open commands failed: %s; retrying", exc)
+                await asyncio.sleep(self.cfg.poll_s)
+        for t in targets:
+            addr = orjson.loads(t["address"])
+            self.vda_targets[(t["project_id"], t["device_id"])] = (
+                addr["manufacturer"],
+                addr["serialNumber"],
+            )
+        for row in open_:
+            self._track_vda(row["project_id"], row["device_id"], str(row["id"]), row["name"],
+                            row["order_id"])  # fmt: skip
+            self.vda_recorded[str(row["id"])] = row["state"]
+        self.db_ok = True
+
+    def _track_vda(
+        self, project: str, device: str, cid: str, name: str, order_id: str | None
+    ) -> None:
+        key = f"order:{order_id}" if name == VDA_ORDER else cid
+        self.vda_open.setdefault((project, device), {})[key] = cid
 
     def health(self) -> tuple[bool, dict[str, object]]:
         return self.connected.is_set() and self.db_ok, {
@@ -300,8 +368,13 @@ class Commander:
             if not rows:
                 return 0
             pending: list[tuple[asyncpg.Record, asyncio.Future[int]]] = []
+            refused: list[tuple[asyncpg.Record, str]] = []
             for row in rows:
-                fut = self._publish_command(row)
+                try:
+                    fut = await self._publish_command(conn, row)
+                except UnsendableError as exc:
+                    refused.append((row, str(exc)))
+                    continue
                 if fut is None:
                     break  # not connected: the rest stays queued
                 pending.append((row, fut))
@@ -309,20 +382,20 @@ class Commander:
                 await asyncio.wait([f for _, f in pending], timeout=PUBACK_TIMEOUT_S)
             sent: list[uuid.UUID] = []
             by_id: dict[uuid.UUID, asyncpg.Record] = {}
-            refused: list[tuple[asyncpg.Record, int]] = []
             for row, fut in pending:
                 if not fut.done() or fut.cancelled() or fut.exception() is not None:
                     continue  # no PUBACK: stays queued, sent again
                 code = fut.result()
                 if code >= 0x80:
-                    refused.append((row, code))
+                    refused.append(
+                        (row, f"the broker refused the command message (reason 0x{code:02x})")
+                    )
                 else:
                     sent.append(row["id"])
                     by_id[row["id"]] = row
             marked = await conn.fetch(_MARK_SENT, sent, self.actor) if sent else []
             failed: list[tuple[asyncpg.Record, datetime]] = []
-            for row, code in refused:
-                msg = f"the broker refused the command message (reason 0x{code:02x})"
+            for row, msg in refused:
                 ts = await conn.fetchval(_MARK_FAILED, row["id"], msg, self.actor)
                 if ts is not None:
                     failed.append((row, ts))
@@ -335,12 +408,16 @@ class Commander:
             self._announce(row, "failed", ts)
         return len(rows)
 
-    def _publish_command(self, row: asyncpg.Record) -> asyncio.Future[int] | None:
+    async def _publish_command(
+        self, conn: asyncpg.Connection, row: asyncpg.Record
+    ) -> asyncio.Future[int] | None:
         project, kind, device = row["project_id"], row["kind"], row["device_id"]
         cid = str(row["id"])
         params = row["params"]
         if isinstance(params, str):
             params = orjson.loads(params)
+        if row["protocol"] == "vda5050":
+            return await self._publish_vda(conn, row, cid, params)
         reply_to = reply_topic(self.root, project, kind, device)
         remaining = (row["deadline"] - datetime.now(UTC)).total_seconds()
         props: Properties = {
@@ -353,8 +430,30 @@ class Commander:
         try:
             return self.session.publish(topic, payload, 1, False, props)
         except ValueError as exc:  # a topic the client refuses
-            log.warning("command %s not sendable on %r: %s", cid, topic[:200], exc)
-            return None
+            raise UnsendableError(f"not a valid topic {topic[:200]!r}: {exc}") from None
+
+    async def _publish_vda(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, cid: str, params: dict[str, Any]
+    ) -> asyncio.Future[int] | None:
+        """instantActions or order; headerId counted per topic in the database, in the
+        sending transaction, so a restart (or a second commander) never counts backwards."""
+        target = self.vda_targets.get((row["project_id"], row["device_id"]))
+        if target is None:
+            raise UnsendableError(
+                f"no VDA 5050 manufacturer and serial number known for {row['device_id']}"
+            )
+        manufacturer, serial = target
+        topic = vda_topic(self.settings.ingest.vda5050_interface, manufacturer, serial, row["name"])
+        header = await conn.fetchval(_HEADER, topic)
+        payload = vda_payload(
+            cid, row["name"], params, header, manufacturer, serial, datetime.now(UTC)
+        )
+        self._track_vda(row["project_id"], row["device_id"], cid, row["name"],
+                        params.get("orderId"))  # fmt: skip
+        try:
+            return self.session.publish(topic, payload, 1, False)
+        except ValueError as exc:
+            raise UnsendableError(f"not a valid topic {topic[:200]!r}: {exc}") from None
 
     # ----------------------------------------------------------------- replies
 
@@ -378,6 +477,9 @@ class Commander:
                 self.session.ack(msg.gen, [msg.mid])
 
     async def _handle_reply(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        if msg.topic.startswith(self.vda_prefix):
+            await self._handle_vda_state(conn, msg)
+            return
         where = parse_reply_topic(self.root, msg.topic)
         try:
             if where is None:
@@ -391,39 +493,95 @@ class Commander:
             await self._dead(conn, msg, exc, project, device)
             return
         project, _kind, device = where
-        result = orjson.dumps(reply.result).decode() if reply.result is not None else None
+        state = await self._apply(
+            conn, cid, project, device, reply.status, reply.message, reply.result
+        )
+        if state is None:
+            unknown = ContractError(
+                Reason.UNKNOWN_COMMAND,
+                f"correlation data {str(cid)!r} names no command of device {project}/{device}",
+            )
+            await self._dead(conn, msg, unknown, project, device)
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        cid: uuid.UUID,
+        project: str,
+        device: str,
+        status: str,
+        message: str | None,
+        result: dict[str, Any] | None,
+    ) -> str | None:
+        """Record a device's outcome if the command may move there; returns the state the
+        command was in (None: no such command of this device)."""
+        result_json = orjson.dumps(result).decode() if result is not None else None
         row = None
         async with conn.transaction():
-            # Locks the row, waiting for a sender that still holds it: a reply may arrive
+            # Locks the row, waiting for a sender that still holds it: an answer may arrive
             # before the sender committed `sent`, and must be judged on what it committed.
             state = await conn.fetchval(_CURRENT, cid, project, device)
-            if state in REPLY_FROM[reply.status]:
-                row = await conn.fetchrow(_REPLY, cid, reply.status, reply.message, result)
-                detail: dict[str, Any] = {"message": reply.message} if reply.message else {}
-                if reply.result is not None:
-                    detail["result"] = reply.result
+            if state in REPLY_FROM[status]:
+                row = await conn.fetchrow(_REPLY, cid, status, message, result_json)
+                detail: dict[str, Any] = {"message": message} if message else {}
+                if result is not None:
+                    detail["result"] = result
                 await conn.execute(
                     _EVENT,
                     cid,
                     project,
                     device,
                     row["updated_at"],
-                    reply.status,
+                    status,
                     f"device:{device}",
                     orjson.dumps(detail).decode(),
                 )
         if row is not None:
             self.metrics.replies.labels("recorded").inc()
-            self._announce(row, reply.status, row["updated_at"])
-        elif state is None:
-            unknown = ContractError(
-                Reason.UNKNOWN_COMMAND,
-                f"correlation data {str(cid)!r} names no command of device {project}/{device}",
-            )
-            await self._dead(conn, msg, unknown, project, device)
-        else:
+            self._announce(row, status, row["updated_at"])
+        elif state is not None:
             self.metrics.replies.labels("stale").inc()
-            log.info("reply %r to command %s ignored: it is %s already", reply.status, cid, state)
+            log.info("%r for command %s ignored: it is %s already", status, cid, state)
+        return str(state) if state is not None else None
+
+    async def _handle_vda_state(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        """Learn the AGV's address; move its open commands by `actionStates` (instant
+        actions, actionId = command id) and by the order it reports (orderId)."""
+        parts = msg.topic.split("/")
+        try:
+            st = decode_vda_state(msg.payload)
+            if len(parts) != 5 or (st.manufacturer, st.serialNumber) != (parts[2], parts[3]):
+                return  # ingest dead-letters what breaks the contract; nothing to act on
+            project, device = self.vda.device_for(st.manufacturer, st.serialNumber)
+        except ContractError:
+            return
+        key = (project, device)
+        if self.vda_targets.get(key) != (st.manufacturer, st.serialNumber):
+            address = {"manufacturer": st.manufacturer, "serialNumber": st.serialNumber}
+            await conn.execute(_TARGET, project, device, "vda5050", orjson.dumps(address).decode())
+            self.vda_targets[key] = (st.manufacturer, st.serialNumber)
+        open_ = self.vda_open.get(key)
+        if not open_:
+            return
+        moves: list[tuple[str, str, str | None]] = []
+        for a in st.actionStates:
+            cid = open_.get(a.actionId)
+            new = VDA_ACTION_STATES.get(a.actionStatus)
+            if cid is not None and new is not None:
+                moves.append((cid, new, a.resultDescription))
+        order_cid = open_.get(f"order:{st.orderId}") if st.orderId else None
+        if order_cid is not None:
+            done = not st.nodeStates and not st.edgeStates
+            moves.append((order_cid, "completed" if done else "accepted", None))
+        for cid, new, message in moves:
+            if self.vda_recorded.get(cid) == new:
+                continue
+            state = await self._apply(conn, uuid.UUID(cid), project, device, new, message, None)
+            self.vda_recorded[cid] = new
+            if state is None or new in FINAL_STATES or state in FINAL_STATES:
+                open_ = {k: v for k, v in open_.items() if v != cid}
+                self.vda_open[key] = open_
+                self.vda_recorded.pop(cid, None)
 
     async def _dead(
         self,

@@ -280,6 +280,17 @@ command_events = Table(
     Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 
+# How to reach a device that is not native, as the commander learnt it from its messages.
+command_targets = Table(
+    "command_targets",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("protocol", Text, nullable=False, comment="vda5050 | sparkplug"),
+    Column("address", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # VDA 5050 headerId per topic: persisted so that a restart never counts backwards.
 command_headers = Table(
     "command_headers",

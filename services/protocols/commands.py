@@ -146,3 +146,107 @@ def parse_correlation(data: object) -> uuid.UUID:
         raise ContractError(
             Reason.UNKNOWN_COMMAND, f"correlation data {data[:64]!r} is no command id"
         ) from None
+
+
+# --------------------------------------------------------------------------- VDA 5050 2.x
+
+VDA_VERSION: Final = "2.0.0"
+# Instant actions the platform sends (VDA 5050 2.0 section 6.8, predefined actions), and
+# `order`, forwarded on the order topic.
+VDA_INSTANT: Final = frozenset(
+    {"startPause", "stopPause", "cancelOrder", "stateRequest", "factsheetRequest"}
+)
+VDA_ORDER: Final = "order"
+VDA_NAMES: Final = VDA_INSTANT | {VDA_ORDER}
+_VDA_NONBLOCKING: Final = frozenset({"stateRequest", "factsheetRequest"})
+_VDA_ORDER_FIELDS: Final = ("orderId", "orderUpdateId", "nodes", "edges")
+# actionStatus -> our state: the action is known and not over (accepted), or over.
+VDA_ACTION_STATES: Final[dict[str, str]] = {
+    "WAITING": "accepted",
+    "INITIALIZING": "accepted",
+    "RUNNING": "accepted",
+    "PAUSED": "accepted",
+    "FINISHED": "completed",
+    "FAILED": "failed",
+}
+
+
+def vda_check(name: str, params: dict[str, Any]) -> str | None:
+    """Why a VDA 5050 command cannot be sent, or None."""
+    if name not in VDA_NAMES:
+        return f"{name!r} is no VDA 5050 command; one of {', '.join(sorted(VDA_NAMES))}"
+    if name == VDA_ORDER:
+        missing = [f for f in _VDA_ORDER_FIELDS if f not in params]
+        if missing:
+            return f"an order needs {', '.join(missing)} in params"
+        if not isinstance(params["orderId"], str) or not params["orderId"]:
+            return "params.orderId must be a non-empty string"
+    blocking = params.get("blockingType")
+    if name != VDA_ORDER and blocking not in (None, "NONE", "SOFT", "HARD"):
+        return "params.blockingType must be NONE, SOFT or HARD"
+    return None
+
+
+def vda_topic(interface: str, manufacturer: str, serial: str, name: str) -> str:
+    sub = VDA_ORDER if name == VDA_ORDER else "instantActions"
+    return f"{interface}/v2/{manufacturer}/{serial}/{sub}"
+
+
+def vda_payload(
+    command_id: str,
+    name: str,
+    params: dict[str, Any],
+    header_id: int,
+    manufacturer: str,
+    serial: str,
+    at: datetime,
+) -> bytes:
+    """An `instantActions` message with one action whose actionId is the command id, or the
+    order in `params` with the header fields set by the platform."""
+    header = {
+        "headerId": header_id,
+        "timestamp": iso(at),
+        "version": VDA_VERSION,
+        "manufacturer": manufacturer,
+        "serialNumber": serial,
+    }
+    if name == VDA_ORDER:
+        return orjson.dumps({**params, **header})
+    rest = {k: v for k, v in params.items() if k != "blockingType"}
+    action: dict[str, Any] = {
+        "actionType": name,
+        "actionId": command_id,
+        "blockingType": params.get("blockingType", "NONE" if name in _VDA_NONBLOCKING else "HARD"),
+    }
+    if rest:
+        action["actionParameters"] = [{"key": k, "value": v} for k, v in rest.items()]
+    return orjson.dumps({**header, "actions": [action]})
+
+
+class VdaActionState(msgspec.Struct):
+    actionId: str  # noqa: N815 - VDA 5050 field names
+    actionStatus: str  # noqa: N815
+    resultDescription: str | None = None  # noqa: N815
+
+
+class VdaState(msgspec.Struct):
+    """The fields of a VDA 5050 `state` the commander reads; the rest passes."""
+
+    manufacturer: str
+    serialNumber: str  # noqa: N815
+    orderId: str = ""  # noqa: N815
+    actionStates: list[VdaActionState] = []  # noqa: N815
+    nodeStates: list[Any] = []  # noqa: N815
+    edgeStates: list[Any] = []  # noqa: N815
+
+
+_VDA_STATE: Final = msgspec.json.Decoder(VdaState)
+
+
+def decode_vda_state(payload: bytes) -> VdaState:
+    try:
+        return _VDA_STATE.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise ContractError(Reason.SCHEMA, f"VDA 5050 state: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ContractError(Reason.INVALID_JSON, f"VDA 5050 state: {exc}") from None

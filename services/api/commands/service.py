@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.api.commands.models import CommandRequest
 from services.api.errors import ApiError, invalid, not_found
 from services.core.settings import CommandsSettings
-from services.core.tables import command_allow, command_events, commands, devices
+from services.core.tables import (
+    command_allow,
+    command_events,
+    command_targets,
+    commands,
+    devices,
+)
+from services.protocols.commands import vda_check
 
 CHANNEL: Final = "f5g_commands"
 
@@ -68,6 +75,17 @@ async def queue_command(
             f"devices of kind {dev.kind!r}; an admin adds it with PUT /api/v1/projects/"
             f"{project}/command-allowlist/{dev.kind}/{req.name}",
         )
+    protocol = (
+        await conn.execute(
+            sa.select(command_targets.c.protocol).where(
+                command_targets.c.project_id == project, command_targets.c.device_id == device
+            )
+        )
+    ).scalar() or "native"
+    if protocol == "vda5050":
+        problem = vda_check(req.name, req.params)
+        if problem is not None:
+            raise invalid(f"device {device!r} speaks VDA 5050: {problem}")
     timeout = req.timeout_s if req.timeout_s is not None else cfg.default_timeout_s
     if timeout > cfg.max_timeout_s:
         raise invalid(f"timeout_s: at most {cfg.max_timeout_s:g} seconds")
@@ -108,7 +126,7 @@ async def queue_command(
                     device_id=device,
                     kind=dev.kind,
                     name=req.name,
-                    protocol="native",
+                    protocol=protocol,
                     params=req.params,
                     state="queued",
                     actor=actor,

@@ -8,6 +8,10 @@ deadline) on the row and as one row of `command_events`, the audit trail. Becaus
 state is in the database, a commander or broker restart between send and reply still
 records the outcome.
 
+`command_targets` says how to reach a device that is not native (VDA 5050 manufacturer and
+serial number, Sparkplug B group, node and device), as the commander learnt it from the
+device's own messages; the API reads the protocol from it.
+
 `command_allow` is the per-project allow-list of command names per device kind: nothing is
 sendable until an admin puts a name there. `command_headers` keeps the last VDA 5050
 `headerId` per topic, so a restarted commander never counts backwards.
@@ -91,6 +95,16 @@ _UPGRADE = [
     """,
     "CREATE INDEX ix_command_events_command ON command_events (command_id, id)",
     """
+    CREATE TABLE command_targets (
+        project_id text NOT NULL,
+        device_id text NOT NULL,
+        protocol text NOT NULL,
+        address jsonb NOT NULL DEFAULT '{}'::jsonb,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (project_id, device_id)
+    )
+    """,
+    """
     CREATE TABLE command_headers (
         topic text PRIMARY KEY,
         header_id bigint NOT NULL
@@ -100,7 +114,8 @@ _UPGRADE = [
     "GRANT SELECT ON devices, command_allow TO factory5g_commands",
     "GRANT SELECT, UPDATE ON commands TO factory5g_commands",
     "GRANT SELECT, INSERT ON command_events TO factory5g_commands",
-    "GRANT SELECT, INSERT, UPDATE ON command_headers TO factory5g_commands",
+    "GRANT SELECT, INSERT, UPDATE ON command_headers, command_targets TO factory5g_commands",
+    "GRANT SELECT ON command_targets TO factory5g_api",
     "GRANT INSERT ON dead_letters TO factory5g_commands",
     "GRANT USAGE ON SEQUENCE command_events_id_seq TO factory5g_commands",
     "GRANT SELECT, INSERT, DELETE ON command_allow TO factory5g_api",
@@ -113,6 +128,7 @@ _UPGRADE = [
 
 _DOWNGRADE = [
     "DROP TABLE command_headers",
+    "DROP TABLE command_targets",
     "DROP TABLE command_events",
     "DROP TABLE commands",
     "DROP TABLE command_allow",
