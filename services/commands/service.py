@@ -50,12 +50,15 @@ from services.core.mqtt.codec import Properties
 from services.core.runtime import cancel_and_wait, mqtt_connect_options, mqtt_endpoint, run_async
 from services.core.settings import Settings
 from services.protocols import deadletter
+from services.protocols import sparkplug as spb
 from services.protocols.adapters.vda5050 import Vda5050Adapter
 from services.protocols.commands import (
     FINAL_STATES,
     REPLY_FROM,
+    SPB_WRITE,
     VDA_ACTION_STATES,
     VDA_ORDER,
+    MetricDef,
     announce_topic,
     announcement,
     command_payload,
@@ -66,6 +69,12 @@ from services.protocols.commands import (
     parse_reply_topic,
     reply_filter,
     reply_topic,
+    spb_check,
+    spb_matches,
+    spb_payload,
+    spb_reported,
+    spb_topic,
+    spb_written,
     vda_payload,
     vda_topic,
 )
@@ -91,6 +100,10 @@ ON CONFLICT (project_id, device_id) DO UPDATE
 SET protocol = excluded.protocol, address = excluded.address, updated_at = now()
 """
 _LOAD_TARGETS = "SELECT project_id, device_id, address FROM command_targets WHERE protocol = $1"
+_LOAD_OPEN_SPB = """
+SELECT id, project_id, device_id, params FROM commands
+WHERE protocol = 'sparkplug' AND state IN ('queued', 'sent', 'accepted')
+"""
 _LOAD_OPEN_VDA = """
 SELECT id, project_id, device_id, name, params->>'orderId' AS order_id, state
 FROM commands WHERE protocol = 'vda5050' AND state IN ('queued', 'sent', 'accepted')
@@ -164,6 +177,9 @@ _DEAD = (
 )
 
 
+SpbKey = tuple[str, str, str | None]  # Sparkplug group, edge node, device (None: the node)
+
+
 class UnsendableError(Exception):
     """A command that cannot become a message (it fails instead of waiting forever)."""
 
@@ -201,10 +217,23 @@ class Commander:
         # and the state last recorded per command (a state repeats an action many times).
         self.vda_open: dict[tuple[str, str], dict[str, str]] = {}
         self.vda_recorded: dict[str, str] = {}
+        # Sparkplug B, per (group, node, device or None): the birth certificate's metrics
+        # (name -> (datatype, alias)), alias -> name, and the open writes
+        # (command id -> metric name -> written value) that a DATA message must report.
+        self.spb_births: dict[SpbKey, dict[str, MetricDef]] = {}
+        self.spb_aliases: dict[SpbKey, dict[int, str]] = {}
+        self.spb_open: dict[SpbKey, dict[str, dict[str, float | str]]] = {}
         self.session = Session(
             mqtt_endpoint(settings),
             self._options,
-            [(reply_filter(self.root), 1), (f"{self.vda_prefix}+/+/state", 1)],
+            [
+                (reply_filter(self.root), 1),
+                (f"{self.vda_prefix}+/+/state", 1),
+                (f"{spb.NAMESPACE}/+/NBIRTH/+", 1),
+                (f"{spb.NAMESPACE}/+/DBIRTH/+/+", 1),
+                (f"{spb.NAMESPACE}/+/NDATA/+", 1),
+                (f"{spb.NAMESPACE}/+/DDATA/+/+", 1),
+            ],
             self._on_publish,
             Backoff(0.25, 2.0),
             refused_is_fatal=True,
@@ -253,6 +282,8 @@ class Commander:
                 async with pool.acquire() as conn:
                     targets = await conn.fetch(_LOAD_TARGETS, "vda5050")
                     open_ = await conn.fetch(_LOAD_OPEN_VDA)
+                    spb_targets = await conn.fetch(_LOAD_TARGETS, "sparkplug")
+                    spb_open = await conn.fetch(_LOAD_OPEN_SPB)
                 break
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("loading open commands failed: %s; retrying", exc)
@@ -267,7 +298,31 @@ class Commander:
             self._track_vda(row["project_id"], row["device_id"], str(row["id"]), row["name"],
                             row["order_id"])  # fmt: skip
             self.vda_recorded[str(row["id"])] = row["state"]
+        by_device: dict[tuple[str, str], SpbKey] = {}
+        for t in spb_targets:
+            addr = orjson.loads(t["address"])
+            node_key: SpbKey = (addr["group"], addr["node"], addr.get("device"))
+            self._learn_birth(node_key, {k: (v[0], v[1]) for k, v in addr["metrics"].items()})
+            by_device[(t["project_id"], t["device_id"])] = node_key
+        for row in spb_open:
+            found = by_device.get((row["project_id"], row["device_id"]))
+            if found is not None:
+                self._track_spb(found, str(row["id"]), orjson.loads(row["params"]))
         self.db_ok = True
+
+    def _learn_birth(self, key: SpbKey, metrics: dict[str, MetricDef]) -> None:
+        self.spb_births[key] = metrics
+        self.spb_aliases[key] = {a: n for n, (_d, a) in metrics.items() if a is not None}
+
+    def _track_spb(self, key: SpbKey, cid: str, params: dict[str, Any]) -> None:
+        births = self.spb_births.get(key, {})
+        pending = {
+            name: spb_written(value, births[name][0])
+            for name, value in params.get("metrics", {}).items()
+            if name in births
+        }
+        if pending:
+            self.spb_open.setdefault(key, {})[cid] = pending
 
     def _track_vda(
         self, project: str, device: str, cid: str, name: str, order_id: str | None
@@ -418,6 +473,8 @@ class Commander:
             params = orjson.loads(params)
         if row["protocol"] == "vda5050":
             return await self._publish_vda(conn, row, cid, params)
+        if row["protocol"] == "sparkplug":
+            return self._publish_spb(row, cid, params)
         reply_to = reply_topic(self.root, project, kind, device)
         remaining = (row["deadline"] - datetime.now(UTC)).total_seconds()
         props: Properties = {
@@ -455,6 +512,32 @@ class Commander:
         except ValueError as exc:
             raise UnsendableError(f"not a valid topic {topic[:200]!r}: {exc}") from None
 
+    def _publish_spb(
+        self, row: asyncpg.Record, cid: str, params: dict[str, Any]
+    ) -> asyncio.Future[int] | None:
+        """NCMD/DCMD metric writes, checked again against the birth certificate the node
+        sent last (it may have been reborn with other metrics since the request)."""
+        key = self._spb_key(row["project_id"], row["device_id"])
+        if key is None or row["name"] != SPB_WRITE:
+            raise UnsendableError(f"no Sparkplug B birth certificate known for {row['device_id']}")
+        births = self.spb_births[key]
+        problem = spb_check(births, params)
+        if problem is not None:
+            raise UnsendableError(problem)
+        topic = spb_topic(*key)
+        payload = spb_payload(births, params["metrics"], int(time.time() * 1000))
+        self._track_spb(key, cid, params)
+        try:
+            return self.session.publish(topic, payload, 1, False)
+        except ValueError as exc:
+            raise UnsendableError(f"not a valid topic {topic[:200]!r}: {exc}") from None
+
+    def _spb_key(self, project: str, device: str) -> SpbKey | None:
+        for key in self.spb_births:
+            if key[0] == project and spb.device_id(key[1], key[2]) == device:
+                return key
+        return None
+
     # ----------------------------------------------------------------- replies
 
     async def _reply_worker(self, pool: asyncpg.Pool) -> None:
@@ -479,6 +562,9 @@ class Commander:
     async def _handle_reply(self, conn: asyncpg.Connection, msg: Incoming) -> None:
         if msg.topic.startswith(self.vda_prefix):
             await self._handle_vda_state(conn, msg)
+            return
+        if msg.topic.startswith(spb.NAMESPACE + "/"):
+            await self._handle_spb(conn, msg)
             return
         where = parse_reply_topic(self.root, msg.topic)
         try:
@@ -582,6 +668,67 @@ class Commander:
                 open_ = {k: v for k, v in open_.items() if v != cid}
                 self.vda_open[key] = open_
                 self.vda_recorded.pop(cid, None)
+
+    async def _handle_spb(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        """BIRTH: learn the metrics (kept in command_targets for the API's type check).
+        DATA: a write is completed once a DATA message reports every written value."""
+        try:
+            t = spb.parse_topic(msg.topic)
+            payload = spb.parse_payload(msg.payload)
+        except ContractError:
+            return  # ingest dead-letters what breaks the protocol
+        key: SpbKey = (t.group, t.node, t.device)
+        if t.message_type in (spb.MessageType.NBIRTH, spb.MessageType.DBIRTH):
+            metrics: dict[str, MetricDef] = {}
+            for m in payload.metrics:
+                if not m.name or spb.is_control_metric(m.name):
+                    continue
+                try:
+                    name = m.name.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                metrics[name] = (m.datatype, m.alias if m.HasField("alias") else None)
+            if metrics == self.spb_births.get(key):
+                return
+            self._learn_birth(key, metrics)
+            address = {"group": t.group, "node": t.node, "device": t.device, "metrics": metrics}
+            await conn.execute(
+                _TARGET,
+                t.group,
+                spb.device_id(t.node, t.device),
+                "sparkplug",
+                orjson.dumps(address).decode(),
+            )
+            return
+        open_ = self.spb_open.get(key)
+        births = self.spb_births.get(key)
+        if not open_ or births is None:
+            return
+        aliases = self.spb_aliases.get(key, {})
+        done: list[str] = []
+        for m in payload.metrics:
+            metric = m.name.decode("utf-8", "replace") if m.name else aliases.get(m.alias)
+            d = births.get(metric) if metric is not None else None
+            if d is None or metric is None:
+                continue
+            name = metric
+            value = spb_reported(m, d[0])
+            for cid, pending in open_.items():
+                if name in pending and spb_matches(value, pending[name], d[0]):
+                    del pending[name]
+                    if not pending:
+                        done.append(cid)
+        for cid in done:
+            open_.pop(cid, None)
+            await self._apply(
+                conn,
+                uuid.UUID(cid),
+                t.group,
+                spb.device_id(t.node, t.device),
+                "completed",
+                "the node reported the written values",
+                None,
+            )
 
     async def _dead(
         self,

@@ -17,6 +17,7 @@ comes back) must say identically lives here, beside the alarm topics.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -25,6 +26,8 @@ import msgspec
 import orjson
 
 from services.core.contracts import ContractError, Reason
+from services.protocols import sparkplug as spb
+from services.protocols import sparkplug_b_pb2 as pb
 from services.protocols.alarms import iso
 
 COMMAND_LEVEL: Final = "commands"
@@ -250,3 +253,115 @@ def decode_vda_state(payload: bytes) -> VdaState:
         raise ContractError(Reason.SCHEMA, f"VDA 5050 state: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(Reason.INVALID_JSON, f"VDA 5050 state: {exc}") from None
+
+
+# --------------------------------------------------------------------------- Sparkplug B
+
+SPB_WRITE: Final = "write"
+_INT_RANGES: Final[dict[int, tuple[int, int, str]]] = {
+    spb.DataType.Int8: (-(2**7), 2**7 - 1, "int_value"),
+    spb.DataType.Int16: (-(2**15), 2**15 - 1, "int_value"),
+    spb.DataType.Int32: (-(2**31), 2**31 - 1, "int_value"),
+    spb.DataType.Int64: (-(2**63), 2**63 - 1, "long_value"),
+    spb.DataType.UInt8: (0, 2**8 - 1, "int_value"),
+    spb.DataType.UInt16: (0, 2**16 - 1, "int_value"),
+    spb.DataType.UInt32: (0, 2**32 - 1, "int_value"),
+    spb.DataType.UInt64: (0, 2**64 - 1, "long_value"),
+}
+_WIDTH: Final[dict[str, int]] = {"int_value": 32, "long_value": 64}
+
+# One metric of a birth certificate: (datatype, alias or None).
+MetricDef = tuple[int, int | None]
+
+
+def spb_check(metrics: dict[str, MetricDef], params: dict[str, Any]) -> str | None:
+    """Why a Sparkplug B write cannot be sent, or None: every metric must be in the birth
+    certificate and every value fit its datatype."""
+    writes = params.get("metrics")
+    if not isinstance(writes, dict) or not writes:
+        return 'a write needs params {"metrics": {"<metric name>": <value>, ...}}'
+    for name, value in writes.items():
+        d = metrics.get(name)
+        if d is None:
+            return f"metric {name!r} is not in the birth certificate"
+        problem = _value_problem(d[0], value)
+        if problem is not None:
+            return f"metric {name!r}: {problem}"
+    return None
+
+
+def _value_problem(datatype: int, value: Any) -> str | None:
+    kind = spb.DataType.Name(datatype) if datatype in spb.DataType.values() else str(datatype)
+    if datatype in _INT_RANGES:
+        lo, hi, _ = _INT_RANGES[datatype]
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{kind} needs an integer, not {value!r}"
+        if not lo <= value <= hi:
+            return f"{value} is outside {kind} ({lo}..{hi})"
+        return None
+    if datatype in (spb.DataType.Float, spb.DataType.Double):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{kind} needs a number, not {value!r}"
+        if not math.isfinite(value) or (datatype == spb.DataType.Float and abs(value) > 3.4e38):
+            return f"{value} does not fit {kind}"
+        return None
+    if datatype == spb.DataType.Boolean:
+        return None if isinstance(value, bool) else f"Boolean needs true or false, not {value!r}"
+    if datatype in spb.TEXT:
+        return None if isinstance(value, str) else f"{kind} needs a string, not {value!r}"
+    return f"writing {kind} metrics is not supported"
+
+
+def spb_topic(group: str, node: str, device: str | None) -> str:
+    if device is None:
+        return f"{spb.NAMESPACE}/{group}/NCMD/{node}"
+    return f"{spb.NAMESPACE}/{group}/DCMD/{node}/{device}"
+
+
+def spb_payload(metrics: dict[str, MetricDef], writes: dict[str, Any], at_ms: int) -> bytes:
+    """NCMD/DCMD with one metric per write: alias when the birth declared one (then no
+    name, as Sparkplug 3.0 asks), else the name; the birth's datatype; checked values."""
+    payload = pb.Payload(timestamp=at_ms)
+    for name, value in writes.items():
+        datatype, alias = metrics[name]
+        m = payload.metrics.add(timestamp=at_ms, datatype=datatype)
+        if alias is not None:
+            m.alias = alias
+        else:
+            m.name = name.encode()
+        if datatype in _INT_RANGES:
+            field = _INT_RANGES[datatype][2]
+            setattr(m, field, value & ((1 << _WIDTH[field]) - 1))  # two's complement
+        elif datatype == spb.DataType.Float:
+            m.float_value = float(value)
+        elif datatype == spb.DataType.Double:
+            m.double_value = float(value)
+        elif datatype == spb.DataType.Boolean:
+            m.boolean_value = bool(value)
+        else:
+            m.string_value = str(value).encode()
+    out: bytes = payload.SerializeToString()
+    return out
+
+
+def spb_reported(metric: Any, datatype: int) -> float | str | None:
+    """A DATA metric's value, comparable with `spb_written`."""
+    if datatype in spb.TEXT:
+        return spb.text_value(metric, datatype)
+    return spb.metric_value(metric, datatype)
+
+
+def spb_written(value: Any, datatype: int) -> float | str:
+    if datatype in spb.TEXT:
+        return str(value)
+    return float(value)
+
+
+def spb_matches(reported: float | str | None, written: float | str, datatype: int) -> bool:
+    if reported is None:
+        return False
+    if isinstance(reported, str) or isinstance(written, str):
+        return reported == written
+    if datatype == spb.DataType.Float:  # float32 on the wire
+        return abs(reported - written) <= 1e-6 * max(1.0, abs(written))
+    return reported == written

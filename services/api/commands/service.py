@@ -28,7 +28,7 @@ from services.core.tables import (
     commands,
     devices,
 )
-from services.protocols.commands import vda_check
+from services.protocols.commands import SPB_WRITE, spb_check, vda_check
 
 CHANNEL: Final = "f5g_commands"
 
@@ -75,17 +75,28 @@ async def queue_command(
             f"devices of kind {dev.kind!r}; an admin adds it with PUT /api/v1/projects/"
             f"{project}/command-allowlist/{dev.kind}/{req.name}",
         )
-    protocol = (
+    target = (
         await conn.execute(
-            sa.select(command_targets.c.protocol).where(
+            sa.select(command_targets.c.protocol, command_targets.c.address).where(
                 command_targets.c.project_id == project, command_targets.c.device_id == device
             )
         )
-    ).scalar() or "native"
-    if protocol == "vda5050":
+    ).first()
+    protocol = target.protocol if target is not None else "native"
+    if target is not None and target.protocol == "vda5050":
         problem = vda_check(req.name, req.params)
         if problem is not None:
             raise invalid(f"device {device!r} speaks VDA 5050: {problem}")
+    if target is not None and target.protocol == "sparkplug":
+        if req.name != SPB_WRITE:
+            raise invalid(
+                f"device {device!r} speaks Sparkplug B: the only command is {SPB_WRITE!r} "
+                '(params {"metrics": {"<name>": <value>}})'
+            )
+        births = {k: (v[0], v[1]) for k, v in target.address.get("metrics", {}).items()}
+        problem = spb_check(births, req.params)
+        if problem is not None:
+            raise invalid(f"device {device!r} (Sparkplug B): {problem}")
     timeout = req.timeout_s if req.timeout_s is not None else cfg.default_timeout_s
     if timeout > cfg.max_timeout_s:
         raise invalid(f"timeout_s: at most {cfg.max_timeout_s:g} seconds")
