@@ -104,8 +104,23 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         PROJECT_INSERT,
         "UPDATE projects SET name = name",
         "DELETE FROM rollup_watermarks",
+        "INSERT INTO command_allow (project_id, kind, name) VALUES ('p1', 'agv', 'stop')",
+        "DELETE FROM command_allow",
+        "SELECT count(*) FROM commands, command_events, command_targets",
     ),
     "simulator": (PROJECT_UPSERT,),
+    "commands": (
+        "SELECT count(*) FROM devices, command_allow",
+        "SELECT id FROM commands WHERE state = 'queued' FOR UPDATE SKIP LOCKED",
+        "UPDATE commands SET state = 'sent', sends = sends + 1 WHERE state = 'queued'",
+        "INSERT INTO command_events (command_id, project_id, device_id, state) "
+        "SELECT id, project_id, device_id, 'sent' FROM commands",
+        "INSERT INTO command_headers VALUES ('uagv/v2/m/s/instantActions', 0) "
+        "ON CONFLICT (topic) DO UPDATE SET header_id = command_headers.header_id + 1",
+        "INSERT INTO command_targets (project_id, device_id, protocol) VALUES ('p', 'd', 'x')",
+        "INSERT INTO dead_letters (received_at, topic, reason, detail, payload_size) "
+        "VALUES (now(), 't', 'unknown_command', 'd', 1)",
+    ),
 }
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -147,6 +162,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "DELETE FROM api_keys",
         "DELETE FROM api_key_events",
         "UPDATE api_key_events SET actor = 'someone else'",
+        "UPDATE commands SET state = 'completed'",
+        "DELETE FROM commands",
+        "UPDATE command_events SET actor = 'someone else'",
+        "INSERT INTO command_targets (project_id, device_id, protocol) VALUES ('p', 'd', 'x')",
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),
@@ -158,6 +177,24 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         DEVICE_INSERT,
         ALARM_INSERT,
         "DELETE FROM projects",
+        "SELECT count(*) FROM commands",
+        *SERVER_FILES,
+        *SCHEMA_CHANGES,
+    ),
+    "commands": (
+        "INSERT INTO commands (id, project_id, device_id, kind, name, actor, deadline) "
+        "VALUES (gen_random_uuid(), 'p', 'd', 'k', 'n', 'a', now())",
+        "DELETE FROM commands",
+        "DELETE FROM command_events",
+        "UPDATE command_events SET actor = 'someone else'",
+        "INSERT INTO command_allow (project_id, kind, name) VALUES ('p1', 'agv', 'stop')",
+        "DELETE FROM command_allow",
+        "SELECT count(*) FROM telemetry",
+        "SELECT * FROM api_keys",
+        KEY_MINT,
+        DEVICE_INSERT,
+        ALARM_INSERT,
+        "UPDATE devices SET online = true",
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),
