@@ -74,7 +74,7 @@ SERVICE_ACLS: dict[str, tuple[tuple[str, str], ...]] = {
     "commands": (
         ("write", "f5g/v1/+/+/+/cmd/#"),
         ("read", "f5g/v1/+/+/+/reply"),
-        ("write", "f5g/v1/+/commands/+/+/+"),
+        ("readwrite", "f5g/v1/+/commands/+/+/+"),  # the API's `queued` wakes it
         ("write", "spBv1.0/+/NCMD/#"),
         ("write", "spBv1.0/+/DCMD/#"),
         ("read", "spBv1.0/+/NBIRTH/#"),

@@ -49,13 +49,10 @@ async def send_command(
     project: ProjectId,
     device: DeviceId,
     body: CommandRequest,
-    conn: TxConn,
     key: Operator,
 ) -> dict[str, Any]:
-    await visible_project(conn, key, project)
     cfg = request.app.state.settings.commands
-    row = await queue_command(conn, cfg, key.name, project, device, body)
-    await conn.commit()
+    row = await queue_command(request.app.state.fast_pool, cfg, key, project, device, body)
     root = request.app.state.settings.mqtt.topic_root
     topic = announce_topic(root, project, row["kind"], device, str(row["id"]))
     request.app.state.alarm_hub.announce(

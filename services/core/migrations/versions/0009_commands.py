@@ -1,8 +1,8 @@
 """Commands to devices: the allow-list, the commands with their lifecycle, their events.
 
 A command is a row before it is a message: the API inserts it `queued` (with the acting
-key's name, its deadline and its parameters) and notifies channel `f5g_commands`; the
-commander claims queued rows with FOR UPDATE SKIP LOCKED, publishes them and records each
+key's name, its deadline and its parameters) and announces it; the commander claims
+queued rows with FOR UPDATE SKIP LOCKED, publishes them and records each
 transition (`sent`, `accepted | rejected`, `completed | failed`, or `expired` at the
 deadline) on the row and as one row of `command_events`, the audit trail. Because the
 state is in the database, a commander or broker restart between send and reply still
