@@ -38,6 +38,11 @@ const STRINGS = {
     status_active: "active", status_planned: "planned", status_paused: "paused",
     status_completed: "completed", status_archived: "archived",
     no_matching_projects: "No project matches this search and status",
+    commands: "Commands", command: "Command", actor: "By", send: "Send", cancel: "Cancel",
+    confirm_send: "Send", no_commands: "No commands sent to this device",
+    no_commands_allowed: "No command is allowed for this kind of device",
+    cmd_queued: "queued", cmd_sent: "sent", cmd_accepted: "accepted", cmd_rejected: "rejected",
+    cmd_completed: "completed", cmd_failed: "failed", cmd_expired: "expired",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -77,6 +82,11 @@ const STRINGS = {
     status_active: "进行中", status_planned: "计划中", status_paused: "已暂停",
     status_completed: "已完成", status_archived: "已归档",
     no_matching_projects: "没有符合此搜索和状态的项目",
+    commands: "命令", command: "命令", actor: "操作人", send: "发送", cancel: "取消",
+    confirm_send: "确认发送", no_commands: "尚未向此设备发送命令",
+    no_commands_allowed: "此类设备没有允许的命令",
+    cmd_queued: "排队中", cmd_sent: "已发送", cmd_accepted: "已接受", cmd_rejected: "已拒绝",
+    cmd_completed: "已完成", cmd_failed: "失败", cmd_expired: "已过期",
   },
 };
 
