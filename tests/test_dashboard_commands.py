@@ -56,6 +56,12 @@ def stack(new_database: Any, broker: Any) -> Iterator[tuple[str, Keys, Loop]]:
             AGV,
         )
         await conn.execute(
+            "INSERT INTO alarms (project_id, device_id, rule, severity, state, message, "
+            "opened_at, updated_at) VALUES ('p1', $1, 'safety_stop', 'critical', 'open', "
+            "'e-stop', now(), now())",
+            AGV,
+        )
+        await conn.execute(
             "INSERT INTO command_allow (project_id, kind, name) VALUES "
             "('p1', 'agv', 'startPause'), ('p1', 'agv', 'stopPause')"
         )
@@ -125,7 +131,10 @@ def test_operator_pauses_a_simulated_agv_and_sees_completed(
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         sign_in(page, url, keys.operate_p1)
-        page.goto(f"{url}/#/p/p1/d/{AGV}")
+        # The alarm page offers the device's commands: they are on its page.
+        page.goto(f"{url}/#/p/p1")
+        page.locator("li.alarm .device-commands").first.click(timeout=WAIT_MS)
+        page.wait_for_url(f"**/#/p/p1/d/{AGV}", timeout=WAIT_MS)
         button = page.locator('button.command[data-command="startPause"]')
         button.wait_for(timeout=WAIT_MS)
         assert page.locator('button.command[data-command="stopPause"]').count() == 1
