@@ -534,3 +534,32 @@ def test_ingest_ignores_the_reply_level() -> None:
     assert batch.rows == {}
     # Only the look-alike level is an unknown stream; the reply level is not.
     assert [row[2] for row in batch.dead] == ["unknown_stream"]
+
+
+async def test_hostile_reply_is_dead_lettered_and_the_commander_carries_on(
+    url: str, broker: Mosquitto
+) -> None:
+    """JSON nested deeper than the decoder's recursion limit, as a reply and as a VDA 5050
+    state: a dead letter (reply) or nothing (state), and later commands still complete."""
+    await add_devices(url, [("p1", "press", "deep", True)])
+    settings = command_settings(url, broker.port, client_id="cmd-deep")
+    device = Device(broker.port, "p1", "press", "deep")
+    nested = b'{"status":"completed","result":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_001
+    try:
+        await wait_for(device.subscribed.is_set)
+        async with platform(settings) as pf, commander(settings) as svc:
+            await pf.allow("p1", "press", "ping")
+            first = await pf.send("p1", "deep", name="ping", timeout_s=30)
+            await wait_for(lambda: pf.state_is("p1", first.json()["id"], "completed"))
+            device.reply("f5g/v1/p1/press/deep/reply", first.json()["id"].encode(), {})
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = first.json()["id"].encode()
+            device.client.publish("f5g/v1/p1/press/deep/reply", nested, qos=1, properties=props)
+            device.client.publish("uagv/v2/Deep/agv/state", b'{"a":' * 100_000, qos=1)
+            rows = await wait_for(lambda: fetch_dead(url, "deep", 2), what="dead letters")
+            assert {r["reason"] for r in rows} == {"schema"}
+            r = await pf.send("p1", "deep", name="ping", timeout_s=30)
+            await wait_for(lambda: pf.state_is("p1", r.json()["id"], "completed"))
+            assert svc.health()[0]
+    finally:
+        device.close()

@@ -544,7 +544,7 @@ class Commander:
                 try:
                     async with pool.acquire() as conn, conn.transaction():
                         for msg in batch:
-                            await self._handle_reply(conn, msg)
+                            await self._handle_safely(conn, msg)
                     self.db_ok = True
                     break
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -562,6 +562,19 @@ class Commander:
                     acks.setdefault(msg.gen, []).append(msg.mid)
             for gen, mids in acks.items():
                 self.session.ack(gen, mids)
+
+    async def _handle_safely(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        """One message; a bug its content trips is logged and the message dead-lettered,
+        never the end of the worker (database errors still retry the batch)."""
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes this message only
+                await self._handle_reply(conn, msg)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("handling a message on %r failed", msg.topic[:200])
+            err = ContractError(Reason.PROTOCOL, f"commander error: {type(exc).__name__}")
+            await self._dead(conn, msg, err, None, None)
 
     async def _handle_reply(self, conn: asyncpg.Connection, msg: Incoming) -> None:
         if msg.topic.startswith(self.vda_prefix):

@@ -132,6 +132,8 @@ def decode_reply(payload: bytes) -> Reply:
         raise ContractError(Reason.SCHEMA, f"command reply: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(Reason.INVALID_JSON, f"command reply: {exc}") from None
+    except RecursionError:  # JSON nested deeper than the decoder goes: hostile, not a bug
+        raise ContractError(Reason.SCHEMA, "command reply: nested too deeply") from None
     if reply.message is not None and len(reply.message) > MESSAGE_MAX:
         raise ContractError(Reason.SCHEMA, f"command reply: message over {MESSAGE_MAX} chars")
     if reply.message is not None and "\x00" in reply.message:
@@ -253,6 +255,8 @@ def decode_vda_state(payload: bytes) -> VdaState:
         raise ContractError(Reason.SCHEMA, f"VDA 5050 state: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(Reason.INVALID_JSON, f"VDA 5050 state: {exc}") from None
+    except RecursionError:
+        raise ContractError(Reason.SCHEMA, "VDA 5050 state: nested too deeply") from None
 
 
 # --------------------------------------------------------------------------- Sparkplug B
