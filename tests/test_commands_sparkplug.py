@@ -38,6 +38,7 @@ class EdgeNode:
         self.seq = 0
         self.values = {n: v[3] for n, v in METRICS.items()}
         self.commands: list[pb.Payload] = []
+        self.rebirths = 0
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"node-{uuid.uuid4().hex[:6]}"
         )
@@ -72,8 +73,19 @@ class EdgeNode:
     def _wire(dtype: int, value: Any) -> Any:
         return value & 0xFFFFFFFF if dtype == DT.Int32 else value
 
+    def data_without_birth(self) -> None:
+        """What a node that was up before the host sends: DATA with aliases only."""
+        d = pb.Payload(timestamp=2, seq=self._next_seq())
+        d.metrics.add(alias=5, datatype=DT.Double, double_value=self.values["Setpoint"])
+        self.client.publish(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", d.SerializeToString(), qos=0)
+
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         cmd = pb.Payload.FromString(msg.payload)
+        if msg.topic.endswith(f"/NCMD/{NODE}"):
+            if any(m.name == b"Node Control/Rebirth" and m.boolean_value for m in cmd.metrics):
+                self.rebirths += 1
+                threading.Thread(target=self.birth, daemon=True).start()
+            return
         by_alias = {v[0]: (n, v) for n, v in METRICS.items()}
         data = pb.Payload(timestamp=2)
         with self.lock:
@@ -114,8 +126,14 @@ async def test_sparkplug_write_checked_sent_by_alias_and_confirmed_by_data(
             pf.operator = pf.admin
             await pf.allow(GROUP, "spb-device", "write")
             await pf.allow(GROUP, "spb-device", "reboot")
-            node.birth()
+            # The node was up before the commander: no birth known, writes cannot be
+            # checked yet (409), and the node's data makes the commander ask for a rebirth.
+            r = await pf.send(GROUP, device, name="write", params={"metrics": {"Speed": 1}})
+            assert r.status_code == 409, r.text
+            assert "birth certificate is not known" in r.json()["error"]["message"]
+            node.data_without_birth()
             await wait_for(lambda: birth_known(url), what="birth certificate learnt")
+            assert node.rebirths == 1
 
             for params, why in (
                 ({"metrics": {"Setpoint": "hot"}}, "Double needs a number"),

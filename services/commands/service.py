@@ -88,6 +88,7 @@ QUEUED_MARK: Final = b'"state":"queued"'
 RECEIVE_MAXIMUM: Final = 1000
 PUBACK_TIMEOUT_S: Final = 10.0
 REPLY_BATCH: Final = 500
+REBIRTH_INTERVAL_S: Final = 30.0
 CORRELATION_DATA: Final = 0x09
 RESPONSE_TOPIC: Final = 0x08
 MESSAGE_EXPIRY: Final = 0x02
@@ -229,6 +230,7 @@ class Commander:
         self.spb_births: dict[SpbKey, dict[str, MetricDef]] = {}
         self.spb_aliases: dict[SpbKey, dict[int, str]] = {}
         self.spb_open: dict[SpbKey, dict[str, dict[str, float | str]]] = {}
+        self.rebirths: dict[tuple[str, str], float] = {}
         self.session = Session(
             mqtt_endpoint(settings),
             self._options,
@@ -717,9 +719,12 @@ class Commander:
                 orjson.dumps(address).decode(),
             )
             return
-        open_ = self.spb_open.get(key)
         births = self.spb_births.get(key)
-        if not open_ or births is None:
+        if births is None:
+            self._ask_rebirth(t.group, t.node)
+            return
+        open_ = self.spb_open.get(key)
+        if not open_:
             return
         aliases = self.spb_aliases.get(key, {})
         done: list[str] = []
@@ -746,6 +751,18 @@ class Commander:
                 "the node reported the written values",
                 None,
             )
+
+    def _ask_rebirth(self, group: str, node: str) -> None:
+        """Data from a node or device whose birth certificate this commander never saw (it
+        started after the node): ask the node to send its births again, at most once per
+        REBIRTH_INTERVAL_S, so that writes can be type-checked."""
+        now = time.monotonic()
+        if now - self.rebirths.get((group, node), -math.inf) < REBIRTH_INTERVAL_S:
+            return
+        self.rebirths[(group, node)] = now
+        out = spb.rebirth_request(group, node, int(time.time() * 1000))
+        self.session.publish(out.topic, out.payload, out.qos, out.retain)
+        log.info("asked Sparkplug node %s/%s for its births", group, node)
 
     async def _dead(
         self,

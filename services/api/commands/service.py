@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,6 +63,8 @@ WITH recent AS (
 SELECT (SELECT n FROM recent) AS n, (SELECT oldest FROM recent) AS oldest, ins.*
 FROM (SELECT 1) one LEFT JOIN ins ON true
 """
+# Device kinds the Sparkplug B adapter registers (services/protocols/adapters/sparkplug.py).
+SPARKPLUG_KINDS: Final = frozenset({"spb-node", "spb-device"})
 _PROJECT = (
     "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1) "
     "OR EXISTS (SELECT 1 FROM devices WHERE project_id = $1)"
@@ -89,6 +91,13 @@ async def queue_command(
                 raise not_found(f"project {project!r}")
             raise not_found(f"device {device!r}")
         protocol = dev["protocol"] or "native"
+        if protocol == "native" and dev["kind"] in SPARKPLUG_KINDS:
+            raise ApiError(
+                409,
+                "birth_unknown",
+                f"device {device!r} speaks Sparkplug B and its birth certificate is not known "
+                "yet (the commander asks the node for one when it sees its data); try again",
+            )
         _check_protocol(protocol, dev["address"], device, req)
         if not dev["allowed"]:
             raise ApiError(
