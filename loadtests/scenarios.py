@@ -50,7 +50,7 @@ class Scenario:
     workload: Workload
     targets: tuple[Target, ...] = ()
     baseline: bool = True
-    kind: str = "ingest"  # ingest | rules | api | notify
+    kind: str = "ingest"  # ingest | rules | api | notify | commands
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Bounds shown next to the figures but not counted as targets: absolute figures whose
     # targets are set on a ratio to a same-run reference instead (docs/benchmarks.md).
@@ -349,6 +349,13 @@ SCENARIOS: dict[str, Scenario] = {
                 Target("series full range p95 (ms)", "series_full_p95_ms", "<=", 100, "issue 6"),
                 Target("device list req/s", "devices_rps", ">=", 1500, "issue 6"),
             ),
+        ),
+        Scenario(
+            "commands",
+            "Commands: request -> accepted at 500 commands/s over 1,000 devices",
+            Workload(),
+            baseline=False,
+            kind="commands",
         ),
     )
 }

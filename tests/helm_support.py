@@ -44,7 +44,7 @@ STANDARD_LABELS = (
 Obj = dict[str, Any]
 
 # Services with a database login user and a broker account of their own.
-ROLE_COMPONENTS = ("ingest", "rules", "api", "simulator")
+ROLE_COMPONENTS = ("ingest", "rules", "api", "simulator", "commands")
 
 # What a secure install must supply (the chart refuses to render without it unless
 # security.insecure is set): the owner's password, a login user per service, a broker

@@ -115,7 +115,9 @@ EXISTING_SECRETS: Obj = {
     "database": {
         "existingSecret": "tsdb-app",
         "existingSecretKey": "uri",
-        "existingSecretServiceKeys": {c: f"uri-{c}" for c in ("ingest", "rules", "api")},
+        "existingSecretServiceKeys": {
+            c: f"uri-{c}" for c in ("ingest", "rules", "api", "commands")
+        },
     },
     "mqtt": {
         "existingSecret": "broker-login",
@@ -505,9 +507,9 @@ def test_optional_objects_are_gated(default: Rendered, chart: helm.Chart) -> Non
     }
     for component in ("ingest", "api"):
         assert "replicas" not in out.component("Deployment", component).obj["spec"]
-    # ingest, rules, api, simulator, the migration Job and the test pod.
-    assert len(out.of_kind("NetworkPolicy")) == 6
-    assert len(out.of_kind("ServiceMonitor")) == 3
+    # ingest, rules, api, simulator, commands, the migration Job and the test pod.
+    assert len(out.of_kind("NetworkPolicy")) == 7
+    assert len(out.of_kind("ServiceMonitor")) == 4
     assert len(out.of_kind("PrometheusRule")) == 1
     assert out.component("Ingress", "api").obj["spec"]["ingressClassName"] == "nginx"
 
@@ -587,7 +589,7 @@ def test_pods_roll_when_configuration_changes(chart: helm.Chart) -> None:
         render(chart, {"simulator": {"enabled": True}, "mqtt": {"password": "rotated"}})
     )
     assert base.keys() == changed.keys()
-    assert len(base) == 4
+    assert len(base) == 5  # ingest, rules, api, simulator, commands
     for name in base:
         assert base[name]["checksum/config"] != changed[name]["checksum/config"], name
         assert base[name]["checksum/secret"] == changed[name]["checksum/secret"], name
@@ -647,7 +649,7 @@ def test_every_secret_can_come_from_an_existing_secret(chart: helm.Chart) -> Non
     assert out.of_kind("Secret") == [], "no Secret of the chart's own, not even a hook Secret"
     expected = {
         ("tsdb-app", "uri"),
-        *(("tsdb-app", f"uri-{c}") for c in ("ingest", "rules", "api")),
+        *(("tsdb-app", f"uri-{c}") for c in ("ingest", "rules", "api", "commands")),
         ("broker-login", "user"),
         ("broker-login", "pass"),
         ("api-keys", "bootstrap"),

@@ -114,6 +114,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "DELETE FROM notify_policies",
         OUTBOX_INSERT,
         "SELECT count(*) FROM notify_deliveries",
+        "INSERT INTO command_allow (project_id, kind, name) VALUES ('p1', 'agv', 'stop')",
+        "DELETE FROM command_allow",
+        "SELECT count(*) FROM commands, command_events, command_targets",
     ),
     "simulator": (PROJECT_UPSERT,),
     "notify": (
@@ -126,6 +129,18 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "UPDATE notify_outbox SET routed_at = now()",
         "UPDATE notify_deliveries SET state = 'sent'",
         "SELECT count(*) FROM notify_attempts",
+    ),
+    "commands": (
+        "SELECT count(*) FROM devices, command_allow",
+        "SELECT id FROM commands WHERE state = 'queued' FOR UPDATE SKIP LOCKED",
+        "UPDATE commands SET state = 'sent', sends = sends + 1 WHERE state = 'queued'",
+        "INSERT INTO command_events (command_id, project_id, device_id, state) "
+        "SELECT id, project_id, device_id, 'sent' FROM commands",
+        "INSERT INTO command_headers VALUES ('uagv/v2/m/s/instantActions', 0) "
+        "ON CONFLICT (topic) DO UPDATE SET header_id = command_headers.header_id + 1",
+        "INSERT INTO command_targets (project_id, device_id, protocol) VALUES ('p', 'd', 'x')",
+        "INSERT INTO dead_letters (received_at, topic, reason, detail, payload_size) "
+        "VALUES (now(), 't', 'unknown_command', 'd', 1)",
     ),
 }
 
@@ -172,6 +187,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "UPDATE api_key_events SET actor = 'someone else'",
         "UPDATE notify_deliveries SET state = 'sent'",
         "DELETE FROM notify_outbox",
+        "UPDATE commands SET state = 'completed'",
+        "DELETE FROM commands",
+        "UPDATE command_events SET actor = 'someone else'",
+        "INSERT INTO command_targets (project_id, device_id, protocol) VALUES ('p', 'd', 'x')",
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),
@@ -184,6 +203,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         ALARM_INSERT,
         "DELETE FROM projects",
         "SELECT * FROM notify_channels",
+        "SELECT count(*) FROM commands",
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),
@@ -200,6 +220,23 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "UPDATE notify_routes SET enabled = false",
         "DELETE FROM notify_deliveries",
         "DELETE FROM notify_outbox",
+        *SERVER_FILES,
+        *SCHEMA_CHANGES,
+    ),
+    "commands": (
+        "INSERT INTO commands (id, project_id, device_id, kind, name, actor, deadline) "
+        "VALUES (gen_random_uuid(), 'p', 'd', 'k', 'n', 'a', now())",
+        "DELETE FROM commands",
+        "DELETE FROM command_events",
+        "UPDATE command_events SET actor = 'someone else'",
+        "INSERT INTO command_allow (project_id, kind, name) VALUES ('p1', 'agv', 'stop')",
+        "DELETE FROM command_allow",
+        "SELECT count(*) FROM telemetry",
+        "SELECT * FROM api_keys",
+        KEY_MINT,
+        DEVICE_INSERT,
+        ALARM_INSERT,
+        "UPDATE devices SET online = true",
         *SERVER_FILES,
         *SCHEMA_CHANGES,
     ),

@@ -25,7 +25,12 @@ from tests.helm_support import (
     validate_manifest,
 )
 
-SERVICES = {"ingest": "StatefulSet", "rules": "StatefulSet", "api": "Deployment"}
+SERVICES = {
+    "ingest": "StatefulSet",
+    "rules": "StatefulSet",
+    "api": "Deployment",
+    "commands": "StatefulSet",
+}
 
 
 def _workload_refs(out: Rendered, component: str) -> list[tuple[str, str]]:
@@ -126,7 +131,7 @@ def test_insecure_opt_out_renders_without_credentials_and_warns() -> None:
     for service in SERVICES:
         assert (f"{fullname()}-database", "url") in _workload_refs(out, service)
     # Network isolation does not depend on the opt-out.
-    assert len(out.of_kind("NetworkPolicy")) == 5
+    assert len(out.of_kind("NetworkPolicy")) == 6
 
 
 def test_service_urls_become_keys_of_the_database_secret() -> None:
@@ -176,6 +181,7 @@ def test_existing_secret_service_keys() -> None:
                 "rules": "rules-uri",
                 "api": "api-uri",
                 "simulator": "sim-uri",
+                "commands": "commands-uri",
             },
         },
         "simulator": {"enabled": True},

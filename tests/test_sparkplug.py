@@ -497,4 +497,5 @@ async def test_simulated_line_is_understood_by_the_host(broker: Mosquitto) -> No
         "Axis_2/Temp_C",
         "Spindle_3/Load",
         "Running",
+        "Setpoint",  # writable by commands (issue 18)
     }

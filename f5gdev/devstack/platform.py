@@ -25,6 +25,7 @@ SERVICES = (
     ("ingest", "services.ingest.service"),
     ("rules", "services.rules.service"),
     ("notify", "services.notify.service"),
+    ("commands", "services.commands.service"),
     ("api", "services.api.server"),
     ("simulate", "services.simulator.factory"),
 )

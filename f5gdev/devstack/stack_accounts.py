@@ -18,7 +18,13 @@ from services.security.passwords import new_secret
 
 # Service name in `factory5g up` -> broker account. The simulator's account stands in for
 # a whole fleet of devices; real devices get per-device accounts (`devices provision`).
-BROKER_ACCOUNT = {"ingest": "ingest", "rules": "rules", "api": "api", "simulate": "simulator"}
+BROKER_ACCOUNT = {
+    "ingest": "ingest",
+    "rules": "rules",
+    "api": "api",
+    "simulate": "simulator",
+    "commands": "commands",
+}
 
 
 class DatabaseUsers:

@@ -27,6 +27,7 @@ from services.api.audit.views import router as audit_router
 from services.api.auth import keys
 from services.api.auth.guard import KeyCache
 from services.api.auth.views import router as keys_router
+from services.api.commands.views import router as commands_router
 from services.api.credentials.views import router as credentials_router
 from services.api.dashboard.headers import DashboardHeaders
 from services.api.dashboard.hub import AlarmHub
@@ -170,6 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
         alarms_router,
         notify_alarm_router,
         notify_router,
+        commands_router,
         ingest_router,
         dashboard_router,
         live_router,

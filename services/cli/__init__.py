@@ -10,6 +10,7 @@ import typer
 
 from services.core.settings import (
     ApiSettings,
+    CommandsSettings,
     ConfigError,
     DatabaseSettings,
     IngestSettings,
@@ -104,6 +105,18 @@ def db_status() -> None:
 )
 def ingest() -> None:
     from services.ingest.service import run
+
+    run(_settings())
+
+
+@app.command(
+    help=_help(
+        "Commander: sends queued commands to devices and records their outcome.",
+        (CommandsSettings, "commands"),
+    )
+)
+def commands() -> None:
+    from services.commands.service import run
 
     run(_settings())
 

@@ -42,6 +42,8 @@ class Reason(StrEnum):
     # The device is not registered and ingest is set to refuse such devices
     # (F5G_INGEST__UNKNOWN_DEVICES=dead_letter).
     UNKNOWN_DEVICE = "unknown_device"
+    # A command reply whose correlation data names no command of the replying device.
+    UNKNOWN_COMMAND = "unknown_command"
 
 
 class ContractError(Exception):

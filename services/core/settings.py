@@ -326,6 +326,46 @@ class ApiSettings(BaseModel):
         return value
 
 
+class CommandsSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    client_id: str = Field(
+        "factory5g-commands-0",
+        description="Fixed MQTT client id of the commander; its persistent session (replies "
+        "queued while it was away) is bound to it.",
+    )
+    session_expiry_s: int = Field(
+        3600, ge=1, description="How long the broker keeps the commander's session."
+    )
+    poll_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds between scans for queued commands and passed deadlines (new "
+        "commands also arrive at once by LISTEN/NOTIFY).",
+    )
+    batch_max: int = Field(200, ge=1, le=10_000, description="Most commands claimed at once.")
+    default_timeout_s: float = Field(
+        30.0, gt=0, le=86400, description="Deadline of a command that names none."
+    )
+    max_timeout_s: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="Longest deadline a command may ask for."
+    )
+    rate_per_device: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Commands one device may receive per rate_window_s; more get 429.",
+    )
+    rate_window_s: float = Field(
+        10.0, gt=0, le=3600, description="Window of the per-device command rate limit."
+    )
+    metrics_port: int = Field(
+        9103, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+
+
 class SimulatorSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -372,6 +412,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)  # type: ignore[arg-type]
     notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
+    commands: CommandsSettings = Field(default_factory=CommandsSettings)  # type: ignore[arg-type]
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)  # type: ignore[arg-type]
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from services.core.streams import INGEST_DEFS, STREAM_DEFS
 
@@ -307,4 +307,77 @@ rule_backtests = Table(
     Column("result", JSONB, nullable=True),
     Column("error", Text, nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
+)
+
+# --------------------------------------------------------------------- commands (0010_commands)
+
+# Per project and device kind, the command names that may be sent; nothing by default.
+command_allow = Table(
+    "command_allow",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=True),
+)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, comment="Also the correlation data."),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("protocol", Text, nullable=False, server_default="native"),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column(
+        "state",
+        Text,
+        nullable=False,
+        server_default="queued",
+        comment="queued|sent|accepted|rejected|completed|failed|expired",
+    ),
+    Column("actor", Text, nullable=False, comment="Name of the API key that asked."),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("sends", Integer, nullable=False, server_default=text("0")),
+    Column("message", Text, nullable=True),
+    Column("result", JSONB, nullable=True),
+)
+
+command_events = Table(
+    "command_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("command_id", UUID(as_uuid=True), nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("state", Text, nullable=False),
+    Column("actor", Text, nullable=True),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+# How to reach a device that is not native, as the commander learnt it from its messages.
+command_targets = Table(
+    "command_targets",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("protocol", Text, nullable=False, comment="vda5050 | sparkplug"),
+    Column("address", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# VDA 5050 headerId per topic: persisted so that a restart never counts backwards.
+command_headers = Table(
+    "command_headers",
+    metadata,
+    Column("topic", Text, primary_key=True),
+    Column("header_id", BigInteger, nullable=False),
 )

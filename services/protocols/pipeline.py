@@ -20,7 +20,7 @@ from typing import Final
 from services.core.contracts import ContractError, Decoded, Reason, Topic
 from services.core.settings import IngestSettings
 from services.protocols.adapters.base import Adapter, AdapterResult, Command
-from services.protocols.adapters.native import STATUS, NativeAdapter
+from services.protocols.adapters.native import REPLY, STATUS, NativeAdapter
 from services.protocols.batch import Batch
 from services.protocols.deadletter import dead_letter_row, oversize
 from services.protocols.rows import BUILDERS
@@ -97,6 +97,8 @@ class Pipeline:
                 raise ContractError(Reason.BAD_TOPIC, "no adapter handles this topic")
             if isinstance(adapter, NativeAdapter):
                 t = adapter.topic(topic)
+                if t.stream == REPLY:
+                    return  # a command reply: the commander records it, nothing to store
                 if t.stream != STATUS:
                     self._check_known(t.project, t.device)
                     decoded = adapter.decode_stream(t, payload)

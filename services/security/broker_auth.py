@@ -62,8 +62,29 @@ SERVICE_ACLS: dict[str, tuple[tuple[str, str], ...]] = {
         ("write", "f5g/v1/+/alarms/#"),
     ),
     # The API announces operator acknowledge/clear on the rules' alarm topic
-    # (services/protocols/alarms.py alarm_topic) and nothing else.
-    "api": (("read", "f5g/v1/#"), ("write", "f5g/v1/+/alarms/+/+/+")),
+    # (services/protocols/alarms.py alarm_topic), the commands it queues on theirs
+    # (services/protocols/commands.py announce_topic), and nothing else.
+    "api": (
+        ("read", "f5g/v1/#"),
+        ("write", "f5g/v1/+/alarms/+/+/+"),
+        ("write", "f5g/v1/+/commands/+/+/+"),
+    ),
+    # The commander sends commands (native, Sparkplug B, VDA 5050), reads the answers and
+    # announces each command's transitions (services/protocols/commands.py).
+    "commands": (
+        ("write", "f5g/v1/+/+/+/cmd/#"),
+        ("read", "f5g/v1/+/+/+/reply"),
+        ("readwrite", "f5g/v1/+/commands/+/+/+"),  # the API's `queued` wakes it
+        ("write", "spBv1.0/+/NCMD/#"),
+        ("write", "spBv1.0/+/DCMD/#"),
+        ("read", "spBv1.0/+/NBIRTH/#"),
+        ("read", "spBv1.0/+/DBIRTH/#"),
+        ("read", "spBv1.0/+/NDATA/#"),
+        ("read", "spBv1.0/+/DDATA/#"),
+        ("write", "uagv/+/+/+/instantActions"),
+        ("write", "uagv/+/+/+/order"),
+        ("read", "uagv/+/+/+/state"),
+    ),
     "simulator": (
         ("readwrite", "f5g/v1/#"),
         ("readwrite", "spBv1.0/#"),
@@ -77,7 +98,9 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 # (`f5g/v1/{project}/alarms/...` is the rules' and the API's, a kind `alarms` would let a
 # device publish forged alarm transitions there) and the stream-level words of the
 # device contract, so that no device subtree overlaps another topic family.
-RESERVED_IDS = frozenset({"alarms", "cmd", "reply", "status", "$SYS", "$share", "$CONTROL"})
+RESERVED_IDS = frozenset(
+    {"alarms", "commands", "cmd", "reply", "status", "$SYS", "$share", "$CONTROL"}
+)
 
 # Mosquitto's dynamic-security hash: PBKDF2-HMAC-SHA512, base64 salt and digest. The
 # secrets are 192-bit random tokens, so the iteration count is not what protects them.

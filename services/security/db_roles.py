@@ -26,6 +26,9 @@ proves every line, and that everything else is refused):
 - notify: read alarms, devices, projects and the notification configuration; work the
   notification outbox and deliveries (0008_notifications). The API configures channels,
   routes and policies; the outbox is written by a trigger owned by the schema owner.
+- commands (the commander, 0010_commands): read devices and the command allow-list, claim
+  and update commands, append command events and dead letters, keep VDA 5050 header ids.
+  The API inserts commands and their `queued` event and manages the allow-list.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ RULES: Final = "factory5g_rules"
 API: Final = "factory5g_api"
 SIMULATOR: Final = "factory5g_simulator"
 NOTIFY: Final = "factory5g_notify"
-GROUPS: Final = (INGEST, RULES, API, SIMULATOR, NOTIFY)
+COMMANDS: Final = "factory5g_commands"
+GROUPS: Final = (INGEST, RULES, API, SIMULATOR, NOTIFY, COMMANDS)
 # Service name (as `factory5g up` runs it) -> its group role.
 SERVICE_GROUP: Final = {
     "ingest": INGEST,
@@ -45,6 +49,7 @@ SERVICE_GROUP: Final = {
     "api": API,
     "simulate": SIMULATOR,
     "notify": NOTIFY,
+    "commands": COMMANDS,
 }
 
 OWNER_ATTRIBUTES: Final = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"

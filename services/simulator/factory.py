@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import aiomqtt
 import orjson
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from services.core.runtime import mqtt_client_kwargs, run_async
 from services.core.settings import Settings
@@ -161,7 +163,10 @@ async def publish_fleet(settings: Settings, duration: float | None) -> int:
     native fleet's publishing loop.
     """
     sim = settings.simulator
-    publishers = [_publish_native(settings, build_fleet(settings), duration)]
+    publishers = [
+        _publish_native(settings, build_fleet(settings), duration),
+        _answer_native(settings, duration),
+    ]
     if sim.vda5050_agvs:
         publishers.append(_publish_vda5050(settings, duration))
     groups = [info.id for info in project_infos(sim.projects)]
@@ -200,6 +205,44 @@ async def _publish_native(
                 await asyncio.sleep(delay)
             else:
                 next_at = time.monotonic()
+    return sent
+
+
+async def _answer_native(settings: Settings, duration: float | None) -> int:
+    """The native fleet's answers to commands: every command on a simulated device's
+    `cmd` topic is accepted and completed at once, on its MQTT v5 response topic with its
+    correlation data (docs/device-guide.md). Returns the replies sent."""
+    sent = 0
+    kwargs = mqtt_client_kwargs(
+        settings, "factory5g-simulator-commands", protocol=aiomqtt.ProtocolVersion.V5
+    )
+    root = settings.mqtt.topic_root
+
+    async def serve(client: aiomqtt.Client) -> None:
+        nonlocal sent
+        async for msg in client.messages:
+            props = msg.properties
+            corr = getattr(props, "CorrelationData", None)
+            to = getattr(props, "ResponseTopic", None)
+            if not corr or not to:
+                continue
+            for status in ("accepted", "completed"):
+                reply = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                reply.CorrelationData = corr
+                body = orjson.dumps({"status": status, "message": f"simulated {status}"})
+                await client.publish(to, body, qos=1, properties=reply)
+                sent += 1
+
+    async with aiomqtt.Client(**kwargs) as client:
+        await client.subscribe(f"{root}/+/+/+/cmd/#", qos=1)
+        task = asyncio.create_task(serve(client))
+        try:
+            if duration is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(duration)
+        finally:
+            task.cancel()
     return sent
 
 

@@ -10,14 +10,17 @@ and return how many messages they sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import random
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import aiomqtt
 
+from services.core.contracts import ContractError
 from services.protocols import sparkplug as spb
 
 
@@ -39,7 +42,12 @@ async def publish_vda5050_fleet(
     manufacturer: str = "SimRobotics",
     seed: int | None = None,
 ) -> int:
-    """AGVs driving circles in one hall, now and then charging or hitting a field stop."""
+    """AGVs driving circles in one hall, now and then charging or hitting a field stop.
+
+    They obey the platform's instant actions as VDA 5050 2.0 says: `startPause` stops an
+    AGV where it is, `stopPause` lets it drive on, `cancelOrder` drops its order,
+    `stateRequest` and `factsheetRequest` are answered; each action is reported in the
+    next states' `actionStates` (RUNNING, then FINISHED)."""
     rng = random.Random(seed)
     deadline = time.monotonic() + (duration if duration is not None else math.inf)
     headers = {"state": 0, "connection": 0}
@@ -59,11 +67,55 @@ async def publish_vda5050_fleet(
         sent += 1
     headers["connection"] += 1
     battery = {s: rng.uniform(40, 100) for s in serials}
+    paused: set[str] = set()
+    cancelled: set[str] = set()
+    actions: dict[str, list[dict[str, Any]]] = {s: [] for s in serials}
+    angles = dict.fromkeys(serials, 0.0)
+
+    async def obey() -> None:
+        with contextlib.suppress(aiomqtt.MqttError):  # the publisher's loop reports it
+            await _obey()
+
+    async def _obey() -> None:
+        async for msg in client.messages:
+            parts = str(msg.topic).split("/")
+            if len(parts) != 5 or parts[4] != "instantActions" or parts[3] not in actions:
+                continue
+            serial = parts[3]
+            try:
+                body = json.loads(msg.payload)  # type: ignore[arg-type]
+                todo = [(a["actionId"], a["actionType"]) for a in body["actions"]]
+            except (ValueError, KeyError, TypeError):
+                continue
+            for action_id, action_type in todo:
+                if action_type == "startPause":
+                    paused.add(serial)
+                elif action_type == "stopPause":
+                    paused.discard(serial)
+                elif action_type == "cancelOrder":
+                    cancelled.add(serial)
+                known = {"startPause", "stopPause", "cancelOrder", "stateRequest",
+                         "factsheetRequest"}  # fmt: skip
+                actions[serial].append(
+                    {
+                        "actionId": action_id,
+                        "actionType": action_type,
+                        "actionStatus": "RUNNING" if action_type in known else "FAILED",
+                        "resultDescription": None if action_type in known else "unknown action",
+                    }
+                )
+                del actions[serial][:-10]  # the latest actions only
+
+    await client.subscribe(f"{interface}/v2/{manufacturer}/+/instantActions", qos=1)
+    listener = asyncio.create_task(obey())
     step = 0
     while not _done(stop, deadline):
         for i, serial in enumerate(serials):
-            angle = (step / max(rate_hz, 0.01)) * 0.2 + i
+            if serial not in paused:
+                angles[serial] += 0.2 / max(rate_hz, 0.01)
+            angle = angles[serial] + i
             charging = battery[serial] < 25
+            halted = serial in paused
             battery[serial] = (
                 min(100.0, battery[serial] + 2) if charging else battery[serial] - 0.05
             )
@@ -74,13 +126,14 @@ async def publish_vda5050_fleet(
                 "version": "2.0.0",
                 "manufacturer": manufacturer,
                 "serialNumber": serial,
-                "orderId": f"order-{step // 20}",
+                "orderId": "" if serial in cancelled else f"order-{step // 20}",
                 "orderUpdateId": 0,
                 "lastNodeId": f"n{step % 8}",
                 "lastNodeSequenceId": step % 8,
                 "nodeStates": [],
                 "edgeStates": [],
-                "driving": not charging,
+                "driving": not charging and not halted,
+                "paused": halted,
                 "operatingMode": "AUTOMATIC",
                 "agvPosition": {
                     "x": 20 + 10 * math.cos(angle),
@@ -90,8 +143,14 @@ async def publish_vda5050_fleet(
                     "positionInitialized": True,
                     "localizationScore": round(rng.uniform(0.85, 1.0), 3),
                 },
-                "velocity": {"vx": 0.0 if charging else 1.2, "vy": 0.0, "omega": 0.12},
-                "actionStates": [],
+                "velocity": {
+                    "vx": 0.0 if charging or halted else 1.2,
+                    "vy": 0.0,
+                    "omega": 0.0 if halted else 0.12,
+                },
+                "actionStates": [
+                    {k: v for k, v in a.items() if v is not None} for a in actions[serial]
+                ],
                 "batteryState": {"batteryCharge": round(battery[serial], 2), "charging": charging},
                 "errors": [],
                 "safetyState": {"eStop": "NONE", "fieldViolation": field_stop},
@@ -99,9 +158,13 @@ async def publish_vda5050_fleet(
             topic = f"{interface}/v2/{manufacturer}/{serial}/state"
             await client.publish(topic, json.dumps(state).encode(), qos=0)
             sent += 1
+            for a in actions[serial]:  # reported RUNNING once, FINISHED from then on
+                if a["actionStatus"] == "RUNNING":
+                    a["actionStatus"] = "FINISHED"
         headers["state"] += 1
         step += 1
         await asyncio.sleep(1.0 / rate_hz)
+    listener.cancel()
     return sent
 
 
@@ -116,7 +179,9 @@ async def publish_sparkplug_line(
     stop: asyncio.Event | None = None,
 ) -> int:
     """One edge node with `machines` devices sending aliased DDATA; on an NCMD rebirth
-    request it republishes its births, as a real edge node must.
+    request it republishes its births, as a real edge node must. Each machine has a
+    writable `Setpoint` (Double): a DCMD that writes it (by alias or name) is applied and
+    reported in a DDATA at once, and in every DDATA after.
 
     The client should carry the NDEATH will (see `sparkplug_will`) so that a crash of the
     simulator marks the line offline.
@@ -127,6 +192,8 @@ async def publish_sparkplug_line(
     ]
     seq = 0
     sent = 0
+    setpoint_alias = len(names) + 1
+    setpoints = [50.0] * machines
 
     def next_seq() -> int:
         nonlocal seq
@@ -153,18 +220,49 @@ async def publish_sparkplug_line(
             db.metrics.add(
                 name=b"Running", alias=len(names), datatype=spb.DataType.Boolean, boolean_value=True
             )
+            db.metrics.add(
+                name=b"Setpoint",
+                alias=setpoint_alias,
+                datatype=spb.DataType.Double,
+                double_value=setpoints[m],
+            )
             topic = f"spBv1.0/{group}/DBIRTH/{node}/machine{m + 1}"
             await client.publish(topic, db.SerializeToString(), qos=0)
         sent += 1 + machines
 
     rebirth = asyncio.Event()
+    dcmd_prefix = f"spBv1.0/{group}/DCMD/{node}/machine"
+
+    async def write(topic: str, raw: bytes) -> None:
+        nonlocal sent
+        try:
+            m = int(topic[len(dcmd_prefix) :]) - 1
+            cmd = spb.parse_payload(raw)
+        except (ValueError, ContractError):  # not one of ours, or not a Sparkplug payload
+            return
+        if not 0 <= m < machines:
+            return
+        for metric in cmd.metrics:
+            if (metric.alias == setpoint_alias or metric.name == b"Setpoint") and metric.HasField(
+                "double_value"
+            ):
+                setpoints[m] = metric.double_value
+        p = spb.Payload(timestamp=int(time.time() * 1000), seq=next_seq())
+        p.metrics.add(alias=setpoint_alias, double_value=setpoints[m])
+        await client.publish(f"spBv1.0/{group}/DDATA/{node}/machine{m + 1}",
+                             p.SerializeToString(), qos=0)  # fmt: skip
+        sent += 1
 
     async def listen() -> None:
         async for msg in client.messages:
-            if str(msg.topic) == f"spBv1.0/{group}/NCMD/{node}":
+            topic = str(msg.topic)
+            if topic == f"spBv1.0/{group}/NCMD/{node}":
                 rebirth.set()
+            elif topic.startswith(dcmd_prefix):
+                await write(topic, bytes(msg.payload))  # type: ignore[arg-type]
 
     await client.subscribe(f"spBv1.0/{group}/NCMD/{node}", qos=0)
+    await client.subscribe(f"spBv1.0/{group}/DCMD/{node}/+", qos=0)
     listener = asyncio.create_task(listen())
     try:
         await births()
@@ -181,6 +279,7 @@ async def publish_sparkplug_line(
                         alias=alias, double_value=50 + 20 * math.sin(step / 10 + alias + m)
                     )
                 p.metrics.add(alias=len(names), boolean_value=step % 50 != 49)
+                p.metrics.add(alias=setpoint_alias, double_value=setpoints[m])
                 topic = f"spBv1.0/{group}/DDATA/{node}/machine{m + 1}"
                 await client.publish(topic, p.SerializeToString(), qos=0)
                 sent += 1

@@ -85,7 +85,9 @@ class Connection(asyncio.Protocol):
         self._acks = AckOrder()
         self._waiting: dict[int, asyncio.Future[codec.Ack]] = {}  # SUBSCRIBE/UNSUBSCRIBE
         self._inflight: dict[int, asyncio.Future[int]] = {}  # our QoS 1 PUBLISH
-        self._queued: deque[tuple[str, bytes, bool, asyncio.Future[int]]] = deque()
+        self._queued: deque[
+            tuple[str, bytes, bool, asyncio.Future[int], codec.Properties | None]
+        ] = deque()
         self.error: Exception | None = None  # why the connection ended (None: by us)
         self._next_id = 0
         self.server_receive_maximum = 65535
@@ -172,6 +174,20 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ incoming
 
+    def keep_properties(self, keep: bool) -> None:
+        """Keep each incoming PUBLISH's properties for `publish_properties` (off by default:
+        ingest and rules never read them)."""
+        self._stream.keep_properties = keep
+
+    def publish_properties(self) -> codec.Properties:
+        """Properties of the PUBLISH being handed to `on_publish` (with `keep_properties`).
+
+        A malformed block raises `ProtocolError`, as any malformed packet does."""
+        raw = self._stream.properties
+        if not raw:
+            return {}
+        return codec.decode_properties(raw, 0, len(raw))[0]
+
     def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
         if qos:
             self._acks.received(mid)
@@ -253,32 +269,40 @@ class Connection(asyncio.Protocol):
         return ack.reasons
 
     def publish(
-        self, topic: str, payload: bytes, qos: int = 0, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        properties: codec.Properties | None = None,
     ) -> asyncio.Future[int]:
         """Send now (QoS 0) or as soon as the broker's Receive Maximum allows (QoS 1).
 
         The future gives the PUBACK reason code (0 for QoS 0 once written; >= 0x80 means the
         broker refused the message) or fails with `MqttError` if the connection ends first.
+        `properties` (e.g. response topic, correlation data, message expiry) go as given.
         """
         fut: asyncio.Future[int] = self._loop.create_future()
         if qos == 0:
-            self._write(codec.encode_publish(topic, payload, 0, retain))
+            self._write(codec.encode_publish(topic, payload, 0, retain, properties=properties))
             fut.set_result(codec.SUCCESS)
             return fut
         if self.closed.done():
             raise MqttError("not connected")
         codec.encode_publish(topic, b"", 1, retain, packet_id=1)  # ValueError: bad topic
-        self._queued.append((topic, payload, retain, fut))
+        self._queued.append((topic, payload, retain, fut, properties))
         self._send_queued()
         return fut
 
     def _send_queued(self) -> None:
         queued = self._queued
         while queued and len(self._inflight) < self.server_receive_maximum:
-            topic, payload, retain, fut = queued.popleft()
+            topic, payload, retain, fut, props = queued.popleft()
             pid = self._new_id()
             self._inflight[pid] = fut
-            self._write(codec.encode_publish(topic, payload, 1, retain, packet_id=pid))
+            self._write(
+                codec.encode_publish(topic, payload, 1, retain, packet_id=pid, properties=props)
+            )
 
     def ack(self, packet_ids: list[int]) -> int:
         """Acknowledge handled QoS 1 messages, held back until all earlier ones are.

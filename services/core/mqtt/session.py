@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.mqtt.backoff import Backoff
-from services.core.mqtt.codec import ConnectOptions
+from services.core.mqtt.codec import ConnectOptions, Properties
 from services.core.mqtt.connection import Connection, MqttError, RefusedError, reason_name
 from services.core.mqtt.stream import PublishHandler
 
@@ -55,13 +55,16 @@ class Session:
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[bool], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
+        keep_properties: bool = False,
     ) -> None:
         """`options` and `subscriptions` (if callable) are asked anew per connection (a
         will may change, e.g. Sparkplug's; the API hub's device filters come and go).
 
         `on_generation(gen)` runs before CONNECT (messages may follow CONNACK at once),
         `on_up()` once subscribed, `on_down(was_up)` when a connection ends,
-        `on_attempt(n)` before each connection attempt (n from 1)."""
+        `on_attempt(n)` before each connection attempt (n from 1). With `keep_properties`,
+        `publish_properties()` gives the properties of the PUBLISH being handled (the
+        commander reads correlation data; ingest and rules skip them for speed)."""
         self.endpoint = endpoint
         self.options = options
         self.subscriptions = subscriptions
@@ -72,6 +75,7 @@ class Session:
         self.on_up = on_up
         self.on_down = on_down
         self.on_attempt = on_attempt
+        self.keep_properties = keep_properties
         self.gen = 0
         self.connection: Connection | None = None
         self.up = asyncio.Event()
@@ -102,7 +106,12 @@ class Session:
             conn.ack(packet_ids)
 
     def publish(
-        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
     ) -> asyncio.Future[int] | None:
         """Publish on the live connection; None while there is none.
 
@@ -111,9 +120,15 @@ class Session:
         if conn is None or not self.up.is_set():
             return None
         try:
-            return conn.publish(topic, payload, qos, retain)
+            return conn.publish(topic, payload, qos, retain, properties)
         except MqttError:
             return None
+
+    def publish_properties(self) -> Properties:
+        """Properties of the PUBLISH being handled (inside `on_publish`; needs
+        `keep_properties`); empty otherwise."""
+        conn = self.connection
+        return conn.publish_properties() if conn is not None else {}
 
     # ------------------------------------------------------------------ loop
 
@@ -150,6 +165,7 @@ class Session:
         conn: Connection | None = None
         try:
             conn = Connection(self.options(), self.on_publish)
+            conn.keep_properties(self.keep_properties)
             self.connection = conn  # acks may come for messages that follow CONNACK at once
             await conn.connect(ep.host, ep.port, ep.tls, ep.connect_timeout_s)
             self.backoff.reset()

@@ -25,7 +25,15 @@ PacketHandler = Callable[[int, bytes], None]
 
 
 class PacketStream:
-    __slots__ = ("buffer", "on_packet", "on_publish", "paused", "stopped")
+    __slots__ = (
+        "buffer",
+        "keep_properties",
+        "on_packet",
+        "on_publish",
+        "paused",
+        "properties",
+        "stopped",
+    )
 
     def __init__(self, on_publish: PublishHandler, on_packet: PacketHandler) -> None:
         self.on_publish = on_publish
@@ -33,6 +41,10 @@ class PacketStream:
         self.buffer = b""
         self.paused = False
         self.stopped = False  # set by `on_packet` when the connection is over
+        # When set, `properties` holds the raw property block (with its length) of the
+        # PUBLISH being handed to `on_publish`; off on the hot paths that never read it.
+        self.keep_properties = False
+        self.properties = b""
 
     def feed(self, data: bytes) -> None:
         """Handle every complete packet of buffer + `data` until paused or stopped."""
@@ -90,6 +102,7 @@ class PacketStream:
                         raise ProtocolError("QoS 1 PUBLISH with packet id 0")
                 props = 0
                 shift = 0
+                pstart = j
                 while True:
                     b = buf[j]
                     j += 1
@@ -102,6 +115,8 @@ class PacketStream:
                 j += props
                 if j > end:
                     raise ProtocolError("PUBLISH properties longer than the packet")
+                if self.keep_properties:
+                    self.properties = buf[pstart:j]
                 on_publish(topic, buf[j:end], mid, qos, bool(cmd & 0x08))
             else:
                 self.on_packet(cmd, buf[i:end])

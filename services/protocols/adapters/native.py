@@ -11,6 +11,13 @@ epoch ms, which is then the time of the change) or one of the bare words `offlin
 `{"online": false}` when it connects and publishes `{"online": true}` right after. Any
 other payload on a status topic is dead-lettered with reason `schema`.
 
+One more is the devices' answer to commands (`services.protocols.commands`):
+
+    {root}/{project}/{kind}/{device_id}/reply
+
+It is the commander's, not a stream: ingest acknowledges it and stores nothing (the
+commander records the outcome), so a reply is never dead-lettered as an unknown stream.
+
 Topic strings repeat for every message of a device, so parsed topics are cached.
 """
 
@@ -35,6 +42,8 @@ from services.core.contracts import (
 from services.protocols.adapters.base import AdapterResult, DeviceEvent
 
 STATUS: Final = "status"
+REPLY: Final = "reply"
+_OWN_LEVELS: Final = (STATUS, REPLY)
 _TOPIC_CACHE_MAX: Final = 200_000
 # PostgreSQL text cannot hold NUL; JSON can only express it as an escape.
 _NUL_ESCAPE: Final = b"\\u0000"
@@ -139,10 +148,14 @@ class NativeAdapter:
         return parsed
 
     def _parse(self, topic: str) -> Topic:
-        if topic.endswith("/" + STATUS) and topic.startswith(self._prefix):
+        if topic.startswith(self._prefix):
             parts = topic[len(self._prefix) :].split("/")
-            if len(parts) == 4 and all(is_valid_id(p) for p in parts[:3]):
-                return Topic(parts[0], parts[1], parts[2], STATUS)
+            if (
+                len(parts) == 4
+                and parts[3] in _OWN_LEVELS
+                and all(is_valid_id(p) for p in parts[:3])
+            ):
+                return Topic(parts[0], parts[1], parts[2], parts[3])
         return parse_topic(topic, self.root)
 
     def attribute(self, topic: str) -> tuple[str | None, str | None]:
@@ -159,6 +172,8 @@ class NativeAdapter:
 
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> AdapterResult:
         t = self.topic(topic)
+        if t.stream == REPLY:
+            return AdapterResult()  # the commander's: nothing to store
         if t.stream == STATUS:
             online, at = parse_status(payload)
             event = DeviceEvent(t.project, t.device, t.kind, online, at or received_at)

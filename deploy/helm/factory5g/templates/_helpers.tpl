@@ -351,7 +351,7 @@ own (or its URL no password), a service has no MQTT credentials, or TLS to the b
 {{- $withPassword := "^postgres(ql)?://[^/?#@:]+:[^/?#@]+@|[?&]password=[^&]" }}
 {{- $db := .Values.database }}
 {{- $services := list }}
-{{- range $c := list "ingest" "rules" "api" "notify" }}
+{{- range $c := list "ingest" "rules" "api" "notify" "commands" }}
 {{- if (index $.Values $c).enabled }}{{ $services = append $services $c }}{{ end }}
 {{- end }}
 {{- if $db.existingSecret }}
@@ -383,7 +383,7 @@ own (or its URL no password), a service has no MQTT credentials, or TLS to the b
 {{- end }}
 {{- if not .Values.mqtt.existingSecret }}
 {{- $m := .Values.mqtt }}
-{{- range $c := list "ingest" "rules" "api" "simulator" }}
+{{- range $c := list "ingest" "rules" "api" "simulator" "commands" }}
 {{- if (index $.Values $c).enabled }}
 {{- $own := index ($m.serviceCredentials | default dict) $c | default dict }}
 {{- if $own.username }}

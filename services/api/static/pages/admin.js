@@ -204,7 +204,7 @@ function auditPanel() {
   const load = () => fill(box, async () => {
     const page = await api("/audit", { params: { limit: 50 } });
     if (!page.items.length) return empty("no_audit");
-    return table(["time", "actor", "action", "target", "project"], page.items.map((a) =>
+    return table(["time", "actor", "action", "audit_target", "project"], page.items.map((a) =>
       h("tr", { dataset: { action: a.action } },
         h("td", {}, fmtTime(a.ts)), h("td", {}, a.actor), h("td", {}, h("code", {}, a.action)),
         h("td", {}, `${a.target_type} ${a.target_id}`), h("td", {}, a.project_id || "–"))));

@@ -1,4 +1,4 @@
-// One device: its last values, recent series, its alarms and its dead letters.
+// One device: its last values, recent series, its alarms, its commands and its dead letters.
 import { api } from "../api.js";
 import { draw, line, timeAxis } from "../charts.js";
 import { fmtNum, fmtTime, isInstant, t } from "../i18n.js";
@@ -39,11 +39,13 @@ export async function render(main, ctx) {
   const seriesBox = h("div", { class: "charts-col" });
   const alarmsBox = h("div", { class: "holder" });
   const deadBox = h("div", { class: "holder" });
+  const cmdBox = h("div", { class: "holder commands" });
   main.replaceChildren(h("div", { class: "page device-page" }, head,
     h("div", { class: "grid" },
       panel("last_values", lastBox),
       panel("recent", seriesBox, { class: "wide" }),
       panel("its_alarms", alarmsBox),
+      panel("commands", cmdBox),
       panel("dead_letters", deadBox))));
 
   let dev = null;
@@ -96,9 +98,68 @@ export async function render(main, ctx) {
       h("tbody", {}, page.items.map((d) => h("tr", {}, h("td", {}, fmtTime(d.received_at)), h("td", {}, h("code", {}, d.reason)), h("td", { class: "small" }, d.detail)))));
   }
 
+  // Commands: the names the project allows for this kind (operate keys get a button and a
+  // confirmation step), and the device's history, followed until every command is over.
+  const OPEN = new Set(["queued", "sent", "accepted"]);
+  let following = null;
+  function history(items) {
+    if (!items.length) return empty("no_commands");
+    return h("table", { class: "table command-history" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("time")), h("th", {}, t("command")), h("th", {}, t("state")), h("th", {}, t("actor")))),
+      h("tbody", {}, items.map((c) => h("tr", { dataset: { commandId: c.id, state: c.state } },
+        h("td", {}, fmtTime(c.created_at)), h("td", {}, h("code", {}, c.name)),
+        h("td", {}, h("span", { class: `st st-${c.state}` }, t(`cmd_${c.state}`)), c.message ? h("div", { class: "muted small" }, c.message) : null),
+        h("td", { class: "small" }, c.actor)))));
+  }
+  async function loadCommands() {
+    const [allow, page] = await Promise.all([
+      api(`/projects/${encodeURIComponent(pid)}/command-allowlist`),
+      api(`${base}/commands`, { params: { limit: 20 } }),
+    ]);
+    const names = allow.items.filter((a) => a.kind === dev.kind).map((a) => a.name);
+    const bar = h("div", { class: "command-bar" });
+    if (!ctx.me.can_operate) bar.append(h("span", { class: "chip" }, t("read_only")));
+    else if (!names.length) bar.append(h("span", { class: "muted small" }, t("no_commands_allowed")));
+    for (const name of ctx.me.can_operate ? names : []) {
+      bar.append(h("button", { type: "button", class: "command", dataset: { command: name }, onclick: () => confirmSend(bar, name) }, name));
+    }
+    if (page.items.some((c) => OPEN.has(c.state))) follow();
+    return h("div", {}, bar, history(page.items));
+  }
+  function confirmSend(bar, name) {
+    const box = h("div", { class: "confirm", role: "dialog" },
+      h("span", {}, `${t("confirm_send")} ${name} → ${did}?`),
+      h("button", { type: "button", class: "confirm-yes", onclick: () => send(name) }, t("send")),
+      h("button", { type: "button", class: "confirm-no", onclick: () => box.remove() }, t("cancel")));
+    bar.querySelector(".confirm")?.remove();
+    bar.append(box);
+  }
+  async function send(name) {
+    try {
+      await api(`${base}/commands`, { method: "POST", body: { name } });
+    } catch (err) {
+      cmdBox.prepend(h("div", { class: "state error", role: "alert" }, err.message));
+      return;
+    }
+    await fill(cmdBox, loadCommands);
+  }
+  function follow() {
+    if (following) return;
+    following = setInterval(async () => {
+      const page = await api(`${base}/commands`, { params: { limit: 20 } }).catch(() => null);
+      if (!page) return;
+      const table = cmdBox.querySelector(".command-history, .state.empty");
+      if (table) table.replaceWith(history(page.items));
+      if (!page.items.some((c) => OPEN.has(c.state))) {
+        clearInterval(following);
+        following = null;
+      }
+    }, 500);
+  }
+
   const refresh = async () => {
     await fill(lastBox, loadDevice);
-    if (dev) await Promise.all([fill(seriesBox, loadSeries), fill(alarmsBox, loadAlarms), fill(deadBox, loadDead)]);
+    if (dev) await Promise.all([fill(seriesBox, loadSeries), fill(alarmsBox, loadAlarms), fill(deadBox, loadDead), fill(cmdBox, loadCommands)]);
   };
   await refresh();
   let last = Date.now();

@@ -99,6 +99,8 @@ export async function render(main, ctx) {
       if (a.state === "open") actions.append(h("button", { type: "button", class: "ack", onclick: () => act(a.id, "acknowledge") }, t("ack")));
       actions.append(h("button", { type: "button", class: "clear ghost", onclick: () => act(a.id, "clear") }, t("clear")));
     }
+    // The device's commands (e.g. an AGV's pause) are on its page, with their confirmation.
+    if (can) actions.append(h("a", { class: "button ghost device-commands", href: `#/p/${enc}/d/${encodeURIComponent(a.device_id)}` }, t("commands")));
     return h("li", { class: `alarm state-${a.state} ${a.fresh ? "fresh" : ""}`, dataset: { alarmId: a.id, state: a.state, rule: a.rule } },
       severityBadge(a.severity),
       h("div", { class: "what" },

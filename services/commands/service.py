@@ -1,0 +1,816 @@
+"""The commander: sends queued commands to devices and records what becomes of them.
+
+Everything it knows is in the database, so nothing is lost across a restart of the
+commander or of the broker:
+
+- **Send.** New commands wake the commander by the API's `queued` announcement on MQTT
+  (published after the commit; no NOTIFY, which serialises commits, see
+  services/api/commands/service.py) and, should one be missed, by a poll every `poll_s`.
+  A batch of queued commands of online devices (or commands that asked to wait for their
+  device) is claimed with `FOR UPDATE SKIP LOCKED`, published QoS 1 (never retained)
+  through the services' own MQTT session, and marked `sent` once the broker's PUBACK is
+  in, in the same transaction that holds the rows: a second commander skips them, so a
+  command is never sent by two. A command whose PUBACK never came (the connection
+  dropped) stays queued and is sent again: at least once, with the command id for the
+  device to recognise a repeat.
+- **Replies.** Devices answer on `{root}/{project}/{kind}/{device}/reply` with the command
+  id as MQTT v5 correlation data. The commander's session is persistent (fixed client id,
+  clean start off), so replies published while it or its connection was away are delivered
+  when it is back; a reply is acknowledged only once its transition is committed. A reply
+  whose correlation data names no command of that device is dead-lettered with reason
+  `unknown_command`; one for a command that already moved on (a redelivery, or an outcome
+  after the deadline) is counted and changes nothing.
+- **Deadlines.** A scan every `poll_s` moves open commands past their deadline to
+  `expired`.
+
+Every transition is one `command_events` row (the audit trail, with its actor) and one
+announcement on `{root}/{project}/commands/{kind}/{device}/{id}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+import orjson
+
+from services.commands.metrics import CommandsMetrics
+from services.core.contracts import ContractError, Reason
+from services.core.db import asyncpg_dsn
+from services.core.metrics import MetricsServer, service_registry
+from services.core.mqtt import Backoff, ConnectOptions, ProtocolError, Session
+from services.core.mqtt.codec import Properties
+from services.core.runtime import cancel_and_wait, mqtt_connect_options, mqtt_endpoint, run_async
+from services.core.settings import Settings
+from services.protocols import deadletter
+from services.protocols import sparkplug as spb
+from services.protocols.adapters.vda5050 import Vda5050Adapter
+from services.protocols.commands import (
+    FINAL_STATES,
+    REPLY_FROM,
+    SPB_WRITE,
+    VDA_ACTION_STATES,
+    VDA_ORDER,
+    MetricDef,
+    announce_filter,
+    announce_topic,
+    announcement,
+    command_payload,
+    command_topic,
+    decode_reply,
+    decode_vda_state,
+    parse_correlation,
+    parse_reply_topic,
+    reply_filter,
+    reply_topic,
+    spb_check,
+    spb_matches,
+    spb_payload,
+    spb_reported,
+    spb_topic,
+    spb_written,
+    vda_payload,
+    vda_topic,
+)
+
+log = logging.getLogger("factory5g.commands")
+
+QUEUED_MARK: Final = b'"state":"queued"'
+RECEIVE_MAXIMUM: Final = 1000
+PUBACK_TIMEOUT_S: Final = 10.0
+REPLY_BATCH: Final = 500
+REBIRTH_INTERVAL_S: Final = 30.0
+CORRELATION_DATA: Final = 0x09
+RESPONSE_TOPIC: Final = 0x08
+MESSAGE_EXPIRY: Final = 0x02
+
+_HEADER = """
+INSERT INTO command_headers (topic, header_id) VALUES ($1, 0)
+ON CONFLICT (topic) DO UPDATE SET header_id = command_headers.header_id + 1
+RETURNING header_id
+"""
+_TARGET = """
+INSERT INTO command_targets (project_id, device_id, protocol, address, updated_at)
+VALUES ($1, $2, $3, $4::jsonb, now())
+ON CONFLICT (project_id, device_id) DO UPDATE
+SET protocol = excluded.protocol, address = excluded.address, updated_at = now()
+"""
+_LOAD_TARGETS = "SELECT project_id, device_id, address FROM command_targets WHERE protocol = $1"
+_LOAD_OPEN_SPB = """
+SELECT id, project_id, device_id, params FROM commands
+WHERE protocol = 'sparkplug' AND state IN ('queued', 'sent', 'accepted')
+"""
+_LOAD_OPEN_VDA = """
+SELECT id, project_id, device_id, name, params->>'orderId' AS order_id, state
+FROM commands WHERE protocol = 'vda5050' AND state IN ('queued', 'sent', 'accepted')
+"""
+_CLAIM = """
+SELECT c.id, c.project_id, c.device_id, c.kind, c.name, c.protocol, c.params, c.deadline,
+       c.created_at, c.actor
+FROM commands c JOIN devices d ON d.project_id = c.project_id AND d.device_id = c.device_id
+WHERE c.state = 'queued' AND c.deadline > now() AND d.online
+ORDER BY c.created_at
+LIMIT $1
+FOR UPDATE OF c SKIP LOCKED
+"""
+_MARK_SENT = """
+WITH s AS (
+    UPDATE commands SET state = 'sent', sent_at = now(), updated_at = now(), sends = sends + 1
+    WHERE id = ANY($1::uuid[]) AND state = 'queued'
+    RETURNING id, project_id, device_id, sent_at
+)
+INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+SELECT id, project_id, device_id, sent_at, 'sent', $2, '{}'::jsonb FROM s
+RETURNING command_id, ts
+"""
+_MARK_FAILED = """
+WITH s AS (
+    UPDATE commands SET state = 'failed', updated_at = now(), finished_at = now(),
+                        message = $2
+    WHERE id = $1 AND state = 'queued'
+    RETURNING id, project_id, device_id, updated_at
+)
+INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+SELECT id, project_id, device_id, updated_at, 'failed', $3, jsonb_build_object('message', $2)
+FROM s RETURNING ts
+"""
+_CURRENT = """
+SELECT state FROM commands WHERE id = $1 AND project_id = $2 AND device_id = $3 FOR UPDATE
+"""
+_REPLY = """
+UPDATE commands SET state = $2, updated_at = now(), message = coalesce($3, message),
+    result = coalesce($4::jsonb, result),
+    finished_at = CASE WHEN $2 IN ('rejected', 'completed', 'failed') THEN now() END
+WHERE id = $1
+RETURNING id, project_id, device_id, kind, name, protocol, message, updated_at
+"""
+_EVENT = """
+INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+"""
+_EXPIRE = """
+WITH due AS (
+    SELECT id FROM commands
+    WHERE state IN ('queued', 'sent', 'accepted') AND deadline <= now()
+    ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED
+), s AS (
+    UPDATE commands c SET state = 'expired', updated_at = now(), finished_at = now(),
+        message = 'no outcome by the deadline (' || c.state || ')'
+    FROM due WHERE c.id = due.id
+    RETURNING c.id, c.project_id, c.device_id, c.kind, c.name, c.protocol, c.message,
+              c.updated_at
+), e AS (
+    INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+    SELECT id, project_id, device_id, updated_at, 'expired', $2,
+           jsonb_build_object('message', message)
+    FROM s
+)
+SELECT * FROM s
+"""
+_DEAD = (
+    f"INSERT INTO {deadletter.TABLE} ({', '.join(deadletter.COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i + 1}' for i in range(len(deadletter.COLUMNS)))})"
+)
+
+
+SpbKey = tuple[str, str, str | None]  # Sparkplug group, edge node, device (None: the node)
+
+
+class UnsendableError(Exception):
+    """A command that cannot become a message (it fails instead of waiting forever)."""
+
+
+@dataclass
+class Incoming:
+    gen: int
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    props: Properties | None  # None: the property block was malformed
+    received_at: datetime
+
+
+class Commander:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cfg = settings.commands
+        self.root = settings.mqtt.topic_root
+        self.announce_prefix = self.root + "/"
+        self.actor = self.cfg.client_id
+        self.metrics = CommandsMetrics(service_registry())
+        self.wake = asyncio.Event()
+        self.replies: asyncio.Queue[Incoming] = asyncio.Queue()
+        self.db_ok = False
+        self._gen = 0
+        self._deferred: list[tuple[Any, str, datetime]] = []
+        ing = settings.ingest
+        self.vda = Vda5050Adapter(
+            ing.vda5050_interface, ing.vda5050_projects, ing.vda5050_default_project
+        )
+        self.vda_prefix = f"{ing.vda5050_interface}/v2/"
+        # (project, device) -> (manufacturer, serialNumber), learnt from the AGVs' states.
+        self.vda_targets: dict[tuple[str, str], tuple[str, str]] = {}
+        # (project, device) -> {actionId or "order:" + orderId: command id} of open commands,
+        # and the state last recorded per command (a state repeats an action many times).
+        self.vda_open: dict[tuple[str, str], dict[str, str]] = {}
+        self.vda_recorded: dict[str, str] = {}
+        # Sparkplug B, per (group, node, device or None): the birth certificate's metrics
+        # (name -> (datatype, alias)), alias -> name, and the open writes
+        # (command id -> metric name -> written value) that a DATA message must report.
+        self.spb_births: dict[SpbKey, dict[str, MetricDef]] = {}
+        self.spb_aliases: dict[SpbKey, dict[int, str]] = {}
+        self.spb_open: dict[SpbKey, dict[str, dict[str, float | str]]] = {}
+        self.rebirths: dict[tuple[str, str], float] = {}
+        self.session = Session(
+            mqtt_endpoint(settings),
+            self._options,
+            [
+                (reply_filter(self.root), 1),
+                # The API's `queued` announcements: a wake-up, QoS 0, nothing to store.
+                (announce_filter(self.root), 0),
+                (f"{self.vda_prefix}+/+/state", 1),
+                (f"{spb.NAMESPACE}/+/NBIRTH/+", 1),
+                (f"{spb.NAMESPACE}/+/DBIRTH/+/+", 1),
+                (f"{spb.NAMESPACE}/+/NDATA/+", 1),
+                (f"{spb.NAMESPACE}/+/DDATA/+/+", 1),
+            ],
+            self._on_publish,
+            Backoff(0.25, 2.0),
+            refused_is_fatal=True,
+            on_generation=self._new_generation,
+            on_up=self._up,
+            on_down=self._down,
+            keep_properties=True,
+        )
+        self.connected = self.session.up
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(s.database.url),
+            min_size=1,
+            max_size=4,
+            timeout=s.database.connect_timeout_s,
+        )
+        server = MetricsServer(
+            self.cfg.metrics_host, self.cfg.metrics_port, self.health, self.metrics.registry
+        )
+        await server.start()
+        try:
+            await self._restore(pool)
+            tasks = [
+                asyncio.create_task(self.session.run(stop), name="commands-mqtt"),
+                asyncio.create_task(self._sender(pool, stop), name="commands-send"),
+                asyncio.create_task(self._reply_worker(pool), name="commands-replies"),
+                asyncio.create_task(self._expiry(pool, stop), name="commands-expiry"),
+            ]
+            await stop.wait()
+            for task in tasks:
+                await cancel_and_wait(task)
+        finally:
+            await server.stop()
+            await pool.close()
+            self.metrics.mqtt_connected.set(0)
+
+    async def _restore(self, pool: asyncpg.Pool) -> None:
+        """What a previous run learnt and left open: VDA 5050 addresses and commands."""
+        while True:
+            try:
+                async with pool.acquire() as conn:
+                    targets = await conn.fetch(_LOAD_TARGETS, "vda5050")
+                    open_ = await conn.fetch(_LOAD_OPEN_VDA)
+                    spb_targets = await conn.fetch(_LOAD_TARGETS, "sparkplug")
+                    spb_open = await conn.fetch(_LOAD_OPEN_SPB)
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("loading open commands failed: %s; retrying", exc)
+                await asyncio.sleep(self.cfg.poll_s)
+        for t in targets:
+            addr = orjson.loads(t["address"])
+            self.vda_targets[(t["project_id"], t["device_id"])] = (
+                addr["manufacturer"],
+                addr["serialNumber"],
+            )
+        for row in open_:
+            self._track_vda(row["project_id"], row["device_id"], str(row["id"]), row["name"],
+                            row["order_id"])  # fmt: skip
+            self.vda_recorded[str(row["id"])] = row["state"]
+        by_device: dict[tuple[str, str], SpbKey] = {}
+        for t in spb_targets:
+            addr = orjson.loads(t["address"])
+            node_key: SpbKey = (addr["group"], addr["node"], addr.get("device"))
+            self._learn_birth(node_key, {k: (v[0], v[1]) for k, v in addr["metrics"].items()})
+            by_device[(t["project_id"], t["device_id"])] = node_key
+        for row in spb_open:
+            found = by_device.get((row["project_id"], row["device_id"]))
+            if found is not None:
+                self._track_spb(found, str(row["id"]), orjson.loads(row["params"]))
+        self.db_ok = True
+
+    def _learn_birth(self, key: SpbKey, metrics: dict[str, MetricDef]) -> None:
+        self.spb_births[key] = metrics
+        self.spb_aliases[key] = {a: n for n, (_d, a) in metrics.items() if a is not None}
+
+    def _track_spb(self, key: SpbKey, cid: str, params: dict[str, Any]) -> None:
+        births = self.spb_births.get(key, {})
+        pending = {
+            name: spb_written(value, births[name][0])
+            for name, value in params.get("metrics", {}).items()
+            if name in births
+        }
+        if pending:
+            self.spb_open.setdefault(key, {})[cid] = pending
+
+    def _track_vda(
+        self, project: str, device: str, cid: str, name: str, order_id: str | None
+    ) -> None:
+        key = f"order:{order_id}" if name == VDA_ORDER else cid
+        self.vda_open.setdefault((project, device), {})[key] = cid
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        return self.connected.is_set() and self.db_ok, {
+            "mqtt": self.connected.is_set(),
+            "database": self.db_ok,
+            "pending_replies": self.replies.qsize(),
+        }
+
+    # ----------------------------------------------------------------- MQTT
+
+    def _options(self) -> ConnectOptions:
+        return mqtt_connect_options(
+            self.settings,
+            self.cfg.client_id,
+            clean_start=False,
+            session_expiry_s=self.cfg.session_expiry_s,
+            receive_maximum=RECEIVE_MAXIMUM,
+        )
+
+    def _new_generation(self, gen: int) -> None:
+        self._gen = gen
+
+    def _up(self) -> None:
+        self.metrics.mqtt_connected.set(1)
+        self.wake.set()  # send what queued up while disconnected
+
+    def _down(self, was_up: bool) -> None:
+        self.metrics.mqtt_connected.set(0)
+
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        if topic.startswith(self.announce_prefix) and "/commands/" in topic:
+            if QUEUED_MARK in payload:
+                self.wake.set()
+            return
+        props: Properties | None
+        try:
+            props = self.session.publish_properties()
+        except ProtocolError:
+            props = None
+        self.replies.put_nowait(
+            Incoming(self._gen, mid, qos, topic, payload, props, datetime.now(UTC))
+        )
+
+    def _announce(self, row: Any, state: str, at: datetime) -> None:
+        topic = announce_topic(
+            self.root, row["project_id"], row["kind"], row["device_id"], str(row["id"])
+        )
+        self.session.publish(topic, announcement(dict(row), state, at, self.actor), 1)
+        self.metrics.transitions.labels(row["protocol"], state).inc()
+
+    # ----------------------------------------------------------------- send
+
+    async def _sender(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.cfg.poll_s)
+            self.wake.clear()
+            if not self.connected.is_set():
+                continue
+            try:
+                while await self._send_batch(pool) >= self.cfg.batch_max:
+                    pass
+                self.db_ok = True
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.db_ok = False
+                self.metrics.store_errors.inc()
+                log.warning("sending commands failed: %s; retrying", exc)
+                await asyncio.sleep(self.cfg.poll_s)
+
+    async def _send_batch(self, pool: asyncpg.Pool) -> int:
+        """Claim, publish and mark one batch; returns how many were claimed."""
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self.cfg.batch_max)
+            if not rows:
+                return 0
+            pending: list[tuple[asyncpg.Record, asyncio.Future[int]]] = []
+            refused: list[tuple[asyncpg.Record, str]] = []
+            for row in rows:
+                try:
+                    fut = await self._publish_command(conn, row)
+                except UnsendableError as exc:
+                    refused.append((row, str(exc)))
+                    continue
+                if fut is None:
+                    break  # not connected: the rest stays queued
+                pending.append((row, fut))
+            if pending:
+                await asyncio.wait([f for _, f in pending], timeout=PUBACK_TIMEOUT_S)
+            sent: list[uuid.UUID] = []
+            by_id: dict[uuid.UUID, asyncpg.Record] = {}
+            for row, fut in pending:
+                if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                    continue  # no PUBACK: stays queued, sent again
+                code = fut.result()
+                if code >= 0x80:
+                    refused.append(
+                        (row, f"the broker refused the command message (reason 0x{code:02x})")
+                    )
+                else:
+                    sent.append(row["id"])
+                    by_id[row["id"]] = row
+            marked = await conn.fetch(_MARK_SENT, sent, self.actor) if sent else []
+            failed: list[tuple[asyncpg.Record, datetime]] = []
+            for row, msg in refused:
+                ts = await conn.fetchval(_MARK_FAILED, row["id"], msg, self.actor)
+                if ts is not None:
+                    failed.append((row, ts))
+        now = time.time()
+        for m in marked:
+            row = by_id[m["command_id"]]
+            self.metrics.send_delay.observe(max(0.0, now - row["created_at"].timestamp()))
+            self._announce(row, "sent", m["ts"])
+        for row, ts in failed:
+            self._announce(row, "failed", ts)
+        return len(rows)
+
+    async def _publish_command(
+        self, conn: asyncpg.Connection, row: asyncpg.Record
+    ) -> asyncio.Future[int] | None:
+        project, kind, device = row["project_id"], row["kind"], row["device_id"]
+        cid = str(row["id"])
+        params = row["params"]
+        if isinstance(params, str):
+            params = orjson.loads(params)
+        if row["protocol"] == "vda5050":
+            return await self._publish_vda(conn, row, cid, params)
+        if row["protocol"] == "sparkplug":
+            return self._publish_spb(row, cid, params)
+        reply_to = reply_topic(self.root, project, kind, device)
+        remaining = (row["deadline"] - datetime.now(UTC)).total_seconds()
+        props: Properties = {
+            RESPONSE_TOPIC: reply_to,
+            CORRELATION_DATA: cid.encode(),
+            MESSAGE_EXPIRY: max(1, math.ceil(remaining)),
+        }
+        topic = command_topic(self.root, project, kind, device, row["name"])
+        payload = command_payload(cid, row["name"], params, row["deadline"], reply_to)
+        try:
+            return self.session.publish(topic, payload, 1, False, props)
+        except ValueError as exc:  # a topic the client refuses
+            raise UnsendableError(f"not a valid topic {topic[:200]!r}: {exc}") from None
+
+    async def _publish_vda(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, cid: str, params: dict[str, Any]
+    ) -> asyncio.Future[int] | None:
+        """instantActions or order; headerId counted per topic in the database, in the
+        sending transaction, so a restart (or a second commander) never counts backwards."""
+        target = self.vda_targets.get((row["project_id"], row["device_id"]))
+        if target is None:
+            raise UnsendableError(
+                f"no VDA 5050 manufacturer and serial number known for {row['device_id']}"
+            )
+        manufacturer, serial = target
+        topic = vda_topic(self.settings.ingest.vda5050_interface, manufacturer, serial, row["name"])
+        header = await conn.fetchval(_HEADER, topic)
+        payload = vda_payload(
+            cid, row["name"], params, header, manufacturer, serial, datetime.now(UTC)
+        )
+        self._track_vda(row["project_id"], row["device_id"], cid, row["name"],
+                        params.get("orderId"))  # fmt: skip
+        try:
+            return self.session.publish(topic, payload, 1, False)
+        except ValueError as exc:
+            raise UnsendableError(f"not a valid topic {topic[:200]!r}: {exc}") from None
+
+    def _publish_spb(
+        self, row: asyncpg.Record, cid: str, params: dict[str, Any]
+    ) -> asyncio.Future[int] | None:
+        """NCMD/DCMD metric writes, checked again against the birth certificate the node
+        sent last (it may have been reborn with other metrics since the request)."""
+        key = self._spb_key(row["project_id"], row["device_id"])
+        if key is None or row["name"] != SPB_WRITE:
+            raise UnsendableError(f"no Sparkplug B birth certificate known for {row['device_id']}")
+        births = self.spb_births[key]
+        problem = spb_check(births, params)
+        if problem is not None:
+            raise UnsendableError(problem)
+        topic = spb_topic(*key)
+        payload = spb_payload(births, params["metrics"], int(time.time() * 1000))
+        self._track_spb(key, cid, params)
+        try:
+            return self.session.publish(topic, payload, 1, False)
+        except ValueError as exc:
+            raise UnsendableError(f"not a valid topic {topic[:200]!r}: {exc}") from None
+
+    def _spb_key(self, project: str, device: str) -> SpbKey | None:
+        for key in self.spb_births:
+            if key[0] == project and spb.device_id(key[1], key[2]) == device:
+                return key
+        return None
+
+    # ----------------------------------------------------------------- replies
+
+    async def _reply_worker(self, pool: asyncpg.Pool) -> None:
+        """Replies (and BIRTH/DATA/state messages) in batches of what is waiting, each batch
+        one transaction: one commit (one WAL flush) for up to `REPLY_BATCH` messages instead
+        of one each, which is what kept up at 1,000 replies/s. Announced and acknowledged
+        after the commit."""
+        while True:
+            batch = [await self.replies.get()]
+            while len(batch) < REPLY_BATCH and not self.replies.empty():
+                batch.append(self.replies.get_nowait())
+            delay = 0.1
+            while True:
+                self._deferred = []
+                try:
+                    async with pool.acquire() as conn, conn.transaction():
+                        for msg in batch:
+                            await self._handle_safely(conn, msg)
+                    self.db_ok = True
+                    break
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    self.db_ok = False
+                    self.metrics.store_errors.inc()
+                    log.warning("recording %d replies failed: %s; retrying", len(batch), exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            for row, state, at in self._deferred:
+                self._announce(row, state, at)
+            self._deferred = []
+            acks: dict[int, list[int]] = {}
+            for msg in batch:
+                if msg.qos:
+                    acks.setdefault(msg.gen, []).append(msg.mid)
+            for gen, mids in acks.items():
+                self.session.ack(gen, mids)
+
+    async def _handle_safely(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        """One message; a bug its content trips is logged and the message dead-lettered,
+        never the end of the worker (database errors still retry the batch)."""
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes this message only
+                await self._handle_reply(conn, msg)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("handling a message on %r failed", msg.topic[:200])
+            err = ContractError(Reason.PROTOCOL, f"commander error: {type(exc).__name__}")
+            await self._dead(conn, msg, err, None, None)
+
+    async def _handle_reply(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        if msg.topic.startswith(self.vda_prefix):
+            await self._handle_vda_state(conn, msg)
+            return
+        if msg.topic.startswith(spb.NAMESPACE + "/"):
+            await self._handle_spb(conn, msg)
+            return
+        where = parse_reply_topic(self.root, msg.topic)
+        try:
+            if where is None:
+                raise ContractError(Reason.BAD_TOPIC, "not a command reply topic")
+            if msg.props is None:
+                raise ContractError(Reason.PROTOCOL, "malformed MQTT properties")
+            cid = parse_correlation(msg.props.get(CORRELATION_DATA))
+            reply = decode_reply(msg.payload)
+        except ContractError as exc:
+            project, device = (where[0], where[2]) if where else (None, None)
+            await self._dead(conn, msg, exc, project, device)
+            return
+        project, _kind, device = where
+        state = await self._apply(
+            conn, cid, project, device, reply.status, reply.message, reply.result
+        )
+        if state is None:
+            unknown = ContractError(
+                Reason.UNKNOWN_COMMAND,
+                f"correlation data {str(cid)!r} names no command of device {project}/{device}",
+            )
+            await self._dead(conn, msg, unknown, project, device)
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        cid: uuid.UUID,
+        project: str,
+        device: str,
+        status: str,
+        message: str | None,
+        result: dict[str, Any] | None,
+    ) -> str | None:
+        """Record a device's outcome if the command may move there; returns the state the
+        command was in (None: no such command of this device)."""
+        result_json = orjson.dumps(result).decode() if result is not None else None
+        row = None
+        async with conn.transaction():
+            # Locks the row, waiting for a sender that still holds it: an answer may arrive
+            # before the sender committed `sent`, and must be judged on what it committed.
+            state = await conn.fetchval(_CURRENT, cid, project, device)
+            if state in REPLY_FROM[status]:
+                row = await conn.fetchrow(_REPLY, cid, status, message, result_json)
+                detail: dict[str, Any] = {"message": message} if message else {}
+                if result is not None:
+                    detail["result"] = result
+                await conn.execute(
+                    _EVENT,
+                    cid,
+                    project,
+                    device,
+                    row["updated_at"],
+                    status,
+                    f"device:{device}",
+                    orjson.dumps(detail).decode(),
+                )
+        if row is not None:
+            self.metrics.replies.labels("recorded").inc()
+            self._deferred.append((row, status, row["updated_at"]))  # after the commit
+        elif state is not None:
+            self.metrics.replies.labels("stale").inc()
+            log.info("%r for command %s ignored: it is %s already", status, cid, state)
+        return str(state) if state is not None else None
+
+    async def _handle_vda_state(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        """Learn the AGV's address; move its open commands by `actionStates` (instant
+        actions, actionId = command id) and by the order it reports (orderId)."""
+        parts = msg.topic.split("/")
+        try:
+            st = decode_vda_state(msg.payload)
+            if len(parts) != 5 or (st.manufacturer, st.serialNumber) != (parts[2], parts[3]):
+                return  # ingest dead-letters what breaks the contract; nothing to act on
+            project, device = self.vda.device_for(st.manufacturer, st.serialNumber)
+        except ContractError:
+            return
+        key = (project, device)
+        if self.vda_targets.get(key) != (st.manufacturer, st.serialNumber):
+            address = {"manufacturer": st.manufacturer, "serialNumber": st.serialNumber}
+            await conn.execute(_TARGET, project, device, "vda5050", orjson.dumps(address).decode())
+            self.vda_targets[key] = (st.manufacturer, st.serialNumber)
+        open_ = self.vda_open.get(key)
+        if not open_:
+            return
+        moves: list[tuple[str, str, str | None]] = []
+        for a in st.actionStates:
+            cid = open_.get(a.actionId)
+            new = VDA_ACTION_STATES.get(a.actionStatus)
+            if cid is not None and new is not None:
+                moves.append((cid, new, a.resultDescription))
+        order_cid = open_.get(f"order:{st.orderId}") if st.orderId else None
+        if order_cid is not None:
+            done = not st.nodeStates and not st.edgeStates
+            moves.append((order_cid, "completed" if done else "accepted", None))
+        for cid, new, message in moves:
+            if self.vda_recorded.get(cid) == new:
+                continue
+            state = await self._apply(conn, uuid.UUID(cid), project, device, new, message, None)
+            self.vda_recorded[cid] = new
+            if state is None or new in FINAL_STATES or state in FINAL_STATES:
+                open_ = {k: v for k, v in open_.items() if v != cid}
+                self.vda_open[key] = open_
+                self.vda_recorded.pop(cid, None)
+
+    async def _handle_spb(self, conn: asyncpg.Connection, msg: Incoming) -> None:
+        """BIRTH: learn the metrics (kept in command_targets for the API's type check).
+        DATA: a write is completed once a DATA message reports every written value."""
+        try:
+            t = spb.parse_topic(msg.topic)
+            payload = spb.parse_payload(msg.payload)
+        except ContractError:
+            return  # ingest dead-letters what breaks the protocol
+        key: SpbKey = (t.group, t.node, t.device)
+        if t.message_type in (spb.MessageType.NBIRTH, spb.MessageType.DBIRTH):
+            metrics: dict[str, MetricDef] = {}
+            for m in payload.metrics:
+                if not m.name or spb.is_control_metric(m.name):
+                    continue
+                try:
+                    name = m.name.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                metrics[name] = (m.datatype, m.alias if m.HasField("alias") else None)
+            if metrics == self.spb_births.get(key):
+                return
+            self._learn_birth(key, metrics)
+            address = {"group": t.group, "node": t.node, "device": t.device, "metrics": metrics}
+            await conn.execute(
+                _TARGET,
+                t.group,
+                spb.device_id(t.node, t.device),
+                "sparkplug",
+                orjson.dumps(address).decode(),
+            )
+            return
+        births = self.spb_births.get(key)
+        if births is None:
+            self._ask_rebirth(t.group, t.node)
+            return
+        open_ = self.spb_open.get(key)
+        if not open_:
+            return
+        aliases = self.spb_aliases.get(key, {})
+        done: list[str] = []
+        for m in payload.metrics:
+            metric = m.name.decode("utf-8", "replace") if m.name else aliases.get(m.alias)
+            d = births.get(metric) if metric is not None else None
+            if d is None or metric is None:
+                continue
+            name = metric
+            value = spb_reported(m, d[0])
+            for cid, pending in open_.items():
+                if name in pending and spb_matches(value, pending[name], d[0]):
+                    del pending[name]
+                    if not pending:
+                        done.append(cid)
+        for cid in done:
+            open_.pop(cid, None)
+            await self._apply(
+                conn,
+                uuid.UUID(cid),
+                t.group,
+                spb.device_id(t.node, t.device),
+                "completed",
+                "the node reported the written values",
+                None,
+            )
+
+    def _ask_rebirth(self, group: str, node: str) -> None:
+        """Data from a node or device whose birth certificate this commander never saw (it
+        started after the node): ask the node to send its births again, at most once per
+        REBIRTH_INTERVAL_S, so that writes can be type-checked."""
+        now = time.monotonic()
+        if now - self.rebirths.get((group, node), -math.inf) < REBIRTH_INTERVAL_S:
+            return
+        self.rebirths[(group, node)] = now
+        out = spb.rebirth_request(group, node, int(time.time() * 1000))
+        self.session.publish(out.topic, out.payload, out.qos, out.retain)
+        log.info("asked Sparkplug node %s/%s for its births", group, node)
+
+    async def _dead(
+        self,
+        conn: asyncpg.Connection,
+        msg: Incoming,
+        exc: ContractError,
+        project: str | None,
+        device: str | None,
+    ) -> None:
+        row = deadletter.dead_letter_row(
+            msg.received_at, msg.topic, msg.payload, exc, project, device
+        )
+        await conn.execute(_DEAD, *row)
+        self.metrics.replies.labels("dead").inc()
+        self.metrics.dead_letters.labels(exc.reason.value).inc()
+        log.info("reply on %r dead-lettered: %s", msg.topic[:200], exc)
+
+    # ----------------------------------------------------------------- deadlines
+
+    async def _expiry(self, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with pool.acquire() as conn:
+                    rows = await conn.fetch(_EXPIRE, 1000, self.actor)
+                self.db_ok = True
+                for row in rows:
+                    self._announce(row, "expired", row["updated_at"])
+                if len(rows) == 1000:
+                    continue
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.db_ok = False
+                self.metrics.store_errors.inc()
+                log.warning("expiring commands failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.cfg.poll_s)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await Commander(settings).run(stop)
+
+
+def run(settings: Settings) -> None:
+    """Entry point of `factory5g commands`."""
+    run_async(serve(settings), settings.log_level)
+
+
+__all__ = ["Commander", "run", "serve"]
