@@ -20,8 +20,11 @@ async def known(url: str, device: str) -> bool:
 
 
 async def test_simulated_devices_obey_commands(
-    new_database: Callable[..., str], broker: Mosquitto
+    new_database: Callable[..., str], new_broker: Callable[[], Mosquitto]
 ) -> None:
+    # A broker of its own: the simulated fleet's retained VDA 5050 connection messages and
+    # the Sparkplug node's will must not reach later tests' ingest subscriptions.
+    broker = new_broker()
     url = new_database()
     agv, machine = "SimRobotics.AGV-001", "line1.machine1"
     await add_devices(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from f5gdev.dashboard.browser import CHROMIUM, WAIT_MS, launch, sign_in
+from f5gdev.devstack.servers import Mosquitto
 from services.api.app import create_app
 from services.commands.service import Commander
 from services.simulator.protocols import publish_vda5050_fleet
@@ -30,7 +32,18 @@ AGV = "SimRobotics.AGV-001"
 
 
 @pytest.fixture(scope="module")
-def stack(new_database: Any, broker: Any) -> Iterator[tuple[str, Keys, Loop]]:
+def own_broker(stack_tmp: Path) -> Iterator[Mosquitto]:
+    """A broker of this module's own: the simulated fleet's retained VDA 5050 connection
+    messages must not reach other modules' ingest subscriptions."""
+    server = Mosquitto(stack_tmp / f"mosquitto-{uuid.uuid4().hex[:8]}", port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(new_database: Any, own_broker: Mosquitto) -> Iterator[tuple[str, Keys, Loop]]:
+    broker = own_broker
     url = new_database()
     loop = Loop()
     keys = loop.run(make_keys(url))

@@ -382,7 +382,8 @@ async def test_simulated_protocol_devices_land_through_ingest(
         url,
         "SELECT device_id, count(DISTINCT metric) FROM telemetry GROUP BY device_id",
     )
-    assert {r[0]: r[1] for r in metrics} == dict.fromkeys(machines, LINE_METRICS + 1)
+    # Each machine's metrics, its `Running` flag and its writable `Setpoint`.
+    assert {r[0]: r[1] for r in metrics} == dict.fromkeys(machines, LINE_METRICS + 2)
     devices = await _online(url, project)
     assert devices["line1"] == (NODE_KIND, True)
     assert {d: devices[d] for d in agvs} == dict.fromkeys(agvs, ("agv", True))
