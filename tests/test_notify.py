@@ -178,7 +178,7 @@ async def test_each_transition_reaches_each_route_once_with_two_notifiers(
             p,
         )
         assert complete == 120
-        assert {b["device"] for b in a.bodies} == {f"agv-{i}" for i in range(40)}
+        assert {b["alarm"]["device"] for b in a.bodies} == {f"agv-{i}" for i in range(40)}
     finally:
         await conn.close()
         await a.stop()
@@ -246,7 +246,7 @@ async def test_notifier_killed_mid_send_loses_nothing(database_url: str, tmp_pat
     first = NotifierProcess(notify_env(settings), tmp_path / "first.log")
     second = NotifierProcess(notify_env(fast_settings(database_url)), tmp_path / "second.log")
     try:
-        await add_route(conn, p, rx.url, "ops", timeout_s=200.0)
+        await add_route(conn, p, rx.url, "ops", timeout_s=120.0)
         first.start()
         for i in range(20):
             await open_alarm(conn, p, f"agv-{i}")
@@ -321,7 +321,7 @@ async def test_escalation_after_n_seconds_stops_on_acknowledge(database_url: str
             await asyncio.sleep(3)
             assert (len(ops.accepted), len(oncall.accepted)) == after_ack
         assert [b["kind"] for b in oncall.bodies] == ["escalation"]
-        assert oncall.bodies[0]["escalation_level"] == 1
+        assert oncall.bodies[0]["alarm"]["escalation_level"] == 1
         kinds = [b["kind"] for b in ops.bodies]
         assert kinds[0] == "opened"
         assert kinds[-1] == "acknowledged"
@@ -406,7 +406,7 @@ async def test_quiet_hours_hold_non_critical_until_the_window_ends(database_url:
                 "AND a.device_id = 'agv-major'",
                 p,
             )
-        assert [b["device"] for b in rx.bodies] == ["agv-critical"]
+        assert [b["alarm"]["device"] for b in rx.bodies] == ["agv-critical"]
         assert held["state"] == "queued"
         window_end = datetime.combine(local.date(), end, tz)
         if window_end < local:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.notify.http import MAX_BODY, Client, HttpError
+from services.protocols.notify.http import MAX_BODY, Client, HttpError
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes:
