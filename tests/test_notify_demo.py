@@ -20,10 +20,11 @@ from typing import Any
 import orjson
 
 from f5gdev.devstack import receivers as local
-from f5gdev.devstack.notify_seed import seed_local_notifications
+from f5gdev.devstack.notify_seed import seed_local_notifications, stored_config
 from f5gdev.devstack.servers import Mosquitto, free_port
 from services.protocols import alarm_lifecycle as lifecycle
-from tests.notify_support import connect, notifier
+from tests.notify_receivers import DingTalkReceiver
+from tests.notify_support import connect, notifier, open_alarm
 from tests.test_ingest_helpers import REPO, wait_until
 from tests.test_notify import fast_settings
 from tests.test_rules_scenarios import agv
@@ -136,3 +137,56 @@ async def test_an_agv_estop_reaches_the_local_mailbox_escalates_and_stops_on_ack
 
 async def _after(moment: float) -> bool:
     return time.time() >= moment
+
+
+async def test_route_recipients_and_time_zone_reach_each_channel_type(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A route's recipients replace the channel's addressees in the field each type has
+    (e-mail `recipients`, DingTalk `at_mobiles`), and its zone dates the texts."""
+    p = f"rcpt{uuid.uuid4().hex[:8]}"
+    smtp_port, webhook_port = free_port(), free_port()
+    receivers = local.start_local_receivers(tmp_path, smtp_port, webhook_port)
+    conn = await connect(database_url)
+    try:
+        with DingTalkReceiver("ding-token") as ding:
+            mail_config = local.local_channel_configs(tmp_path, smtp_port, webhook_port)["email"]
+            ding_config = {"access_token": "ding-token", "base_url": ding.url,
+                           "allow_insecure_http": True, "at_mobiles": ["13900000000"]}  # fmt: skip
+            for name, kind, config in (
+                ("mail", "email", stored_config(mail_config)),
+                ("ding", "dingtalk", orjson.dumps(ding_config).decode()),
+            ):
+                channel = await conn.fetchval(
+                    "INSERT INTO notify_channels (project_id, name, type, config) "
+                    "VALUES ($1, $2, $3, $4::jsonb) RETURNING id",
+                    p, name, kind, config,
+                )  # fmt: skip
+                recipients = (
+                    ["a@factory5g.local", "b@factory5g.local"] if kind == "email"
+                    else ["13800001111"]
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO notify_routes (project_id, name, channel_id, recipients, "
+                    "quiet_tz) VALUES ($1, $2, $3, $4, 'Asia/Shanghai')",
+                    p, name, channel, recipients,
+                )  # fmt: skip
+            async with notifier(fast_settings(database_url)):
+                await open_alarm(conn, p, "agv-3")
+
+                async def both() -> bool:
+                    return bool(ding.requests) and bool(mails(tmp_path))
+
+                await wait_until(both, 30)
+            assert ding.problems == []
+            sent = ding.requests[0].json()
+            assert sent["at"]["atMobiles"] == ["13800001111"]
+            assert "@13800001111" in sent["markdown"]["text"]
+            assert "Asia/Shanghai (UTC+08:00)" in sent["markdown"]["text"]
+        path = next((tmp_path / local.MAIL_DIR / "new").glob("*"))
+        mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert str(mail["To"]) == "a@factory5g.local, b@factory5g.local"
+        assert "Asia/Shanghai (UTC+08:00)" in mail.get_body(("plain",)).get_content()
+    finally:
+        await conn.close()
+        receivers.stop()

@@ -61,7 +61,7 @@ RETURNING id
 """
 
 
-def _stored(config: Any) -> str:
+def stored_config(config: Any) -> str:
     """A channel model as the JSON the notifier reads back (secrets in clear: the table's
     comment says so, and the API never returns them)."""
     data = config.model_dump(mode="python", exclude_none=True)
@@ -87,9 +87,9 @@ async def seed_local_notifications(
         for project in projects:
             async with conn.transaction():
                 mail = await conn.fetchval(_CHANNEL, project, MAIL, "email",
-                                           _stored(configs["email"]))  # fmt: skip
+                                           stored_config(configs["email"]))  # fmt: skip
                 hook = await conn.fetchval(_CHANNEL, project, WEBHOOK, "webhook",
-                                           _stored(configs["webhook"]))  # fmt: skip
+                                           stored_config(configs["webhook"]))  # fmt: skip
                 ids = {
                     "mail_route": await conn.fetchval(
                         _ROUTE, project, MAIL, mail, MIN_SEVERITY, False
