@@ -457,3 +457,42 @@ async def test_the_notifier_runs_as_its_own_least_privilege_role(
     finally:
         await conn.close()
         await rx.stop()
+
+
+async def test_a_bad_stored_config_is_given_up_naming_the_key_not_the_secret(
+    database_url: str,
+) -> None:
+    """A channel row written past the API (a webhook secret too short) is not retried; the
+    delivery history names the key and never shows the secret."""
+    p = project()
+    conn = await connect(database_url)
+    try:
+        route = await add_route(conn, p, "http://127.0.0.1:9/hook", "bad")
+        leaked = "short-secret"
+        await conn.execute(
+            "UPDATE notify_channels SET config = config || jsonb_build_object('secret', $1::text) "
+            "WHERE id = (SELECT channel_id FROM notify_routes WHERE id = $2)",
+            leaked,
+            route,
+        )
+        async with notifier(fast_settings(database_url)):
+            await open_alarm(conn, p, "agv-1")
+
+            async def given_up() -> bool:
+                state = await conn.fetchval(
+                    "SELECT state FROM notify_deliveries WHERE route_id = $1", route
+                )
+                return bool(state == "gave_up")
+
+            await wait_for(given_up, 30)
+        row = await conn.fetchrow(
+            "SELECT state, attempts, last_status, last_answer FROM notify_deliveries "
+            "WHERE route_id = $1",
+            route,
+        )
+        assert (row["state"], row["attempts"]) == ("gave_up", 1)
+        assert row["last_status"] == "invalid channel config"
+        assert "config.secret" in row["last_answer"]
+        assert leaked not in row["last_answer"]
+    finally:
+        await conn.close()

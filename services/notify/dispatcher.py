@@ -169,7 +169,13 @@ async def send_one(row: dict[str, Any], dashboard_url: str | None) -> Outcome:
     try:
         model = kind.config.model_validate(config)
     except ValidationError as exc:
-        return Outcome(ok=False, retryable=False, status="invalid channel config", answer=str(exc))
+        # Keys and reasons only: pydantic's own text repeats the input, secrets included,
+        # and the answer is shown in the delivery history.
+        problems = "; ".join(
+            ".".join(str(part) for part in ("config", *error["loc"])) + f": {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        return Outcome(ok=False, retryable=False, status="invalid channel config", answer=problems)
     notice = build_notice(row, dashboard_url)
     try:
         return await kind.send(model, notice, row["language"], registry.client(), tz=_zone(row))
