@@ -5,8 +5,12 @@ bulk path: 10 openings every 10 ms for 1,000/s), so the outbox rows come from th
 trigger in the real transaction. The notifier (`factory5g notify`, its own process) routes
 and sends them to a webhook receiver on loopback (its own process) that counts every
 idempotency key and takes each notification's latency as its arrival time minus the
-transition's time (both on this machine's clock). Lost = transitions in the outbox whose
-key never arrived; duplicated = arrivals of a key beyond its first.
+transition's time (both on this machine's clock). It checks each call as a production
+receiver would: the signature and replay window (the channel's `verify`) and a body that
+is the notice document (`alarm` object, `idempotency_key` equal to the header's); a call
+that fails is answered 401 and counted as rejected, not received. Lost = transitions in
+the outbox whose key never arrived accepted; duplicated = arrivals of a key beyond its
+first.
 
 The same run measures what the outbox trigger costs the rules store: 1,000 openings in one
 `store.apply`, with the trigger enabled and disabled alternately, median of 15 each.
@@ -32,6 +36,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import asyncpg
 import orjson
@@ -42,11 +47,13 @@ from loadtests.procs import CpuMeter
 from loadtests.runner import BenchEnv
 from loadtests.scenarios import SCENARIOS
 from services.core.db import asyncpg_dsn
+from services.protocols.notify.channels import webhook
 from services.rules import store
 from services.rules.engine import OPENED, Transition
 
 PROJECT = "bench"
 TICK_S = 0.01
+SECRET = "bench-webhook-secret-0123456789"
 
 
 # ----------------------------------------------------------------------------- receiver
@@ -56,22 +63,36 @@ class _Receiver:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.latency_ms: list[float] = []
+        self.rejected = 0
+
+    @staticmethod
+    def _valid(fields: dict[bytes, str], body: bytes, key: str) -> bool:
+        try:
+            webhook.verify(
+                SECRET, fields.get(b"x-factory5g-timestamp"),
+                fields.get(b"x-factory5g-signature"), body,
+            )  # fmt: skip
+            doc = orjson.loads(body)
+        except (webhook.VerificationError, orjson.JSONDecodeError):
+            return False
+        return isinstance(doc.get("alarm"), dict) and doc.get("idempotency_key") == key
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                key = ""
+                fields: dict[bytes, str] = {}
                 for line in head.split(b"\r\n")[1:]:
                     name, _, value = line.partition(b":")
-                    name = name.strip().lower()
-                    if name == b"content-length":
-                        length = int(value)
-                    elif name == b"idempotency-key":
-                        key = value.strip().decode()
-                await reader.readexactly(length)
+                    fields[name.strip().lower()] = value.strip().decode("latin-1")
+                body = await reader.readexactly(int(fields.get(b"content-length", "0")))
                 now = time.time()
+                key = unquote(fields.get(b"idempotency-key", ""))
+                if not self._valid(fields, body, key):
+                    self.rejected += 1
+                    writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+                    await writer.drain()
+                    continue
                 if key not in self.counts:
                     # {alarm}:{kind}:{event ts ISO}:{route}
                     ts = key.split(":", 2)[2].rsplit(":", 1)[0]
@@ -108,7 +129,9 @@ def run_receiver(port: int, out: Path) -> None:
 
     ready = Path(str(out) + ".ready")
     uvloop.run(main())
-    out.write_bytes(orjson.dumps({"counts": rx.counts, "latency_ms": rx.latency_ms}))
+    out.write_bytes(
+        orjson.dumps({"counts": rx.counts, "latency_ms": rx.latency_ms, "rejected": rx.rejected})
+    )
 
 
 # ----------------------------------------------------------------------------- generator
@@ -235,6 +258,12 @@ def measure(args: argparse.Namespace, result: dict[str, Any]) -> None:
                     raise RuntimeError("the receiver did not start")
                 time.sleep(0.05)
 
+            hook_config = {
+                "url": f"http://127.0.0.1:{port}/hook",
+                "secret": SECRET,
+                "allow_insecure_http": True,
+            }
+
             async def setup() -> None:
                 conn = await asyncpg.connect(asyncpg_dsn(url))
                 try:
@@ -242,7 +271,7 @@ def measure(args: argparse.Namespace, result: dict[str, Any]) -> None:
                         "INSERT INTO notify_channels (project_id, name, type, config) "
                         "VALUES ($1, 'bench', 'webhook', $2::jsonb) RETURNING id",
                         PROJECT,
-                        orjson.dumps({"url": f"http://127.0.0.1:{port}/hook"}).decode(),
+                        orjson.dumps(hook_config).decode(),
                     )
                     await conn.execute(
                         "INSERT INTO notify_routes (project_id, name, channel_id) "
@@ -311,6 +340,7 @@ def measure(args: argparse.Namespace, result: dict[str, Any]) -> None:
         "transitions": gen["transitions"],
         "outbox": result["outbox"],
         "received_keys": len(counts),
+        "rejected_calls": int(arrived.get("rejected", 0)),
         "lost": lost,
         "duplicated": duplicated,
         "latency_p50_ms": _pct(latency, 0.50),
@@ -374,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         measure(args, result)
         f = result["figures"]
         print(
-            f"received {f['received_keys']:,} of {f['outbox']:,}: lost {f['lost']}, "
+            f"received {f['received_keys']:,} of {f['outbox']:,} ({f['rejected_calls']} calls "
+            f"rejected by the receiver's checks): lost {f['lost']}, "
             f"duplicated {f['duplicated']}; latency p50 {f['latency_p50_ms']:.0f} ms, "
             f"p99 {f['latency_p99_ms']:.0f} ms, max {f['latency_max_ms']:.0f} ms"
         )

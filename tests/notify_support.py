@@ -22,22 +22,35 @@ from f5gdev.devstack.servers import free_port
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
 from services.notify.service import NotifyService
+from services.protocols.notify.channels import webhook
 from tests.test_ingest_helpers import REPO
+
+# The webhook channels' shared secret in these tests (the channel requires >= 16 chars).
+SECRET = "test-webhook-secret-0123"
+
+
+def webhook_config(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """A valid webhook channel config for a loopback receiver."""
+    return {"url": url, "secret": SECRET, "allow_insecure_http": True, "timeout_s": timeout_s}
 
 
 class Receiver:
     """A webhook receiver: HTTP/1.1 with keep-alive, counting accepted idempotency keys.
 
     mode "ok" answers 200, "error" 503, "hold" never answers (a request in flight when the
-    notifier is killed). `stop()` closes the socket and every connection: the receiver is
+    notifier is killed). Every call's signature is verified with `SECRET` as a receiver in
+    production would: a call that fails it is answered 401 and counted in `rejected`.
+    `stop()` closes the socket and every connection: the receiver is
     down (connection refused) until `start()` again on the same port.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, secret: str = SECRET) -> None:
         self.port = port or free_port()
+        self.secret = secret
         self.mode = "ok"
         self.accepted: Counter[str] = Counter()
         self.requests = 0
+        self.rejected = 0
         self.holding = 0
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -87,6 +100,9 @@ class Receiver:
                     return
                 if self.mode == "error":
                     status, answer = "503 Service Unavailable", b"down for maintenance"
+                elif not self._verified(headers, body):
+                    status, answer = "401 Unauthorized", b"bad signature"
+                    self.rejected += 1
                 else:
                     status, answer = "200 OK", b'{"ok":true}'
                     self.accepted[headers.get("idempotency-key", "")] += 1
@@ -103,6 +119,16 @@ class Receiver:
         finally:
             self._writers.discard(writer)
             writer.close()
+
+    def _verified(self, headers: dict[str, str], body: bytes) -> bool:
+        try:
+            webhook.verify(
+                self.secret, headers.get(webhook.TIMESTAMP_HEADER.lower()),
+                headers.get(webhook.SIGNATURE_HEADER.lower()), body,
+            )  # fmt: skip
+        except webhook.VerificationError:
+            return False
+        return True
 
 
 async def connect(url: str) -> asyncpg.Connection:
@@ -122,7 +148,7 @@ async def add_route(
         "VALUES ($1, $2, 'webhook', $3::jsonb) RETURNING id",
         project,
         name,
-        orjson.dumps({"url": url, "timeout_s": route.pop("timeout_s", 5.0)}).decode(),
+        orjson.dumps(webhook_config(url, route.pop("timeout_s", 5.0))).decode(),
     )
     cols = ["project_id", "name", "channel_id", *route]
     values = [project, name, channel_id, *route.values()]

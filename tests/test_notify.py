@@ -178,7 +178,7 @@ async def test_each_transition_reaches_each_route_once_with_two_notifiers(
             p,
         )
         assert complete == 120
-        assert {b["device"] for b in a.bodies} == {f"agv-{i}" for i in range(40)}
+        assert {b["alarm"]["device"] for b in a.bodies} == {f"agv-{i}" for i in range(40)}
     finally:
         await conn.close()
         await a.stop()
@@ -246,7 +246,7 @@ async def test_notifier_killed_mid_send_loses_nothing(database_url: str, tmp_pat
     first = NotifierProcess(notify_env(settings), tmp_path / "first.log")
     second = NotifierProcess(notify_env(fast_settings(database_url)), tmp_path / "second.log")
     try:
-        await add_route(conn, p, rx.url, "ops", timeout_s=200.0)
+        await add_route(conn, p, rx.url, "ops", timeout_s=120.0)
         first.start()
         for i in range(20):
             await open_alarm(conn, p, f"agv-{i}")
@@ -321,7 +321,7 @@ async def test_escalation_after_n_seconds_stops_on_acknowledge(database_url: str
             await asyncio.sleep(3)
             assert (len(ops.accepted), len(oncall.accepted)) == after_ack
         assert [b["kind"] for b in oncall.bodies] == ["escalation"]
-        assert oncall.bodies[0]["escalation_level"] == 1
+        assert oncall.bodies[0]["alarm"]["escalation_level"] == 1
         kinds = [b["kind"] for b in ops.bodies]
         assert kinds[0] == "opened"
         assert kinds[-1] == "acknowledged"
@@ -406,7 +406,7 @@ async def test_quiet_hours_hold_non_critical_until_the_window_ends(database_url:
                 "AND a.device_id = 'agv-major'",
                 p,
             )
-        assert [b["device"] for b in rx.bodies] == ["agv-critical"]
+        assert [b["alarm"]["device"] for b in rx.bodies] == ["agv-critical"]
         assert held["state"] == "queued"
         window_end = datetime.combine(local.date(), end, tz)
         if window_end < local:
@@ -457,3 +457,42 @@ async def test_the_notifier_runs_as_its_own_least_privilege_role(
     finally:
         await conn.close()
         await rx.stop()
+
+
+async def test_a_bad_stored_config_is_given_up_naming_the_key_not_the_secret(
+    database_url: str,
+) -> None:
+    """A channel row written past the API (a webhook secret too short) is not retried; the
+    delivery history names the key and never shows the secret."""
+    p = project()
+    conn = await connect(database_url)
+    try:
+        route = await add_route(conn, p, "http://127.0.0.1:9/hook", "bad")
+        leaked = "short-secret"
+        await conn.execute(
+            "UPDATE notify_channels SET config = config || jsonb_build_object('secret', $1::text) "
+            "WHERE id = (SELECT channel_id FROM notify_routes WHERE id = $2)",
+            leaked,
+            route,
+        )
+        async with notifier(fast_settings(database_url)):
+            await open_alarm(conn, p, "agv-1")
+
+            async def given_up() -> bool:
+                state = await conn.fetchval(
+                    "SELECT state FROM notify_deliveries WHERE route_id = $1", route
+                )
+                return bool(state == "gave_up")
+
+            await wait_for(given_up, 30)
+        row = await conn.fetchrow(
+            "SELECT state, attempts, last_status, last_answer FROM notify_deliveries "
+            "WHERE route_id = $1",
+            route,
+        )
+        assert (row["state"], row["attempts"]) == ("gave_up", 1)
+        assert row["last_status"] == "invalid channel config"
+        assert "config.secret" in row["last_answer"]
+        assert leaked not in row["last_answer"]
+    finally:
+        await conn.close()

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import aiomqtt
-import httpx
 import jsonschema
 import orjson
 import pytest
@@ -31,6 +30,7 @@ from services.protocols.notify.channels import feishu as fs
 from services.protocols.notify.channels import mqtt as mq
 from services.protocols.notify.channels import webhook as wh
 from services.protocols.notify.channels import wecom as wc
+from services.protocols.notify.http import Client
 from services.protocols.notify.templates import render, truncate_utf8
 from tests.notify_receivers import LOOPBACK, WebhookReceiver, make_notice
 
@@ -167,7 +167,7 @@ def _config(receiver: WebhookReceiver, **kw: object) -> wh.WebhookConfig:
 
 async def test_webhook_delivers_signed_json(receiver: WebhookReceiver) -> None:
     notice = make_notice(evidence={"speed": 0.0, 3: "non-string key"})
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         for language in ("en", "zh"):
             outcome = await wh.send(_config(receiver), notice, language, client)
             assert (outcome.ok, outcome.status) == (True, "200"), outcome
@@ -185,7 +185,7 @@ async def test_webhook_delivers_signed_json(receiver: WebhookReceiver) -> None:
 
 
 async def test_webhook_document_matches_its_json_schema(receiver: WebhookReceiver) -> None:
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         notice = make_notice(value=None, opened_at=None, line=None, evidence={"a": [1, 2]})
         for n in (make_notice(), notice):
             assert (await wh.send(_config(receiver), n, "en", client)).ok
@@ -201,7 +201,7 @@ async def test_webhook_classifies_answers(
     receiver: WebhookReceiver, status: int, retryable: bool
 ) -> None:
     receiver.fail_next(1, status, b'{"error":"scripted"}')
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         outcome = await wh.send(_config(receiver), make_notice(), "en", client)
     assert (outcome.ok, outcome.retryable, outcome.status) == (False, retryable, str(status))
     assert "scripted" in outcome.answer
@@ -211,7 +211,7 @@ async def test_webhook_classifies_answers(
 async def test_webhook_receiver_down_and_timeout_are_retryable(
     receiver: WebhookReceiver,
 ) -> None:
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         # a kept-alive connection first: stopping must cut it, as a crashed receiver would
         assert (await wh.send(_config(receiver), make_notice(), "en", client)).ok
         receiver.stop()
@@ -231,7 +231,7 @@ async def test_webhook_wrong_secret_is_refused_and_not_retried(
     receiver: WebhookReceiver,
 ) -> None:
     config = _config(receiver, secret="another-secret-of-length")
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         outcome = await wh.send(config, make_notice(), "en", client)
     assert (outcome.ok, outcome.retryable, outcome.status) == (False, False, "401")
     assert receiver.problems == ["signature mismatch"]
@@ -287,7 +287,7 @@ async def test_mqtt_publishes_the_document_at_qos1_through_the_lent_publisher(
             await pub.publish(topic, payload, qos=1)  # returns once PUBACKed
             return True
 
-        async with httpx.AsyncClient() as client:
+        async with Client() as client:
             outcome = await CHANNELS["mqtt"].send(
                 config, make_notice(), "zh", client, publish=publish
             )
@@ -311,7 +311,7 @@ async def test_mqtt_refusal_and_errors_are_retryable_missing_publisher_is_not() 
     async def broken(topic: str, payload: bytes) -> bool:
         raise ConnectionResetError("connection lost")
 
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         first = await mq.send(config, make_notice(), "en", client, publish=refused)
         second = await mq.send(config, make_notice(), "en", client, publish=broken)
         third = await mq.send(config, make_notice(), "en", client)
@@ -358,9 +358,9 @@ async def test_any_idempotency_key_reaches_the_receiver_unambiguously(
     receiver: WebhookReceiver,
 ) -> None:
     """Keys are the notify service's, but may embed device ids: non-ASCII or control
-    characters must not fail the request (httpx refuses such header values)."""
+    characters must not fail the request nor add a header (the client refuses such values)."""
     keys = ["alarm-1:opened:r1", "告警-7:opened:路由", "a\r\nInjected: yes", "sp ace:%41"]
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         for key in keys:
             outcome = await wh.send(
                 _config(receiver), make_notice(idempotency_key=key), "en", client

@@ -9,13 +9,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from services.protocols.notify.channels import CHANNELS, parse_config
 from services.protocols.notify.channels import dingtalk as dt
 from services.protocols.notify.channels import feishu as fs
 from services.protocols.notify.channels import wecom as wc
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import Outcome
 from tests.notify_receivers import DingTalkReceiver, FeishuReceiver, WeComReceiver, make_notice
 
@@ -28,7 +28,7 @@ DING_SECRET = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd
 
 async def _send(channel: str, data: dict[str, Any], language: str = "en", **notice: Any) -> Outcome:
     config = parse_config(channel, {"allow_insecure_http": True, **data})
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         return await CHANNELS[channel].send(config, make_notice(**notice), language, client)  # type: ignore[arg-type]
 
 
@@ -311,10 +311,11 @@ def test_feishu_default_host_is_the_vendors_over_https() -> None:
 async def test_wecom_receiver_refuses_what_wecom_refuses(wecom: WeComReceiver) -> None:
     """The receiver's checks are live: an over-long or non-markdown message is refused."""
     url = f"{wecom.url}{wc.PATH}?key={WECOM_KEY}"
-    async with httpx.AsyncClient() as client:
-        long = await client.post(url, json={"msgtype": "markdown",
-                                            "markdown": {"content": "告" * 1366}})  # fmt: skip
-        text = await client.post(url, json={"msgtype": "text", "text": {"content": "x"}})
-    assert long.json()["errcode"] == 40058
-    assert text.json()["errcode"] == 40008
+    async with Client() as client:
+        long_body = {"msgtype": "markdown", "markdown": {"content": "告" * 1366}}
+        long = await client.post(url, json.dumps(long_body).encode(), {}, 10.0)
+        text_body = {"msgtype": "text", "text": {"content": "x"}}
+        text = await client.post(url, json.dumps(text_body).encode(), {}, 10.0)
+    assert json.loads(long.body)["errcode"] == 40058
+    assert json.loads(text.body)["errcode"] == 40008
     assert len(wecom.problems) == 2

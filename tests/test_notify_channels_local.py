@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +23,7 @@ from f5gdev.devstack import receivers as local
 from f5gdev.devstack.servers import free_port
 from services.cli import app
 from services.protocols.notify.channels import CHANNELS
+from services.protocols.notify.http import Client
 from tests.notify_receivers import make_notice, wait_until
 
 
@@ -36,7 +36,7 @@ def _listening(port: int) -> bool:
 async def _deliver(base: Path, smtp_port: int, webhook_port: int, key: str) -> None:
     configs = local.local_channel_configs(base, smtp_port, webhook_port)
     notice = make_notice(idempotency_key=key)
-    async with httpx.AsyncClient() as client:
+    async with Client() as client:
         for name, config in configs.items():
             outcome = await CHANNELS[name].send(config, notice, "zh", client)
             assert outcome.ok, (name, outcome)
@@ -50,14 +50,15 @@ async def test_local_receivers_store_mail_and_verified_webhook_calls(
     try:
         await _deliver(tmp_path, smtp_port, webhook_port, "alarm-1:opened:local")
         # A call signed with another secret is logged as rejected and answered 401.
-        async with httpx.AsyncClient() as client:
+        async with Client() as client:
             forged = await client.post(
                 f"http://{local.HOST}:{webhook_port}{local.WEBHOOK_PATH}",
-                content=b'{"x":1}',
-                headers={"X-Factory5g-Timestamp": str(int(time.time())),
-                         "X-Factory5g-Signature": "sha256=" + "0" * 64},
+                b'{"x":1}',
+                {"X-Factory5g-Timestamp": str(int(time.time())),
+                 "X-Factory5g-Signature": "sha256=" + "0" * 64},
+                10.0,
             )  # fmt: skip
-        assert forged.status_code == 401
+        assert forged.status == 401
     finally:
         receivers.stop()
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.notify.http import MAX_BODY, Client, HttpError
+from services.protocols.notify.http import MAX_BODY, Client, HttpError
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes:
@@ -123,3 +123,39 @@ async def test_a_server_that_never_answers_times_out(client: Client) -> None:
         with pytest.raises(TimeoutError):
             await client.post(srv.url, b"{}", {}, 0.5)
         assert client._idle.get(("http", "127.0.0.1", srv.port)) in (None, [])
+
+
+async def test_request_target_and_header_values_cannot_break_the_request(client: Client) -> None:
+    """What httpx did for the channels: non-ASCII in the URL is percent-encoded (UTF-8),
+    an encoded query is sent as it is; a header value with a line break or outside
+    Latin-1 is refused before anything is written, so it can never add a header."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        await _read_rest(reader, head)
+        writer.write(OK)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        url = f"http://127.0.0.1:{port}/robot/发送?access_token=a%2Bb&sign=x%3D"
+        assert (await client.post(url, b"{}", {"X-Key": "k"}, 5)).status == 200
+        for bad in ({"X-Key": "a\r\nInjected: yes"}, {"X-Key": "a\nb"}, {"X-Key": "告警"}):
+            with pytest.raises(HttpError):
+                await client.post(url, b"{}", bad, 5)
+    finally:
+        server.close()
+    assert len(heads) == 1
+    request_line = heads[0].split(b"\r\n")[0]
+    assert request_line == (b"POST /robot/%E5%8F%91%E9%80%81?access_token=a%2Bb&sign=x%3D HTTP/1.1")
+    assert b"injected" not in heads[0].lower()
+
+
+async def _read_rest(reader: asyncio.StreamReader, head: bytes) -> None:
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            await reader.readexactly(int(line.split(b":", 1)[1]))

@@ -21,8 +21,15 @@ import pytest
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
-# httpx is a runtime dependency: the notification channels' HTTP client.
-DEV_ONLY = ("numpy", "matplotlib", "playwright", "jsonschema", "import-linter", "aiosmtpd")
+DEV_ONLY = (
+    "numpy",
+    "matplotlib",
+    "playwright",
+    "jsonschema",
+    "import-linter",
+    "aiosmtpd",
+    "httpx",
+)
 
 
 def _run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ ingest time to flush and acknowledge.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import secrets
@@ -16,10 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from f5gdev.devstack.notify_seed import seed_local_notifications
+from f5gdev.devstack.receivers import HOST, MAIL_DIR, SMTP_PORT, WEBHOOK_LOG, WEBHOOK_PORT
 from f5gdev.devstack.stack import LocalStack, use_local_passfile
 from f5gdev.devstack.stack_accounts import service_env
 from services.core import db
 from services.core.settings import Settings
+from services.simulator.factory import project_infos
 
 SERVICES = (
     ("ingest", "services.ingest.service"),
@@ -75,6 +79,16 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
 
     admin_key = local_admin_key(stack.base_dir)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    # The local mailbox first (stopped last): the notifier delivers there from the start.
+    with (log_dir / "mailbox.log").open("ab") as log:
+        mailbox = subprocess.Popen(
+            [sys.executable, "-m", "f5gdev.devstack.receivers", "--base-dir", str(stack.base_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    procs.append(("mailbox", mailbox))
+    projects = [p.id for p in project_infos(settings.simulator.projects)]
+    asyncio.run(seed_local_notifications(settings.database.url, projects, stack.base_dir))
     for name, module in SERVICES:
         if name == "simulate" and not with_simulator:
             continue
@@ -106,6 +120,9 @@ factory5g is running.
   ingest metrics   http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
   rules metrics    http://{settings.rules.metrics_host}:{settings.rules.metrics_port}/metrics
   notify metrics   http://{settings.notify.metrics_host}:{settings.notify.metrics_port}/metrics
+  mailbox          smtp://{HOST}:{SMTP_PORT} -> {stack.base_dir / MAIL_DIR}
+  webhook calls    http://{HOST}:{WEBHOOK_PORT}/hook -> {stack.base_dir / WEBHOOK_LOG}
+                   (factory5g dev mailbox lists both)
   MQTT broker      mqtt://{settings.mqtt.host}:{settings.mqtt.port}  (topics f5g/v1/#)
   database         {settings.database.url}
   logs             {log_dir}

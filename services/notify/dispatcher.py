@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import ValidationError
@@ -47,12 +48,13 @@ WITH c AS (
 SELECT d.id, d.outbox_id, d.route_id, d.channel_type, d.alarm_id, d.project_id, d.kind,
        d.language, d.recipients, d.idempotency_key, d.attempts, d.event_ts, d.give_up_at,
        o.payload, o.seq, ch.config AS channel_config, ch.enabled AS channel_enabled,
-       a.state AS alarm_state, p.name AS project_name
+       a.state AS alarm_state, p.name AS project_name, r.quiet_tz AS route_tz
 FROM d
 JOIN notify_outbox o ON o.id = d.outbox_id
 LEFT JOIN notify_channels ch ON ch.id = d.channel_id
 LEFT JOIN alarms a ON a.id = d.alarm_id
 LEFT JOIN projects p ON p.id = d.project_id
+LEFT JOIN notify_routes r ON r.id = d.route_id
 """
 
 RECORD_SQL = """
@@ -105,6 +107,15 @@ def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _zone(row: dict[str, Any]) -> ZoneInfo:
+    """The route's time zone for the texts (its quiet-hours zone, the plant's clock); UTC
+    when the route is gone (a test notice) or names no zone Python knows."""
+    try:
+        return ZoneInfo(row.get("route_tz") or "UTC")
+    except (ValueError, ZoneInfoNotFoundError):
+        return ZoneInfo("UTC")
+
+
 def build_notice(row: dict[str, Any], dashboard_url: str | None) -> AlarmNotice:
     """The notice of a claimed delivery, from the outbox snapshot: every retry and every
     route of one transition says the same thing."""
@@ -152,16 +163,22 @@ async def send_one(row: dict[str, Any], dashboard_url: str | None) -> Outcome:
         return Outcome(
             ok=False, retryable=False, status=f"channel type {row['channel_type']} unavailable"
         )
-    config: dict[str, Any] = dict(_json(row["channel_config"]) or {})
-    if "recipients" in kind.config.model_fields and row["recipients"]:
-        config["recipients"] = list(row["recipients"])
+    config = registry.with_recipients(
+        row["channel_type"], _json(row["channel_config"]) or {}, row["recipients"]
+    )
     try:
         model = kind.config.model_validate(config)
     except ValidationError as exc:
-        return Outcome(ok=False, retryable=False, status="invalid channel config", answer=str(exc))
+        # Keys and reasons only: pydantic's own text repeats the input, secrets included,
+        # and the answer is shown in the delivery history.
+        problems = "; ".join(
+            ".".join(str(part) for part in ("config", *error["loc"])) + f": {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        return Outcome(ok=False, retryable=False, status="invalid channel config", answer=problems)
     notice = build_notice(row, dashboard_url)
     try:
-        return await kind.send(model, notice, row["language"])
+        return await kind.send(model, notice, row["language"], registry.client(), tz=_zone(row))
     except Exception as exc:  # a channel bug must not stop the notifier; retried
         return Outcome(ok=False, retryable=True, status=type(exc).__name__, answer=str(exc)[:500])
 

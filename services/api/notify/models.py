@@ -1,9 +1,11 @@
 """Notification resource shapes: channels, routes, escalation policies, deliveries.
 
 Channel secrets are write-only: a response shows each secret as "set" (see
-`service.mask`). Channel settings are checked here for shape only (an object of at most
-64 keys, a webhook URL that is http(s)); the channel's own model checks them fully when the
-notifier sends, and a refusal appears in the delivery history as `invalid channel config`.
+`service.mask`). Channel settings are validated with the channel's own model (the one the
+notifier sends with, `services.protocols.notify.channels.parse_config`) when a channel is
+created or changed, so a wrong key is a 422 naming it at once instead of a delivery given
+up later. The mqtt type is refused: alarm transitions are already published on MQTT by the
+rules service, and the notifier has no MQTT session to publish with.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.core.contracts import ID_PATTERN
+from services.protocols.notify.channels import parse_config
 
 NO_NUL = r"^[^\x00]*$"
 ChannelType = Literal["email", "webhook", "wecom", "dingtalk", "feishu", "mqtt"]
@@ -44,10 +47,25 @@ def check_config(channel_type: str | None, config: dict[str, Any] | None) -> Non
     # PostgreSQL's jsonb cannot hold NUL: refused here as a 422, not a database error.
     if "\\u0000" in text:
         raise ValueError("channel settings cannot contain NUL characters")
-    if channel_type == "webhook" and "url" in config:
-        url = config["url"]
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError("a webhook channel's url must start with http:// or https://")
+    if channel_type is None:
+        return
+    if channel_type == "mqtt":
+        raise ValueError(MQTT_REFUSED)
+    try:
+        parse_config(channel_type, config)
+    except ValidationError as exc:
+        # Key and reason only: pydantic's own text repeats the input, secrets included.
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in ("config", *error["loc"]))
+            problems.append(f"{where}: {error['msg']}")
+        raise ValueError("; ".join(problems)) from None
+
+
+MQTT_REFUSED = (
+    "the mqtt channel type is not available: alarm transitions are already published on "
+    "MQTT by the rules service (subscribe to the alarm topics instead)"
+)
 
 
 class ChannelCreate(BaseModel):

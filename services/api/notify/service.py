@@ -8,7 +8,6 @@ its own project or of every project.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,22 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.auth.keys import ApiKey
 from services.api.errors import ApiError, invalid, not_found
+from services.protocols.notify.channels import CHANNELS
 
-# Secret settings by name: passwords, tokens, signing keys, the robots' keys.
-SECRET_NAME = re.compile(r"secret|password|token|key|sign", re.IGNORECASE)
-# A robot's URL carries its access token in the query (WeCom key=, DingTalk access_token=).
-URL_NAME = re.compile(r"url$", re.IGNORECASE)
 SET = "set"
 TABLES = {"channel": "notify_channels", "route": "notify_routes", "policy": "notify_policies"}
 
 
-def mask(config: dict[str, Any]) -> dict[str, Any]:
-    """A channel's settings as the API shows them: secrets as "set", URLs without query."""
+def mask(channel_type: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A channel's settings as the API shows them: the type's secret fields (as its channel
+    module declares them) as "set", URLs without their query (a receiver's URL may carry a
+    token there). A type this build does not know shows every value as "set": what is a
+    secret in it cannot be told."""
+    entry = CHANNELS.get(channel_type)
     out: dict[str, Any] = {}
     for name, value in config.items():
-        if SECRET_NAME.search(name) and value not in (None, ""):
+        if value in (None, ""):
+            out[name] = value
+        elif entry is None or name in entry.secrets:
             out[name] = SET
-        elif URL_NAME.search(name) and isinstance(value, str) and "?" in value:
+        elif isinstance(value, str) and "://" in value and "?" in value:
             out[name] = value.split("?", 1)[0] + "?" + SET
         else:
             out[name] = value
@@ -105,7 +107,7 @@ async def check_reference(
 
 
 def channel_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "config": mask(loads(row["config"]) or {})}
+    return {**row, "config": mask(row["type"], loads(row["config"]) or {})}
 
 
 def policy_out(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """The notification channels: one module per channel, each with a strict pydantic config
 model and `send(config, notice, language, client, *, tz=None, publish=None) -> Outcome`.
 
-`client` is the notify service's shared `httpx.AsyncClient` (the HTTP channels use it, the
-e-mail and MQTT channels do not); `tz` is the route's plant time zone for the texts (UTC
-when None); `publish` is the service's MQTT publisher, used by the mqtt channel only. A
-channel never raises for what a receiver does: every answer, refusal and network error
-becomes an `Outcome` with its retry classification. `CHANNELS` maps the type name stored
-with a channel's configuration to its model and sender; `parse_config` validates a stored
-configuration and names the offending key when it is wrong.
+`client` is the notify service's shared HTTP client (`services.protocols.notify.http`: the
+HTTP channels use it, the e-mail and MQTT channels do not); `tz` is the route's plant time
+zone for the texts (UTC when None); `publish` is the service's MQTT publisher, used by the
+mqtt channel only. A channel never raises for what a receiver does: every answer, refusal
+and network error becomes an `Outcome` with its retry classification. `CHANNELS` maps the
+type name stored with a channel's configuration to its model and sender; `parse_config`
+validates a stored configuration and names the offending key when it is wrong.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from services.protocols.notify.channels import dingtalk, email, feishu, mqtt, webhook, wecom
 from services.protocols.notify.channels.base import ChannelConfig, Publish
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 
 
@@ -30,7 +29,7 @@ class Send(Protocol):
         config: Any,
         notice: AlarmNotice,
         language: Language,
-        client: httpx.AsyncClient,
+        client: Client,
         *,
         tz: ZoneInfo | None = None,
         publish: Publish | None = None,

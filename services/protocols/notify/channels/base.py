@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.protocols.notify.http import Client, HttpError, Response
 from services.protocols.notify.message import Outcome
 
 ANSWER_MAX: Final = 500
@@ -72,49 +72,48 @@ def http_retryable(status: int) -> bool:
 
 
 async def post(
-    client: httpx.AsyncClient,
+    client: Client,
     url: str,
     body: bytes,
     headers: dict[str, str],
     timeout_s: float,
-) -> httpx.Response | Outcome:
+) -> Response | Outcome:
     """POST `body`; the response, or a retryable Outcome when the receiver was not reached
     or did not answer in time."""
     try:
         return await client.post(
             url,
-            content=body,
-            headers={"Content-Type": "application/json; charset=utf-8",
-                     "User-Agent": USER_AGENT, **headers},
-            timeout=timeout_s,
-            follow_redirects=False,
+            body,
+            {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
+             **headers},
+            timeout_s,
         )  # fmt: skip
-    except httpx.TimeoutException as exc:
-        return Outcome(False, True, "timeout", short(type(exc).__name__))
-    except httpx.TransportError as exc:
-        return Outcome(False, True, "connect error", short(f"{type(exc).__name__}: {exc}"))
+    except TimeoutError:
+        return Outcome(False, True, "timeout", "TimeoutError")
+    except HttpError as exc:
+        return Outcome(False, True, "connect error", short(str(exc)))
 
 
-def vendor_json(response: httpx.Response) -> dict[str, Any] | None:
+def vendor_json(response: Response) -> dict[str, Any] | None:
     """The JSON object a vendor answered, or None when the answer is not one."""
     try:
-        data = json.loads(response.content)
+        data = json.loads(response.body)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
 
 
 def vendor_outcome(
-    response: httpx.Response,
+    response: Response,
     code_key: str,
     retryable_codes: frozenset[int],
 ) -> Outcome:
     """Outcome of a chat vendor's answer: HTTP status first, then its JSON error code
     (`code_key`, 0 = sent); codes in `retryable_codes` (rate limits, "system busy") are
     retried, every other code is a configuration error that retrying will not fix."""
-    answer = short(response.content)
-    if not 200 <= response.status_code < 300:
-        return Outcome(False, http_retryable(response.status_code), str(response.status_code),
+    answer = short(response.body)
+    if not 200 <= response.status < 300:
+        return Outcome(False, http_retryable(response.status), str(response.status),
                        answer)  # fmt: skip
     data = vendor_json(response)
     code = None if data is None else data.get(code_key)
@@ -122,7 +121,7 @@ def vendor_outcome(
         code = data.get("StatusCode")  # Feishu's older answer shape
     if not isinstance(code, int):
         # 200 without the vendor's JSON: a proxy or captive portal in between; may pass.
-        return Outcome(False, True, f"{response.status_code} unexpected answer", answer)
+        return Outcome(False, True, f"{response.status} unexpected answer", answer)
     status = f"{code_key}={code}"
     if code == 0:
         return Outcome(True, False, status, answer)

@@ -36,7 +36,6 @@ from typing import Any, Final
 from urllib.parse import quote, quote_plus
 from zoneinfo import ZoneInfo
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -47,6 +46,7 @@ from services.protocols.notify.channels.base import (
     post,
     vendor_outcome,
 )
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 from services.protocols.notify.templates import clean, md_escape, render, truncate_utf8
 
@@ -123,7 +123,7 @@ async def send(
     config: DingTalkConfig,
     notice: AlarmNotice,
     language: Language,
-    client: httpx.AsyncClient,
+    client: Client,
     *,
     tz: ZoneInfo | None = None,
     publish: Publish | None = None,

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.protocols.notify.channels.base import ChannelConfig, Publish, short
 from services.protocols.notify.channels.webhook import header_key
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 from services.protocols.notify.templates import render
 
@@ -163,7 +163,7 @@ async def send(
     config: EmailConfig,
     notice: AlarmNotice,
     language: Language,
-    client: httpx.AsyncClient | None = None,
+    client: Client | None = None,
     *,
     tz: ZoneInfo | None = None,
     publish: Publish | None = None,

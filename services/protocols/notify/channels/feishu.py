@@ -31,7 +31,6 @@ from typing import Any, Final, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
@@ -42,6 +41,7 @@ from services.protocols.notify.channels.base import (
     post,
     vendor_outcome,
 )
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 from services.protocols.notify.templates import clean, render, truncate_utf8
 
@@ -112,7 +112,7 @@ async def send(
     config: FeishuConfig,
     notice: AlarmNotice,
     language: Language,
-    client: httpx.AsyncClient,
+    client: Client,
     *,
     tz: ZoneInfo | None = None,
     publish: Publish | None = None,

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Final
 from zoneinfo import ZoneInfo
 
-import httpx
 from pydantic import Field, field_validator
 
 from services.protocols.notify.channels.base import ChannelConfig, Publish, short
 from services.protocols.notify.channels.webhook import encode_notice
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 
 TOPIC_MAX: Final = 1024
@@ -37,7 +37,7 @@ async def send(
     config: MqttConfig,
     notice: AlarmNotice,
     language: Language,
-    client: httpx.AsyncClient | None = None,
+    client: Client | None = None,
     *,
     tz: ZoneInfo | None = None,
     publish: Publish | None = None,

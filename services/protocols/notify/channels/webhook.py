@@ -28,7 +28,6 @@ from typing import Any, Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
@@ -40,6 +39,7 @@ from services.protocols.notify.channels.base import (
     post,
     short,
 )
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 from services.protocols.notify.templates import format_time, render, scrub, utf8
 
@@ -170,7 +170,7 @@ async def send(
     config: WebhookConfig,
     notice: AlarmNotice,
     language: Language,
-    client: httpx.AsyncClient,
+    client: Client,
     *,
     tz: ZoneInfo | None = None,
     publish: Publish | None = None,
@@ -185,6 +185,6 @@ async def send(
     response = await post(client, config.url, body, headers, config.timeout_s)
     if isinstance(response, Outcome):
         return response
-    status = response.status_code
+    status = response.status
     ok = 200 <= status < 300
-    return Outcome(ok, not ok and http_retryable(status), str(status), short(response.content))
+    return Outcome(ok, not ok and http_retryable(status), str(status), short(response.body))

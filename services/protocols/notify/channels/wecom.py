@@ -19,7 +19,6 @@ from typing import Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
@@ -30,6 +29,7 @@ from services.protocols.notify.channels.base import (
     post,
     vendor_outcome,
 )
+from services.protocols.notify.http import Client
 from services.protocols.notify.message import AlarmNotice, Language, Outcome
 from services.protocols.notify.templates import md_escape, render, truncate_utf8
 
@@ -63,7 +63,7 @@ async def send(
     config: WeComConfig,
     notice: AlarmNotice,
     language: Language,
-    client: httpx.AsyncClient,
+    client: Client,
     *,
     tz: ZoneInfo | None = None,
     publish: Publish | None = None,
