@@ -70,6 +70,10 @@ const STRINGS = {
     backtest: "Backtest (7 days)", backtest_running: "replaying the stored history…",
     backtest_records: "Records replayed", opened_now: "Opened (running rules)",
     opened_new: "Opened (this document)", cleared_new: "Cleared (this document)", flaps_new: "Flaps (this document)",
+    eff_title: "Effective rules of a device", eff_show: "Show", eff_setting: "Setting",
+    eff_layer: "Layer", eff_source: "Written at", eff_brought_by: "Profile / kind",
+    eff_builtin: "built-in default", eff_none: "No rules apply to this device",
+    eff_kinds_hint: "profiles, if not registered",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -141,6 +145,10 @@ const STRINGS = {
     backtest: "回测（7 天）", backtest_running: "正在回放历史数据…",
     backtest_records: "回放记录数", opened_now: "触发次数（当前规则）",
     opened_new: "触发次数（本文档）", cleared_new: "清除次数（本文档）", flaps_new: "抖动次数（本文档）",
+    eff_title: "设备的生效规则", eff_show: "查看", eff_setting: "设置项",
+    eff_layer: "来源层", eff_source: "定义位置", eff_brought_by: "配置 / 类型",
+    eff_builtin: "内置默认值", eff_none: "此设备没有适用的规则",
+    eff_kinds_hint: "未登记设备的配置",
   },
 };
 
