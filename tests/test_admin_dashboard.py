@@ -149,5 +149,27 @@ def test_an_admin_registers_a_device_changes_a_threshold_and_the_next_alarm_foll
     assert opened[0]["ts"] >= version["decided_at"].replace(microsecond=0)
     (dev,) = stack.sql("SELECT status, profiles FROM devices WHERE device_id = $1", device)
     assert (dev["status"], dev["profiles"]) == ("registered", ["agv", "link"])
+
+    # The effective rules of the device: the new threshold, the layer and line it came from.
+    (active,) = stack.sql("SELECT id FROM rule_versions WHERE status = 'active'")
+    page.fill("input[name=eff_project]", "p1")
+    page.fill("input[name=eff_device]", device)
+    page.click("[data-admin=effective] button[type=submit]")
+    cell = page.locator('[data-admin=effective] tr[data-rule=battery_low][data-key="raise"]')
+    cell.wait_for(timeout=20_000)
+    line = TEST_RULES.splitlines().index("    battery_low: {}") + 1
+    assert cell.locator(".eff-value").inner_text() == "50"
+    assert cell.locator(".eff-layer").inner_text() == "defaults.agv"
+    assert cell.locator(".eff-source").inner_text() == f"rules v{active['id']}:{line}:26"
+    severity = page.locator('[data-admin=effective] tr[data-rule=battery_low][data-key="severity"]')
+    assert severity.locator(".eff-layer").inner_text() == "builtin"
+    page.click("#lang")  # the page is drawn again, in Chinese
+    page.wait_for_selector("text=设备的生效规则")
+    page.fill("input[name=eff_project]", "p1")
+    page.fill("input[name=eff_device]", device)
+    page.click("[data-admin=effective] button[type=submit]")
+    page.wait_for_selector("[data-admin=effective] th:has-text('来源层')")
+    page.wait_for_selector("[data-admin=effective] td:has-text('内置默认值')")
+    page.click("#lang")
     # The browser logs the refused document's 422 itself; nothing else went wrong.
     assert [e for e in page.errors if "status of 422" not in e] == []

@@ -292,6 +292,21 @@ rule_versions = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
 )
 
+# Requests for a device's effective rules, answered by the rules service (0011).
+rule_effective_requests = Table(
+    "rule_effective_requests",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("project_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("kinds", ARRAY(Text), nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("result", JSONB, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+)
+
 # Backtests of rule documents, run by the rules service over stored history.
 rule_backtests = Table(
     "rule_backtests",

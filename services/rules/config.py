@@ -13,6 +13,7 @@ of the raise threshold, say) fails at start, not when the first device shows up.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -75,6 +76,8 @@ class RuleSet:
     defaults: dict[str, dict[str, Layer]]
     projects: dict[str, ProjectRules]
     lines: dict[str, dict[str, str]]
+    # Where `alarms.quiet_clear` was written, if it was (the effective view names it).
+    quiet_clear_mark: Mark | None = None
     _cache: dict[tuple[str, str, str | None], list[Rule]] = field(default_factory=dict)
 
     def line_of(self, project: str, device: str) -> str:
@@ -92,17 +95,44 @@ class RuleSet:
         return rules
 
     def _layers(self, project: str, kind: str, device: str | None) -> dict[str, list[Layer]]:
-        merged: dict[str, list[Layer]] = {
-            n: [lay] for n, lay in self.defaults.get(kind, {}).items()
+        return {
+            name: [lay for _, lay in labelled]
+            for name, labelled in self._labelled(project, kind, device).items()
+        }
+
+    def _labelled(
+        self, project: str, kind: str, device: str | None
+    ) -> dict[str, list[tuple[str, Layer]]]:
+        """Each rule's layers, earliest first, with the name of the section each came from."""
+        merged: dict[str, list[tuple[str, Layer]]] = {
+            n: [(f"defaults.{kind}", lay)] for n, lay in self.defaults.get(kind, {}).items()
         }
         proj = self.projects.get(project)
         if proj is not None:
             for name, lay in proj.kinds.get(kind, {}).items():
-                merged.setdefault(name, []).append(lay)
+                merged.setdefault(name, []).append((f"projects.{project}.kinds.{kind}", lay))
             if device is not None:
+                label = f"projects.{project}.devices.{device}"
                 for name, lay in proj.devices.get(device, {}).items():
-                    merged.setdefault(name, []).append(lay)
+                    merged.setdefault(name, []).append((label, lay))
         return merged
+
+    def effective(
+        self, project: str, kinds: Sequence[str], device: str | None
+    ) -> list[EffectiveRule]:
+        """Every rule a device of `project` taking part in `kinds` (its profiles, or its
+        topic's kind) gets, each setting with the layer that decided it and where that layer
+        wrote it. The first kind naming a rule brings it in, as in `Engine.rules_of`.
+
+        Why: an operator asking "why did this AGV raise at 30 %?" needs the winning layer
+        and line, not the merged number alone; the rules service answers the API with this.
+        """
+        out: dict[str, EffectiveRule] = {}
+        for kind in kinds:
+            for name, labelled in self._labelled(project, kind, device).items():
+                if name not in out:
+                    out[name] = effective_rule(self, name, kind, labelled)
+        return list(out.values())
 
     def _compile(self, project: str, kind: str, device: str | None) -> list[Rule]:
         out: list[Rule] = []
@@ -122,6 +152,132 @@ class RuleSet:
                 self._compile(project, kind, None)
                 for device in proj.devices:
                     self._compile(project, kind, device)
+
+
+# --------------------------------------------------------------------------- effective view
+
+
+BUILTIN_LAYER = "builtin"
+
+
+@dataclass(frozen=True)
+class EffectiveValue:
+    """One setting of one rule: its value, the layer that decided it (`builtin`,
+    `alarms.quiet_clear`, `defaults.<kind>`, `projects.<p>.kinds.<kind>` or
+    `projects.<p>.devices.<d>`) and where that layer wrote it (`file:line:column`,
+    None for a built-in default)."""
+
+    key: str
+    value: Any
+    layer: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class EffectiveRule:
+    name: str
+    type: str
+    kind: str  # the profile or topic kind that brought the rule in
+    enabled: bool
+    settings: list[EffectiveValue]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.name,
+            "type": self.type,
+            "kind": self.kind,
+            "enabled": self.enabled,
+            "settings": [
+                {"key": v.key, "value": v.value, "layer": v.layer, "source": v.source}
+                for v in self.settings
+            ],
+        }
+
+
+def _plain_value(value: Any) -> Any:
+    """A setting as JSON: a window is `{"count": n}` or `{"seconds": s}`."""
+    if isinstance(value, WindowSpec):
+        return {"count": value.count} if value.count is not None else {"seconds": value.seconds}
+    return value
+
+
+def effective_rule(
+    ruleset: RuleSet, name: str, kind: str, labelled: list[tuple[str, Layer]]
+) -> EffectiveRule:
+    """One rule's settings key by key, resolved exactly as `compile_rule` resolves them."""
+    source = ruleset.source
+
+    def where(mark: Mark | None) -> str | None:
+        return None if mark is None else f"{source}:{mark.line + 1}:{mark.column + 1}"
+
+    def winner(key: str) -> EffectiveValue | None:
+        for label, lay in reversed(labelled):
+            if key in lay:
+                value, mark = lay[key]
+                return EffectiveValue(key, value, label, where(mark))
+        return None
+
+    def setting(key: str, default: Any) -> EffectiveValue:
+        return winner(key) or EffectiveValue(key, default, BUILTIN_LAYER, None)
+
+    type_set = winner("type")
+    type_name = str(type_set.value) if type_set is not None else name
+    cls = BUILTIN[type_name]  # the parser accepted only built-in types
+    d = cls.defaults
+    enabled = setting("enabled", True)
+    severity = setting("severity", d["severity"])
+    raise_at = setting("raise", d["raise"])
+    clear = winner("clear")
+    if clear is None:
+        # Without a clear threshold the rule clears where it raises (compile_rule).
+        clear = (
+            EffectiveValue("clear", d["clear"], BUILTIN_LAYER, None)
+            if d["clear"] is not None
+            else EffectiveValue("clear", raise_at.value, raise_at.layer, raise_at.source)
+        )
+    quiet = winner("quiet_clear") or EffectiveValue(
+        "quiet_clear",
+        ruleset.quiet_clear_s,
+        BUILTIN_LAYER if ruleset.quiet_clear_mark is None else "alarms.quiet_clear",
+        where(ruleset.quiet_clear_mark),
+    )
+    esc_default: dict[str, Any] | None = dict(d["escalate"]) if "escalate" in d else None
+    escalate = winner("escalate")
+    if escalate is None:
+        escalate = EffectiveValue("escalate", esc_default, BUILTIN_LAYER, None)
+    elif escalate.value is not None:
+        merged = {**(esc_default or {}), **escalate.value}
+        escalate = EffectiveValue("escalate", merged, escalate.layer, escalate.source)
+    esc = escalate.value
+    if esc is not None and esc.get("at") is not None and not esc.get("severity"):
+        # Without a severity an escalation goes one step up (compile_rule).
+        step = SEVERITIES[min(SEVERITIES.index(severity.value) + 1, 3)]
+        escalate = EffectiveValue(
+            "escalate", {**esc, "severity": step}, escalate.layer, escalate.source
+        )
+    settings = [
+        type_set or EffectiveValue("type", type_name, BUILTIN_LAYER, None),
+        enabled,
+        severity,
+        raise_at,
+        clear,
+        setting("for", d.get("for", 0.0)),
+        setting("clear_for", d.get("clear_for", 0.0)),
+        quiet,
+        escalate,
+    ]
+    description = winner("description")
+    if description is not None:
+        settings.append(description)
+    for key, spec in cls.params_spec.items():
+        param = setting(key, spec.default)
+        if spec.kind == "window" and not isinstance(param.value, WindowSpec | None):
+            count = isinstance(param.value, int)
+            spec_ = WindowSpec(count=param.value) if count else WindowSpec(seconds=param.value)
+            param = EffectiveValue(key, spec_, param.layer, param.source)
+        settings.append(param)
+    settings = [EffectiveValue(v.key, _plain_value(v.value), v.layer, v.source) for v in settings]
+    return EffectiveRule(name, type_name, kind, bool(enabled.value), settings)
 
 
 # --------------------------------------------------------------------------- compiling
@@ -492,12 +648,14 @@ def parse_rules(text: str, source: str) -> RuleSet:
         raise r.fail(vnode, "version", f"unsupported version {_shown(r.plain(vnode))}; use 1")
 
     update_interval, quiet = 10.0, 1800.0
+    quiet_mark: Mark | None = None
     if "alarms" in top:
         for key, (knode, v) in r.mapping(top["alarms"][1], "alarms").items():
             if key == "update_interval":
                 update_interval = r.duration(v, "alarms.update_interval")
             elif key == "quiet_clear":
                 quiet = r.duration(v, "alarms.quiet_clear")
+                quiet_mark = v.start_mark
             else:
                 raise r.fail(
                     knode, f"alarms.{key}", "unknown setting; allowed: update_interval, quiet_clear"
@@ -553,7 +711,7 @@ def parse_rules(text: str, source: str) -> RuleSet:
                     proj.devices[device], _ = _read_rules_map(r, dnode, dpath, known)
             projects[project] = proj
 
-    ruleset = RuleSet(source, update_interval, quiet, defaults, projects, lines)
+    ruleset = RuleSet(source, update_interval, quiet, defaults, projects, lines, quiet_mark)
     ruleset.check_all()
     return ruleset
 

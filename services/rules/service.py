@@ -47,6 +47,10 @@ log = logging.getLogger("factory5g.rules")
 
 TICK_S = 1.0
 RELOAD_POLL_S = 2.0
+# How often the API's requests for a device's effective rules are looked for, and how long
+# a request nobody collected is kept.
+EFFECTIVE_POLL_S = 0.5
+EFFECTIVE_PURGE_S = 60.0
 RULES_APPLICATION_NAME = "factory5g-rules"
 BATCH_MAX = 1000
 # Transitions waiting for the database before the input stops reading, and resumes.
@@ -109,6 +113,7 @@ class RulesService:
                 asyncio.create_task(self.input.run(stop), name="rules-mqtt"),
                 asyncio.create_task(self._clock_loop(stop), name="rules-clock"),
                 asyncio.create_task(self._reload_loop(stop, pool), name="rules-reload"),
+                asyncio.create_task(self._effective_loop(stop, pool), name="rules-effective"),
             ]
             writer = asyncio.create_task(self._writer(pool), name="rules-writer")
             await stop.wait()
@@ -291,6 +296,60 @@ class RulesService:
             entry = by_rule.setdefault(rule, {})
             entry["flaps"] = entry.get("flaps", 0) + max(0, n - 1)
         return {"records": summary.records, "rules": by_rule}
+
+    async def _effective_loop(self, stop: asyncio.Event, pool: asyncpg.Pool) -> None:
+        """Answer the API's requests for the effective rules of a device.
+
+        The API cannot parse a rule document (it may not import this service), and only a
+        running rules service knows which document is in force; so it asks through a table
+        and waits (docs/rules.md, "Effective rules"). Any replica may answer: the rules are
+        the same in every one, and the first conditional UPDATE wins."""
+        failing: str | None = None
+        purged = 0.0
+        while not stop.is_set():
+            try:
+                await self._answer_effective(pool)
+                if time.monotonic() - purged > EFFECTIVE_PURGE_S:
+                    purged = time.monotonic()
+                    await pool.execute(
+                        "DELETE FROM rule_effective_requests "
+                        "WHERE created_at < now() - interval '1 hour'"
+                    )
+                failing = None
+            except (asyncpg.PostgresError, OSError) as exc:  # e.g. not migrated yet
+                if failing != exc.__class__.__name__:
+                    failing = exc.__class__.__name__
+                    log.warning("effective rule requests not answered: %s", failing)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), EFFECTIVE_POLL_S)
+
+    async def _answer_effective(self, pool: asyncpg.Pool) -> None:
+        for row in await pool.fetch(
+            "SELECT id, project_id, device_id, kinds FROM rule_effective_requests "
+            "WHERE status = 'pending' ORDER BY id LIMIT 50"
+        ):
+            ruleset = self.ruleset
+            try:
+                rules = ruleset.effective(row["project_id"], row["kinds"], row["device_id"])
+                result: str | None = orjson.dumps(
+                    {
+                        "version": self.version,
+                        "source": ruleset.source,
+                        "rules": [r.as_dict() for r in rules],
+                    }
+                ).decode()
+                status, error = "done", None
+            except Exception as exc:  # reported to the asker; the service goes on
+                log.exception("effective rules of request %s failed", row["id"])
+                result, status, error = None, "failed", f"{exc.__class__.__name__}: {exc}"
+            await pool.execute(
+                "UPDATE rule_effective_requests SET status = $2, result = $3::jsonb, "
+                "error = $4, decided_at = now() WHERE id = $1 AND status = 'pending'",
+                row["id"],
+                status,
+                result,
+                error,
+            )
 
     async def _poll_versions(self, pool: asyncpg.Pool) -> None:
         """Decide submitted rule versions and apply the active one when it changed.

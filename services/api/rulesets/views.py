@@ -27,9 +27,10 @@ from services.api.audit import record as audit
 from services.api.audit.record import acting
 from services.api.auth.guard import Admin, Reader
 from services.api.deps import Conn, TxConn
-from services.api.errors import ApiError, documented, not_found
+from services.api.errors import ApiError, ErrorBody, documented, not_found
 from services.api.responses import JSONResponse
-from services.core.tables import rule_backtests, rule_versions
+from services.core.contracts import ID_PATTERN, is_valid_id
+from services.core.tables import devices, rule_backtests, rule_effective_requests, rule_versions
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
 POLL_S = 0.2
@@ -246,3 +247,128 @@ async def get_backtest(backtest_id: int, conn: Conn, key: Admin) -> dict[str, An
     ):
         raise not_found(f"backtest {backtest_id}")
     return _out(row, with_yaml=False)
+
+
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "No rules service is connected to the database, or it did not "
+        "answer in time; the message says which.",
+    }
+}
+Id = Annotated[str, Query(pattern=ID_PATTERN)]
+# A connected rules service answers within its poll interval (0.5 s); this bounds a stall.
+EFFECTIVE_WAIT_S = 10.0
+
+
+@router.get(
+    "/effective",
+    summary="The effective rules of a device: every setting with the layer it came from (read).",
+    responses={**documented(404, 422), **_UNAVAILABLE},
+)
+async def effective(
+    conn: TxConn,
+    key: Reader,
+    project: Id,
+    device: Id,
+    kind: Annotated[
+        str | None,
+        Query(pattern=ID_PATTERN, description="The topic kind, for a device not registered."),
+    ] = None,
+    profile: Annotated[
+        list[str] | None,
+        Query(
+            max_length=8,
+            description="Profiles (repeatable), for a device not registered or to see what "
+            "other profiles would give it.",
+        ),
+    ] = None,
+) -> Response:
+    """Asked of the rules service through `rule_effective_requests`: only it parses rule
+    documents and knows which one is in force (docs/rules.md, "Effective rules")."""
+    if not key.sees(project):
+        raise not_found(f"project {project!r}")
+    for p in profile or ():
+        if not is_valid_id(p):
+            raise ApiError(422, "invalid", f"profile {p!r} must be 1-64 of A-Z a-z 0-9 _ . -")
+    d = devices.c
+    row = (
+        await conn.execute(
+            sa.select(d.kind, d.status, d.profiles).where(
+                d.project_id == project, d.device_id == device
+            )
+        )
+    ).first()
+    if profile:
+        kinds, basis = list(dict.fromkeys(profile)), "query"
+    elif kind is not None:
+        kinds, basis = [kind], "query"
+    elif row is None:
+        raise not_found(
+            f"device {device!r} in project {project!r}; for a device not seen yet, "
+            "name its kind or profile"
+        )
+    elif row.status == "registered" and row.profiles:
+        # As the rules service decides: a registered device's profiles, else its kind.
+        kinds, basis = list(row.profiles), "profiles"
+    else:
+        kinds, basis = [row.kind], "kind"
+    c = rule_effective_requests.c
+    request_id = (
+        await conn.execute(
+            rule_effective_requests.insert()
+            .values(project_id=project, device_id=device, kinds=kinds)
+            .returning(c.id)
+        )
+    ).scalar_one()
+    await conn.commit()
+    try:
+        deciding = (
+            await conn.execute(
+                sa.text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND application_name = :n)"
+                ),
+                {"n": RULES_APPLICATION_NAME},
+            )
+        ).scalar()
+        await conn.rollback()
+        if not deciding:
+            raise ApiError(
+                503,
+                "unavailable",
+                "no rules service is connected to the database: only it knows the rules in "
+                "force; start `factory5g rules`",
+            )
+        deadline = time.monotonic() + EFFECTIVE_WAIT_S
+        while True:
+            answer = (
+                await conn.execute(sa.select(c.status, c.result, c.error).where(c.id == request_id))
+            ).one()
+            await conn.rollback()  # end the read transaction: see the rules service's answer
+            if answer.status == "done":
+                break
+            if answer.status == "failed":
+                raise ApiError(503, "unavailable", f"the rules service failed: {answer.error}")
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    503,
+                    "unavailable",
+                    f"the rules service did not answer within {EFFECTIVE_WAIT_S:g} s; try again",
+                )
+            await asyncio.sleep(POLL_S)
+    finally:
+        await conn.rollback()
+        await conn.execute(rule_effective_requests.delete().where(c.id == request_id))
+        await conn.commit()
+    return JSONResponse(
+        {
+            "project": project,
+            "device": device,
+            "registered": row is not None and row.status == "registered",
+            "basis": basis,
+            "kinds": kinds,
+            **answer.result,
+        },
+        200,
+    )

@@ -75,6 +75,10 @@ const STRINGS = {
     no_commands_allowed: "No command is allowed for this kind of device",
     cmd_queued: "queued", cmd_sent: "sent", cmd_accepted: "accepted", cmd_rejected: "rejected",
     cmd_completed: "completed", cmd_failed: "failed", cmd_expired: "expired",
+    eff_title: "Effective rules of a device", eff_show: "Show", eff_setting: "Setting",
+    eff_layer: "Layer", eff_source: "Written at", eff_brought_by: "Profile / kind",
+    eff_builtin: "built-in default", eff_none: "No rules apply to this device",
+    eff_kinds_hint: "profiles, if not registered",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -151,6 +155,10 @@ const STRINGS = {
     no_commands_allowed: "此类设备没有允许的命令",
     cmd_queued: "排队中", cmd_sent: "已发送", cmd_accepted: "已接受", cmd_rejected: "已拒绝",
     cmd_completed: "已完成", cmd_failed: "失败", cmd_expired: "已过期",
+    eff_title: "设备的生效规则", eff_show: "查看", eff_setting: "设置项",
+    eff_layer: "来源层", eff_source: "定义位置", eff_brought_by: "配置 / 类型",
+    eff_builtin: "内置默认值", eff_none: "此设备没有适用的规则",
+    eff_kinds_hint: "未登记设备的配置",
   },
 };
 

@@ -196,7 +196,42 @@ function rulesPanel() {
   } }, t("backtest")),
   h("button", { type: "submit" }, t("rules_submit")));
   load();
-  return panel("admin_rules", h("div", {}, form, out, box), { dataset: { admin: "rules" } });
+  return panel("admin_rules", h("div", {}, form, out, box, effectiveRules()), { dataset: { admin: "rules" } });
+}
+
+function shown(value) {
+  if (value === null || value === undefined) return "–";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+// The rules a device gets, every setting with the layer it came from and where that layer
+// wrote it, as the running rules service resolves them (GET /rules/effective).
+function effectiveRules() {
+  const out = h("div", { class: "effective-result" });
+  const project = h("input", { name: "eff_project", required: true, size: 10, "aria-label": t("project") });
+  const device = h("input", { name: "eff_device", required: true, size: 12, "aria-label": t("device") });
+  const kinds = h("input", { name: "eff_kinds", size: 14, placeholder: t("eff_kinds_hint"), "aria-label": t("eff_kinds_hint") });
+  const form = h("form", { class: "inline effective-form", onsubmit: (e) => {
+    e.preventDefault();
+    fill(out, async () => {
+      const query = new URLSearchParams({ project: project.value.trim(), device: device.value.trim() });
+      // Several profiles repeat the parameter.
+      for (const k of kinds.value.split(",").map((x) => x.trim()).filter(Boolean)) query.append("profile", k);
+      const eff = await api(`/rules/effective?${query}`);
+      const rows = eff.rules.flatMap((r) => r.settings.map((v) =>
+        h("tr", { dataset: { rule: r.rule, key: v.key, layer: v.layer }, class: r.enabled ? null : "muted" },
+          h("td", {}, r.rule), h("td", {}, r.kind), h("td", {}, h("code", {}, v.key)),
+          h("td", { class: "eff-value" }, shown(v.value)), h("td", { class: "eff-layer" }, h("code", {}, v.layer)),
+          h("td", { class: "eff-source" }, v.source || t("eff_builtin")))));
+      return h("div", {},
+        h("p", { class: "muted" }, `${eff.kinds.join(", ")} · ${eff.version ? `v${eff.version}` : eff.source}`),
+        rows.length ? table(["rule", "eff_brought_by", "eff_setting", "value", "eff_layer", "eff_source"], rows)
+          : empty("eff_none"));
+    });
+  } }, h("label", {}, t("project"), project), h("label", {}, t("device"), device),
+  h("label", {}, t("profiles"), kinds), h("button", { type: "submit" }, t("eff_show")));
+  return h("section", { class: "effective-rules", dataset: { admin: "effective" } },
+    h("h3", {}, t("eff_title")), form, out);
 }
 
 function auditPanel() {
