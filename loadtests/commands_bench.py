@@ -31,6 +31,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -225,6 +226,74 @@ def _f(value: Any) -> float | None:
     return float(value) if value is not None else None
 
 
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def profile_summary(raw: str, top: int = 8) -> dict[str, list[tuple[str, float]]]:
+    """Shares of samples from py-spy's raw (collapsed) output: by leaf function (where the
+    CPU went) and by the innermost frame in services/ (which of our code led there)."""
+    leaf: dict[str, int] = {}
+    ours: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_FRAME.match(f) for f in stack.split(";")]
+        names = [
+            f"{m['func']} ({Path(m['file']).name})" if m else "?" for m in frames if m is not None
+        ]
+        if names:
+            leaf[names[-1]] = leaf.get(names[-1], 0) + n
+        mine = [
+            f"{m['func']} ({m['file'][m['file'].find('services/') :]})"
+            for m in frames
+            if m is not None and "services/" in m["file"] and "site-packages" not in m["file"]
+        ]
+        key = mine[-1] if mine else "(outside services/)"
+        ours[key] = ours.get(key, 0) + n
+
+    def shares(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(k, v / total) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+
+    return {"leaf": shares(leaf), "services": shares(ours)} if total else {}
+
+
+def start_profilers(
+    pids: dict[str, int], seconds: float, out: Path
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling the named processes for `seconds` (raw collapsed stacks in `out`);
+    none when py-spy is not installed (the dev extra has it)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("[commands] py-spy is not installed: no profile")
+        return []
+    return [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(max(1, int(seconds))),
+                "--rate",
+                "50",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(out / f"commands-profile-{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+
+
 def run(
     rate: float,
     n_devices: int,
@@ -234,6 +303,7 @@ def run(
     durable: bool = True,
     connections: int = 64,
     api_workers: int = 1,
+    profile: bool = False,
 ) -> dict[str, Any]:
     wrk, why = ensure_wrk()
     if wrk is None:
@@ -315,8 +385,20 @@ def run(
                 pids["database"] = pg_pid
             meter = CpuMeter({k: v for k, v in pids.items() if v})
             print(f"[commands] {rate:,.0f} commands/s over {n_devices:,} devices (wrk) ...")
+            spies = (
+                start_profilers(
+                    {"api": api.pid, "commander": commander.pid}, duration_s * 0.8, log_dir
+                )
+                if profile and api.pid and commander.pid
+                else []
+            )
             gen = generate(wrk, base, token, n_devices, rate, duration_s, connections, meter)
             (log_dir / "commands-wrk.txt").write_text(gen.pop("wrk_output"))
+            for spy in spies:
+                try:
+                    spy.wait(60)
+                except subprocess.TimeoutExpired:
+                    spy.kill()
             wait_until(lambda: _all_done(url, None), 60.0)
         finally:
             for p in device_procs:
@@ -355,6 +437,11 @@ def run(
     cores["generator (wrk)"] = gen["generator_cores"]
     figures = stats.latency_figures(lat)
     reached = gen["achieved_per_s"] >= 0.98 * rate
+    profiles = {}
+    for name in ("api", "commander") if profile else ():
+        raw = log_dir / f"commands-profile-{name}.txt"
+        if raw.exists():
+            profiles[name] = profile_summary(raw.read_text())
     verdict = limit_verdict(
         reached, cores, WRK_THREADS, meter.machine_busy_s, meter.machine_total_s
     )
@@ -381,6 +468,7 @@ def run(
         else math.nan,
         "generator_cpu_ms_per_request": gen["generator_cpu_s"] / max(gen["requests"], 1) * 1000,
         **verdict,
+        "profiles": profiles,
         "p99_met": figures["p99_ms"] <= P99_BOUND_MS,
     }
 
@@ -524,6 +612,16 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         f"| generator CPU per request (ms) | {summary['generator_cpu_ms_per_request']:.2f} |",
         "",
     ]
+    for name, prof in summary.get("profiles", {}).items():
+        lines += [
+            f"## Profile: {name} (py-spy, share of samples)",
+            "",
+            "| where the CPU went (leaf) | share | which code of ours led there | share |",
+            "|---|---|---|---|",
+        ]
+        for (a, x), (b, y) in zip(prof.get("leaf", []), prof.get("services", []), strict=False):
+            lines.append(f"| `{a}` | {x:.0%} | `{b}` | {y:.0%} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -535,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--api-workers", type=int, default=1)
+    p.add_argument("--profile", action="store_true", help="sample the API and commander")
     p.add_argument("--results", type=Path, default=report.RESULTS_DIR)
     p.add_argument("--strict", action="store_true")
     p.add_argument(
@@ -554,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         not args.no_fsync,
         args.connections,
         args.api_workers,
+        args.profile,
     )
     summary["fsync"] = not args.no_fsync
     work = {

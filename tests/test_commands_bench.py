@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from loadtests.commands_bench import limit_verdict, parse_wrk_run, run
+from loadtests.commands_bench import limit_verdict, parse_wrk_run, profile_summary, run
 
 WRK_OUT = """Running 3s test @ http://127.0.0.1:1
   1 threads and 8 connections
@@ -53,3 +53,15 @@ def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
     assert not math.isnan(f["p99_ms"]), f
     assert 0 < f["p50_ms"] <= f["p99_ms"] < 60_000, f
     assert s["cores_used"]["generator (wrk)"] < 0.5, s["cores_used"]
+
+
+def test_profile_summary_shares_leaves_and_our_innermost_frames() -> None:
+    raw = (
+        "<module> (services/cli.py:3);queue_command (/r/services/api/commands/service.py:90);"
+        "fetchrow (/v/site-packages/asyncpg/connection.py:7) 3\n"
+        "<module> (services/cli.py:3);dumps (/v/site-packages/orjson.py:1) 1\n"
+    )
+    s = profile_summary(raw)
+    assert s["leaf"][0] == ("fetchrow (connection.py)", 0.75)
+    assert s["services"][0] == ("queue_command (services/api/commands/service.py)", 0.75)
+    assert s["services"][1] == ("<module> (services/cli.py)", 0.25)
