@@ -443,7 +443,7 @@ def run(
         if raw.exists():
             profiles[name] = profile_summary(raw.read_text())
     verdict = limit_verdict(
-        reached, cores, WRK_THREADS, meter.machine_busy_s, meter.machine_total_s
+        reached, cores, WRK_THREADS, meter.machine_busy_s, meter.machine_total_s, wall
     )
     return {
         "rate_target": rate,
@@ -482,6 +482,7 @@ def limit_verdict(
     generator_threads: int,
     machine_busy_s: float,
     machine_total_s: float,
+    wall_s: float | None = None,
 ) -> dict[str, Any]:
     """What bounded the run, from the cores each process used while loading.
 
@@ -505,7 +506,15 @@ def limit_verdict(
     elif saturated:
         limit, reason = saturated[0], f"{saturated[0]} used {cores[saturated[0]]:.2f} core"
     elif busy == busy and busy >= 0.95:
-        limit, reason = "machine", f"the machine was {busy:.0%} busy (shared cores)"
+        limit, reason = "machine", f"the machine was {busy:.0%} busy"
+        if wall_s:
+            ours = sum(cores.values())
+            n = machine_total_s / wall_s
+            other = max(0.0, machine_busy_s / wall_s - ours)
+            reason += (
+                f": this run's processes {ours:.2f} of {n:.0f} cores (database included), "
+                f"other work {other:.2f}"
+            )
     else:
         limit, reason = "none", "no process saturated and the machine had idle CPU"
     return {

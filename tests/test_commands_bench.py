@@ -32,7 +32,11 @@ def test_the_verdict_names_the_generator_then_the_devices_then_a_busy_machine() 
     cores["api"] = 0.97
     assert limit_verdict(False, cores, 1, 10.0, 20.0)["limit"] == "api"
     cores["api"] = 0.5
-    assert limit_verdict(False, cores, 1, 19.5, 20.0)["limit"] == "machine"
+    busy = limit_verdict(False, cores, 1, 19.5, 20.0, 10.0)
+    assert busy["limit"] == "machine"
+    # 1.95 cores busy on 2, of which 0.95 this run's: the report says whose the rest was.
+    assert "processes 0.95 of 2 cores" in busy["limit_reason"], busy
+    assert "other work 1.00" in busy["limit_reason"], busy
     assert limit_verdict(True, cores, 1, 10.0, 20.0)["limit"] == "none"
 
 
