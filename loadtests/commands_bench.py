@@ -597,7 +597,9 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         "loadtests/commands_post.lua, which writes the send time into the command's params); "
         f"API {summary['api_workers']} uvicorn worker(s) (the chart's default is 1); "
         "commander one process; QoS 1 throughout. request -> accepted = the `accepted` "
-        "event's database time minus the request's send time.",
+        "event's database time minus the request's send time. A slot that finds every "
+        "connection busy waits in wrk, outside that figure: the rate row shows how far the "
+        "schedule slipped (a run with 256 connections moves that wait into the API's queue).",
         "",
         "## Results",
         "",
