@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from f5gdev.devstack.demo_commands import seed_command_allowlist
 from f5gdev.devstack.notify_seed import seed_local_notifications
 from f5gdev.devstack.receivers import HOST, MAIL_DIR, SMTP_PORT, WEBHOOK_LOG, WEBHOOK_PORT
 from f5gdev.devstack.stack import LocalStack, use_local_passfile
@@ -74,6 +75,10 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
     use_local_passfile()  # the owner's password, for a database URL without one
     db.migrate(settings.database.url)  # as the schema owner; services get their own roles
     stack.ensure_db_users()
+    if with_simulator:
+        # The simulated fleet's commands, so the dashboard has something to send.
+        added = seed_command_allowlist(settings)
+        print(f"command allow-list for the simulated fleet: {added} name(s) added")
     log_dir = stack.base_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 

@@ -157,6 +157,45 @@ _EVENT = """
 INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 """
+# The transitions REPLY_FROM allows, as SQL rows (status, from state): constants only.
+_REPLY_ALLOWED = ", ".join(
+    f"('{status}', '{state}')" for status, states in REPLY_FROM.items() for state in states
+)
+# One statement for a batch of native replies, at most one per command (`_apply_native`
+# splits the batch into such rounds): lock the commands (waiting for a sender that still
+# holds one, then judging it on what the sender committed, as `_CURRENT` does), move those
+# the reply may move, write their events. One row per reply whose command exists: `id` is
+# null when the command was already past the reply (stale).
+_REPLY_BATCH = f"""
+WITH m AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::int[])
+        AS m(id, project_id, device_id, status, message, result, detail, i)
+), cur AS (
+    SELECT c.id, c.state, m.i FROM commands c
+    JOIN m ON c.id = m.id AND c.project_id = m.project_id AND c.device_id = m.device_id
+    ORDER BY c.id
+    FOR UPDATE OF c
+), ok AS (
+    UPDATE commands c SET state = m.status, updated_at = now(),
+        message = coalesce(m.message, c.message),
+        result = coalesce(m.result::jsonb, c.result),
+        finished_at = CASE WHEN m.status IN ('rejected', 'completed', 'failed') THEN now() END
+    FROM cur JOIN m ON m.i = cur.i
+    WHERE c.id = cur.id AND (m.status, cur.state) IN ({_REPLY_ALLOWED})
+    RETURNING c.id, c.project_id, c.device_id, c.kind, c.name, c.protocol, c.message,
+              c.updated_at, m.i, m.status, m.detail
+), ev AS (
+    INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+    SELECT id, project_id, device_id, updated_at, status, 'device:' || device_id,
+           detail::jsonb
+    FROM ok
+)
+SELECT cur.i, cur.state AS was, ok.id, ok.project_id, ok.device_id, ok.kind, ok.name,
+       ok.protocol, ok.message, ok.updated_at
+FROM cur LEFT JOIN ok ON ok.i = cur.i
+"""
+_ANNOUNCED = ("id", "project_id", "device_id", "kind", "name", "protocol", "message", "updated_at")
 _EXPIRE = """
 WITH due AS (
     SELECT id FROM commands
@@ -198,6 +237,19 @@ class Incoming:
     payload: bytes
     props: Properties | None  # None: the property block was malformed
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class NativeReply:
+    """A native device's reply that parsed: what `_apply_native` records in bulk."""
+
+    msg: Incoming
+    cid: uuid.UUID
+    project: str
+    device: str
+    status: str
+    message: str | None
+    result: dict[str, Any] | None
 
 
 class Commander:
@@ -545,8 +597,7 @@ class Commander:
                 self._deferred = []
                 try:
                     async with pool.acquire() as conn, conn.transaction():
-                        for msg in batch:
-                            await self._handle_safely(conn, msg)
+                        await self._handle_batch(conn, batch)
                     self.db_ok = True
                     break
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -564,6 +615,90 @@ class Commander:
                     acks.setdefault(msg.gen, []).append(msg.mid)
             for gen, mids in acks.items():
                 self.session.ack(gen, mids)
+
+    async def _handle_batch(self, conn: asyncpg.Connection, batch: list[Incoming]) -> None:
+        """Native replies that parse are recorded in bulk (`_apply_native`); everything
+        else (VDA 5050 states, Sparkplug, what breaks the contract) one by one.
+
+        Why: one by one, a reply cost seven round trips to PostgreSQL (two savepoints, the
+        lock, the update, the event); at 500 commands/s (1,000 replies/s) on a busy 2-core
+        machine the commander fell seconds behind waiting on them, with most of a core
+        idle. Different commands' messages do not depend on each other, and a native
+        command is only moved by native replies, so taking those out of order with the
+        rest changes no outcome; their own order per command is kept."""
+        native: list[NativeReply] = []
+        for msg in batch:
+            parsed = self._parse_native(msg)
+            if parsed is None:
+                await self._handle_safely(conn, msg)
+            else:
+                native.append(parsed)
+        if native:
+            await self._apply_native(conn, native)
+
+    def _parse_native(self, msg: Incoming) -> NativeReply | None:
+        """The reply if `msg` is a native reply that parses; None sends it the slow way
+        (which dead-letters it with its reason)."""
+        if msg.topic.startswith(self.vda_prefix) or msg.topic.startswith(spb.NAMESPACE + "/"):
+            return None
+        where = parse_reply_topic(self.root, msg.topic)
+        if where is None or msg.props is None:
+            return None
+        try:
+            cid = parse_correlation(msg.props.get(CORRELATION_DATA))
+            reply = decode_reply(msg.payload)
+        except Exception:  # the one-by-one path reports it with its reason
+            return None
+        project, _kind, device = where
+        return NativeReply(msg, cid, project, device, reply.status, reply.message, reply.result)
+
+    async def _apply_native(self, conn: asyncpg.Connection, replies: list[NativeReply]) -> None:
+        """Record native replies with one statement per round, a round holding at most one
+        reply per command in arrival order (accepted, then completed)."""
+        rounds: list[list[NativeReply]] = []
+        seen: dict[uuid.UUID, int] = {}
+        for r in replies:
+            n = seen.get(r.cid, 0)
+            seen[r.cid] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(r)
+        for part in rounds:
+            details = []
+            for r in part:
+                detail: dict[str, Any] = {"message": r.message} if r.message else {}
+                if r.result is not None:
+                    detail["result"] = r.result
+                details.append(orjson.dumps(detail).decode())
+            rows = await conn.fetch(
+                _REPLY_BATCH,
+                [r.cid for r in part],
+                [r.project for r in part],
+                [r.device for r in part],
+                [r.status for r in part],
+                [r.message for r in part],
+                [orjson.dumps(r.result).decode() if r.result is not None else None for r in part],
+                details,
+                list(range(len(part))),
+            )
+            found = {row["i"]: row for row in rows}
+            for i, r in enumerate(part):
+                row = found.get(i)
+                if row is None:
+                    unknown = ContractError(
+                        Reason.UNKNOWN_COMMAND,
+                        f"correlation data {str(r.cid)!r} names no command of device "
+                        f"{r.project}/{r.device}",
+                    )
+                    await self._dead(conn, r.msg, unknown, r.project, r.device)
+                elif row["id"] is None:
+                    self.metrics.replies.labels("stale").inc()
+                    log.info("%r for command %s ignored: it is %s already", r.status, r.cid,
+                             row["was"])  # fmt: skip
+                else:
+                    self.metrics.replies.labels("recorded").inc()
+                    announced = {k: row[k] for k in _ANNOUNCED}
+                    self._deferred.append((announced, r.status, row["updated_at"]))
 
     async def _handle_safely(self, conn: asyncpg.Connection, msg: Incoming) -> None:
         """One message; a bug its content trips is logged and the message dead-lettered,

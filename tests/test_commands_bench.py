@@ -1,0 +1,71 @@
+"""The commands benchmark's harness: wrk paces the POSTs, each command carries its send
+time, and the report names what bounded the run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from loadtests.commands_bench import limit_verdict, parse_wrk_run, profile_summary, run
+
+WRK_OUT = """Running 3s test @ http://127.0.0.1:1
+  1 threads and 8 connections
+  120 requests in 3.00s, 50.00KB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:     40.00
+"""
+
+
+def test_wrk_counts_are_read_from_its_summary() -> None:
+    assert parse_wrk_run(WRK_OUT) == {"requests": 120, "non_2xx": 4, "socket_errors": 3}
+
+
+def test_the_verdict_names_the_generator_then_the_devices_then_a_busy_machine() -> None:
+    cores = {"api": 0.5, "commander": 0.3, "devices-k0": 0.1, "generator (wrk)": 0.9}
+    v = limit_verdict(False, cores, 1, 10.0, 20.0)
+    assert (v["limit"], v["generator_limited"]) == ("generator", True)
+    cores["generator (wrk)"] = 0.05
+    cores["devices-k0"] = 0.95
+    assert limit_verdict(False, cores, 1, 10.0, 20.0)["devices_limited"]
+    cores["devices-k0"] = 0.1
+    cores["api"] = 0.97
+    assert limit_verdict(False, cores, 1, 10.0, 20.0)["limit"] == "api"
+    cores["api"] = 0.5
+    busy = limit_verdict(False, cores, 1, 19.5, 20.0, 10.0)
+    assert busy["limit"] == "machine"
+    # 1.95 cores busy on 2, of which 0.95 this run's: the report says whose the rest was.
+    assert "processes 0.95 of 2 cores" in busy["limit_reason"], busy
+    assert "other work 1.00" in busy["limit_reason"], busy
+    assert limit_verdict(True, cores, 1, 10.0, 20.0)["limit"] == "none"
+
+
+def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
+    tmp_path: Path,
+) -> None:
+    rate, duration = 40.0, 3.0
+    s = run(rate, 20, duration, 2, tmp_path, durable=False, connections=8)
+    # wrk's schedule: rate x duration requests, give or take those in flight at the end.
+    assert s["requests_sent"] >= 0.9 * rate * duration, s
+    assert s["non_2xx"] == s["socket_errors"] == 0, s
+    # Every answered request made a command that carries its send time and completed.
+    assert s["rows"] >= s["requests_sent"], s
+    assert s["lost"] == 0, s
+    assert s["sent_twice_rows"] == s["sent_twice_devices"] == 0, s
+    f = s["request_to_accepted"]
+    assert f["samples"] == s["rows"], f  # every command has its request -> accepted
+    assert not math.isnan(f["p99_ms"]), f
+    assert 0 < f["p50_ms"] <= f["p99_ms"] < 60_000, f
+    assert s["cores_used"]["generator (wrk)"] < 0.5, s["cores_used"]
+
+
+def test_profile_summary_shares_leaves_and_our_innermost_frames() -> None:
+    raw = (
+        "<module> (services/cli.py:3);queue_command (/r/services/api/commands/service.py:90);"
+        "fetchrow (/v/site-packages/asyncpg/connection.py:7) 3\n"
+        "<module> (services/cli.py:3);dumps (/v/site-packages/orjson.py:1) 1\n"
+    )
+    s = profile_summary(raw)
+    assert s["leaf"][0] == ("fetchrow (connection.py)", 0.75)
+    assert s["services"][0] == ("queue_command (services/api/commands/service.py)", 0.75)
+    assert s["services"][1] == ("<module> (services/cli.py)", 0.25)
