@@ -40,7 +40,7 @@ imports: bootstrap
 	$(BIN)/lint-imports
 
 test: bootstrap servers lint typecheck imports
-	CI=$${CI:-true} $(BIN)/pytest -q
+	CI=$${CI:-true} $(BIN)/pytest -q -n 3 --dist loadfile
 
 clean:
 	-$(BIN)/factory5g stack down
