@@ -125,6 +125,7 @@ factory5g is running.
   ingest metrics   http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics
   rules metrics    http://{settings.rules.metrics_host}:{settings.rules.metrics_port}/metrics
   notify metrics   http://{settings.notify.metrics_host}:{settings.notify.metrics_port}/metrics
+  commands metrics http://{settings.commands.metrics_host}:{settings.commands.metrics_port}/metrics
   mailbox          smtp://{HOST}:{SMTP_PORT} -> {stack.base_dir / MAIL_DIR}
   webhook calls    http://{HOST}:{WEBHOOK_PORT}/hook -> {stack.base_dir / WEBHOOK_LOG}
                    (factory5g dev mailbox lists both)
