@@ -153,7 +153,9 @@ def test_live_alarm_appears_and_is_acknowledged_from_the_page(stack: Stack, page
     elapsed = time.monotonic() - t0
     assert elapsed < 2.0, f"alarm took {elapsed:.2f} s to appear"
     alarm_id = item.get_attribute("data-alarm-id")
-    item.query_selector("button.ack").click()
+    # A locator, not the element handle: the feed may redraw the alarm's row between finding
+    # and clicking it, and a redraw detached the handle mid-click under load.
+    page.locator(f"#alarm-feed li[data-alarm-id='{alarm_id}'] button.ack").click()
     page.wait_for_selector(f"#alarm-feed li[data-alarm-id='{alarm_id}'][data-state='acknowledged']")
     got = httpx.get(
         f"{stack.url}/api/v1/alarms/{alarm_id}",
