@@ -80,8 +80,9 @@ def test_notifications_page_sends_a_test_and_alarm_page_shows_deliveries(
     page.goto(f"{stack.url}/#/notify")
     page.wait_for_selector(f"#notify-channels tr[data-channel-id='{channel['id']}']")
     assert SECRET not in page.content()
-    row = page.wait_for_selector(f"#notify-routes tr[data-route-id='{route['id']}']")
-    row.query_selector("button.send-test").click()
+    page.wait_for_selector(f"#notify-routes tr[data-route-id='{route['id']}']")
+    # A locator survives a redraw of the row between finding and clicking it.
+    page.locator(f"#notify-routes tr[data-route-id='{route['id']}'] button.send-test").click()
     page.wait_for_selector(
         f"#notify-routes tr[data-route-id='{route['id']}'] .test-result[data-state='sent']",
         timeout=30000,
