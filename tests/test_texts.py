@@ -102,7 +102,7 @@ CASES: list[tuple[dict[str, Any], float | None, str, str]] = [
     ),
     (facts("cell_changes", 5), 7, "cell changes 7 (≥ 5)", "小区切换次数 7（≥ 5）"),
     (
-        facts("threshold_above", 80, metric="spindle_temp", unit="°C"),
+        facts("threshold_above", 80, metric="spindle_temp", unit=" °C"),
         82.5,
         "spindle_temp 82.5 °C (≥ 80 °C)",
         "spindle_temp 82.5 °C（≥ 80 °C）",

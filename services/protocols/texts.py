@@ -255,8 +255,8 @@ def quantity(value: float, unit: str, lang: Language) -> str:
         return _trim(value, 0)
     if unit == "score":
         return _trim(value, 3)
-    shown = _trim(value, 3)
-    return f"{shown} {unit}" if unit else shown
+    shown, own = _trim(value, 3), unit.strip()  # rule files write " °C" as well as "°C"
+    return f"{shown} {own}" if own else shown
 
 
 # --------------------------------------------------------------------------- alarms
