@@ -298,3 +298,17 @@ def test_rule_file_name_is_optional_and_takes_one_language() -> None:
     (rule,) = [r for r in ruleset.rules_for("p1", "agv", "a1") if r.name == "battery_low"]
     assert rule.cfg.names == {"zh": "电量不足"}
     assert rule.text_facts(rule.new_state())["name"] == {"zh": "电量不足"}
+
+
+def test_the_effective_view_names_where_the_name_was_written() -> None:
+    ruleset = parse_rules(
+        "version: 1\ndefaults:\n  agv:\n    battery_low: {name: {zh: 电量不足, en: Low battery}}\n",
+        "r.yaml",
+    )
+    (rule,) = [r for r in ruleset.effective("p1", ["agv"], "a1") if r.name == "battery_low"]
+    (name,) = [v for v in rule.settings if v.key == "name"]
+    assert (name.value, name.layer, name.source) == (
+        {"zh": "电量不足", "en": "Low battery"},
+        "defaults.agv",
+        "r.yaml:4:25",
+    )
