@@ -115,7 +115,7 @@ async def test_the_live_stream_is_in_the_document(env: Env) -> None:
     """Before: /api/v1/live was missing from the OpenAPI document."""
     _, _, doc = env
     op = doc["paths"]["/api/v1/live"]["get"]
-    assert {p["name"] for p in op["parameters"]} == {"project", "device"}
+    assert {p["name"] for p in op["parameters"]} == {"project", "device", "lang"}
     stream = op["responses"]["200"]["content"]["text/event-stream"]["schema"]
     assert stream["properties"]["event"]["enum"] == ["hello", "alarm", "record", "status", "tick"]
     assert {"401", "422", "429"} <= set(op["responses"])

@@ -147,6 +147,7 @@ def build_notice(row: dict[str, Any], dashboard_url: str | None) -> AlarmNotice:
         escalation_level=int(row["seq"]) % 1000 if row["kind"] == "escalation" else 0,
         dashboard_url=link,
         evidence=p.get("evidence") or {},
+        text=p.get("text") if isinstance(p.get("text"), dict) else None,
     )
 
 

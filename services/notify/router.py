@@ -177,7 +177,8 @@ WHERE o.id = v.id
 
 _ALARMS = """
 SELECT a.id, a.device_id, a.rule, a.message, a.count, a.last_value, a.opened_at,
-       d.kind AS device_kind, d.metadata -> 'tags' AS tags, d.metadata ->> 'line' AS line
+       a.evidence -> 'text' AS text, d.kind AS device_kind, d.metadata -> 'tags' AS tags,
+       d.metadata ->> 'line' AS line
 FROM alarms a
 LEFT JOIN devices d ON d.project_id = a.project_id AND d.device_id = a.device_id
 WHERE a.id = ANY($1::bigint[])
@@ -209,7 +210,7 @@ async def _complete(conn: Any, items: list[dict[str, Any]]) -> list[dict[str, An
         row = alarms.get(item["alarm_id"])
         if row is None or "device" in item["payload"]:
             continue
-        tags = row["tags"]
+        tags, text = row["tags"], row["text"]
         item["payload"] = {
             "device": row["device_id"],
             "rule": row["rule"],
@@ -221,6 +222,7 @@ async def _complete(conn: Any, items: list[dict[str, Any]]) -> list[dict[str, An
             "device_kind": row["device_kind"],
             "tags": orjson.loads(tags) if isinstance(tags, str) else tags,
             "line": row["line"],
+            "text": orjson.loads(text) if isinstance(text, str) else text,
             **item["payload"],
         }
     return items

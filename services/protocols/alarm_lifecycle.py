@@ -71,10 +71,16 @@ WITH a AS (
 SELECT id, state, count, opened_at FROM a
 """
 
+# A cleared alarm keeps the message facts (`evidence.text`) of its last opening or update,
+# as it keeps that `message`: its text says what was wrong, not the all-clear value (the
+# cleared event's own evidence has that).
 _CLEAR_BY_RULE = """
 WITH a AS (
     UPDATE alarms SET state = 'cleared', cleared_at = :at, updated_at = :at,
-                      last_value = :value, evidence = CAST(:evidence AS jsonb)
+                      last_value = :value,
+                      evidence = (CAST(:evidence AS jsonb) - 'text')
+                                 || jsonb_strip_nulls(jsonb_build_object('text',
+                                                                         alarms.evidence -> 'text'))
     WHERE project_id = :project AND device_id = :device AND rule = :rule AND state <> 'cleared'
     RETURNING id, state, count, opened_at, severity
 ), e AS (

@@ -55,6 +55,9 @@ class RuleConfig:
     escalate_at: float | None
     escalate_severity: str | None
     params: dict[str, Any] = field(default_factory=dict)
+    # The rule file's own name per language (`name: {en: ..., zh: ...}`), shown instead of
+    # the built-in type's name. Not part of `key`: renaming keeps the rule's state.
+    names: dict[str, str] | None = None
 
     def key(self) -> tuple[Any, ...]:
         """Identity of the settings; a reload keeps a rule's state only when this is equal."""
@@ -155,6 +158,19 @@ class Rule:
         shown = "n/a" if value is None else f"{value:.4g}{self.unit}"
         rel = ">=" if self.direction == "above" else "<="
         return f"{self.summary}: {self.value_name} {shown} ({rel} {self.raise_at:g}{self.unit})"
+
+    def text_facts(self, state: Any) -> dict[str, Any]:
+        """What the alarm's message is made of, stored in its evidence under `text`, so
+        every reader renders it in its own language (`services/protocols/texts.py`)
+        instead of reading the English `message`."""
+        facts: dict[str, Any] = {
+            "rule_type": self.cfg.type,
+            "raise": self.raise_at,
+            "direction": self.direction,
+        }
+        if self.cfg.names:
+            facts["name"] = dict(self.cfg.names)
+        return facts
 
 
 # --------------------------------------------------------------------------- shared parts
@@ -265,6 +281,10 @@ class DefectRate(Rule):
             "effective_raise": round(raise_at, 6),
             "effective_clear": round(clear_at, 6),
         }
+
+    def text_facts(self, state: _RateState) -> dict[str, Any]:
+        # The threshold that judged: a learned baseline may have lowered the configured one.
+        return {**super().text_facts(state), "raise": round(self._limits(state)[0], 6)}
 
 
 class _Streak:
@@ -547,6 +567,10 @@ class SafetyStop(Rule):
     def evidence(self, state: _Flag) -> dict[str, Any]:
         return {"state": state.state, "error_code": state.code}
 
+    def text_facts(self, state: _Flag) -> dict[str, Any]:
+        detail = (state.code or state.state or None) if state.v else None
+        return {**super().text_facts(state), "detail": detail}
+
 
 class AgvError(Rule):
     type_name = "agv_error"
@@ -581,6 +605,10 @@ class AgvError(Rule):
 
     def evidence(self, state: _Flag) -> dict[str, Any]:
         return {"state": state.state, "error_code": state.code}
+
+    def text_facts(self, state: _Flag) -> dict[str, Any]:
+        detail = (state.code or state.state or None) if state.v else None
+        return {**super().text_facts(state), "detail": detail}
 
     def message(self, value: float | None) -> str:
         return self.summary
@@ -855,6 +883,10 @@ class _MetricThreshold(Rule):
 
     def evidence(self, state: _Latest) -> dict[str, Any]:
         return {"metric": self.p["metric"], "value": state.v}
+
+    def text_facts(self, state: _Latest) -> dict[str, Any]:
+        facts = super().text_facts(state)
+        return {**facts, "metric": self.p["metric"], "unit": self.p["unit"]}
 
     def message(self, value: float | None) -> str:
         shown = "n/a" if value is None else f"{value:.4g}{self.p['unit']}"

@@ -39,7 +39,11 @@ COMMON_KEYS = (
     "quiet_clear",
     "escalate",
     "description",
+    "name",
 )
+# A rule's own name per language (`name: {en: ..., zh: ...}`), at most this long.
+NAME_LANGUAGES = ("en", "zh")
+NAME_MAX = 120
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -269,6 +273,9 @@ def effective_rule(
     description = winner("description")
     if description is not None:
         settings.append(description)
+    own_name = winner("name")
+    if own_name is not None:
+        settings.append(own_name)
     for key, spec in cls.params_spec.items():
         param = setting(key, spec.default)
         if spec.kind == "window" and not isinstance(param.value, WindowSpec | None):
@@ -306,6 +313,7 @@ def compile_rule(source: str, name: str, layers: list[Layer], quiet_clear_s: flo
     enabled, _, set_ = _value(layers, "enabled")
     if set_ and not enabled:
         return None
+    names, _, _ = _value(layers, "name")
 
     def pick(key: str, default: Any) -> tuple[Any, Mark | None]:
         value, mark, was_set = _value(layers, key)
@@ -384,6 +392,7 @@ def compile_rule(source: str, name: str, layers: list[Layer], quiet_clear_s: flo
         escalate_at=None if esc_at is None else float(esc_at),
         escalate_severity=esc_sev,
         params=params,
+        names=names,
     )
     return cls(cfg)
 
@@ -571,6 +580,8 @@ def _read_rule(
             layer[key] = (r.duration(vnode, kpath), mark)
         elif key == "description":
             layer[key] = (r.text(vnode, kpath), mark)
+        elif key == "name":
+            layer[key] = (_read_name(r, vnode, kpath), mark)
         elif key == "escalate":
             layer[key] = (_read_escalate(r, vnode, kpath), mark)
         elif key in cls.params_spec:
@@ -583,6 +594,30 @@ def _read_rule(
                 f"unknown setting for a {type_name} rule; allowed: {', '.join(allowed)}",
             )
     return layer, type_name
+
+
+def _read_name(r: _Reader, node: Node, path: str) -> dict[str, str]:
+    """`name: {en: ..., zh: ...}`: what readers see instead of the built-in type's name;
+    one language is enough (the other falls back to it)."""
+    if not isinstance(node, MappingNode):
+        raise r.fail(node, path, "expected a mapping of language to name, e.g. {en: ..., zh: ...}")
+    out: dict[str, str] = {}
+    for key, (knode, vnode) in r.mapping(node, path).items():
+        if key not in NAME_LANGUAGES:
+            raise r.fail(
+                knode, _join(path, key), f"unknown language; allowed: {', '.join(NAME_LANGUAGES)}"
+            )
+        text = r.text(vnode, _join(path, key))
+        if len(text) > NAME_MAX or not text.isprintable():
+            raise r.fail(
+                vnode,
+                _join(path, key),
+                f"must be at most {NAME_MAX} printable characters on one line",
+            )
+        out[key] = text
+    if not out:
+        raise r.fail(node, path, f"name at least one of {', '.join(NAME_LANGUAGES)}")
+    return out
 
 
 def _read_escalate(r: _Reader, node: Node, path: str) -> dict[str, Any] | None:

@@ -298,6 +298,7 @@ class Engine:
             **rule.evidence(slot.state),
             "value": value,
             "thresholds": rule.thresholds(),
+            "text": {**rule.text_facts(slot.state), "value": value},
         }
         if reason:
             evidence["reason"] = reason

@@ -13,9 +13,15 @@ class Alarm(BaseModel):
     project_id: str
     device_id: str
     rule: str
+    rule_name: str | None = Field(
+        None, description="The rule's name in the reader's language (`lang`, Accept-Language)."
+    )
     severity: str
     state: str
-    message: str
+    message: str = Field(
+        description="In the reader's language when one is asked for (`lang` or "
+        "Accept-Language), else the text the rules engine stored (English)."
+    )
     count: int
     last_value: float | None
     evidence: dict[str, Any]

@@ -22,6 +22,7 @@ from services.api.deps import Conn, TxConn
 from services.api.errors import ApiError, documented, invalid, not_found
 from services.api.params import CursorParam, Limit, decode_cursor, encode_cursor
 from services.api.scope import project_filter
+from services.api.texts import Lang, Reading
 from services.core.tables import alarm_events, alarms
 
 log = logging.getLogger("factory5g.api.alarms")
@@ -39,6 +40,7 @@ def _check_id(alarm_id: int) -> None:
 async def list_alarms(
     conn: Conn,
     key: Reader,
+    reading: Lang,
     project: Annotated[str | None, Query(max_length=64)] = None,
     device: Annotated[str | None, Query(max_length=64)] = None,
     state: Annotated[
@@ -79,11 +81,11 @@ async def list_alarms(
     nxt = None
     if len(rows) > limit:
         nxt = encode_cursor([items[-1]["opened_at"].isoformat(), items[-1]["id"]])
-    return {"items": items, "next_cursor": nxt}
+    return {"items": [reading.alarm(i) for i in items], "next_cursor": nxt}
 
 
 @router.get("/{alarm_id}", response_model=AlarmDetail)
-async def get_alarm(alarm_id: int, conn: Conn, key: Reader) -> dict[str, Any]:
+async def get_alarm(alarm_id: int, conn: Conn, key: Reader, reading: Lang) -> dict[str, Any]:
     _check_id(alarm_id)
     row = (await conn.execute(sa.select(alarms).where(alarms.c.id == alarm_id))).first()
     if row is None or not key.sees(row.project_id):
@@ -100,7 +102,7 @@ async def get_alarm(alarm_id: int, conn: Conn, key: Reader) -> dict[str, Any]:
         .order_by(alarm_events.c.ts)
         .limit(1000)
     )
-    return {**row._mapping, "history": [dict(e._mapping) for e in events]}
+    return {**reading.alarm(dict(row._mapping)), "history": [dict(e._mapping) for e in events]}
 
 
 async def _act(
@@ -110,6 +112,7 @@ async def _act(
     alarm_id: int,
     action: Literal["acknowledged", "cleared"],
     note: str | None,
+    reading: Reading,
 ) -> dict[str, Any]:
     _check_id(alarm_id)
     try:
@@ -127,7 +130,7 @@ async def _act(
         request.app.state.alarm_hub.announce(topic, payload)
     else:
         log.warning("alarm %s: transition not announced, %r is no alarm topic", alarm_id, topic)
-    return out
+    return reading.alarm(out)
 
 
 _ACT_RESPONSES = documented(409)
@@ -144,9 +147,11 @@ async def acknowledge(
     alarm_id: int,
     conn: TxConn,
     key: Operator,
+    reading: Lang,
     body: Annotated[AlarmAction | None, Body()] = None,
 ) -> dict[str, Any]:
-    return await _act(request, conn, key, alarm_id, "acknowledged", body.note if body else None)
+    note = body.note if body else None
+    return await _act(request, conn, key, alarm_id, "acknowledged", note, reading)
 
 
 @router.post(
@@ -160,6 +165,8 @@ async def clear(
     alarm_id: int,
     conn: TxConn,
     key: Operator,
+    reading: Lang,
     body: Annotated[AlarmAction | None, Body()] = None,
 ) -> dict[str, Any]:
-    return await _act(request, conn, key, alarm_id, "cleared", body.note if body else None)
+    note = body.note if body else None
+    return await _act(request, conn, key, alarm_id, "cleared", note, reading)

@@ -1,11 +1,12 @@
 """`GET /api/v1/live`: server-sent events for the dashboard, filtered by the key's projects.
 
 Events: `hello` (once, with whether the alarm feed is live), `alarm` (every alarm
-transition the rules service publishes, as on the MQTT topic), `record` (with `device`:
-that device's messages as it publishes them), `status` (the broker went
-away or came back) and `tick` every few seconds, telling pages to refresh what ingest has
-written since. The key travels in a header (the page reads the stream with fetch), never in
-the URL, so it stays out of access logs.
+transition the rules service publishes, as on the MQTT topic, plus `rule_name`; its
+`message` in the reader's language when `lang` or Accept-Language asks for one),
+`record` (with `device`: that device's messages as it publishes them), `status` (the
+broker went away or came back) and `tick` every few seconds, telling pages to refresh what
+ingest has written since. The key travels in a header (the page reads the stream with
+fetch), never in the URL, so it stays out of access logs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from services.api.auth.guard import Reader
 from services.api.dashboard.hub import AlarmHub
 from services.api.errors import invalid, not_found
+from services.api.texts import Lang
 from services.core.contracts import ID_PATTERN, is_valid_id
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
@@ -60,6 +62,7 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 async def live(
     request: Request,
     key: Reader,
+    reading: Lang,
     project: Annotated[
         str | None, Query(max_length=64, description="Only this project's events.")
     ] = None,
@@ -97,6 +100,8 @@ async def live(
                     if ends - loop.time() > 0:
                         yield frame("tick", {})
                     continue
+                if event == "alarm":  # shared by every watcher: rendered into a copy
+                    data = reading.alarm(data)
                 yield frame(event, data)
         finally:
             hub.leave(watcher)

@@ -1,4 +1,6 @@
 // The dashboard reads the public API with the operator's own key; nothing is privileged.
+import { currentLang } from "./i18n.js";
+
 const KEY = "f5g.key";
 
 export class ApiError extends Error {
@@ -18,8 +20,13 @@ export function setKey(key) {
   else localStorage.removeItem(KEY);
 }
 
+// Alarm messages, rule and KPI names come from the server in the page's language.
 function headers() {
-  return { Authorization: `Bearer ${getKey()}`, Accept: "application/json" };
+  return {
+    Authorization: `Bearer ${getKey()}`,
+    Accept: "application/json",
+    "Accept-Language": currentLang() === "zh" ? "zh-CN" : "en",
+  };
 }
 
 export async function api(path, { method = "GET", body, params } = {}) {

@@ -46,6 +46,9 @@ class AlarmNotice:
     escalation_level: int = 0
     dashboard_url: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    # The alarm's message facts (`services/protocols/texts.py`) when the event's own
+    # evidence has none (an operator's acknowledgement): the message in any language.
+    text: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from services.protocols import texts
 from services.protocols.notify.message import AlarmNotice, Language, NoticeKind
 
 # Per-field caps (characters) for what devices and rule files can make long.
@@ -193,8 +194,11 @@ def render(notice: AlarmNotice, language: Language, tz: ZoneInfo | None = None) 
     if notice.device_kind:
         device = f"{device} ({clean(notice.device_kind, 40)})"
     fields.append((labels["device"], device))
+    facts = texts.facts_of(notice.evidence) or texts.facts_of({"text": notice.text})
     rule = clean(notice.rule)
-    if notice.rule_type and notice.rule_type != notice.rule:
+    if facts is not None:  # the rule's name in the route's language, its id beside it
+        rule = f"{clean(texts.rule_name(notice.rule, facts, language))} ({clean(notice.rule, 80)})"
+    elif notice.rule_type and notice.rule_type != notice.rule:
         rule = f"{rule} ({clean(notice.rule_type, 40)})"
     fields.append((labels["rule"], rule))
     fields.append(
@@ -202,10 +206,13 @@ def render(notice: AlarmNotice, language: Language, tz: ZoneInfo | None = None) 
     )
     fields.append((labels["state"], STATE_NAMES[language].get(notice.state, clean(notice.state))))
     value = format_value(notice.value, notice.unit)
+    if facts is not None:
+        value = texts.value_text(facts, language, notice.value)
     if value is not None:
-        fields.append((labels["value"], value))
-    if notice.message:
-        fields.append((labels["message"], clean(notice.message, MESSAGE_MAX)))
+        fields.append((labels["value"], clean(value, 80)))
+    message = texts.alarm_message(facts, language, notice.message, notice.value)
+    if message:
+        fields.append((labels["message"], clean(message, MESSAGE_MAX)))
     fields.append((labels["time"], format_time(notice.at, tz)))
     if notice.opened_at is not None and notice.kind != "opened":
         fields.append((labels["opened_at"], format_time(notice.opened_at, tz)))

@@ -14,7 +14,7 @@ export async function render(main, ctx) {
     h("div", { class: "grid" }, panel("alarm_history", histBox), panel("nt_deliveries", dlBox, { class: "wide" }))));
   await fill(histBox, async () => {
     const a = await api(`/alarms/${encodeURIComponent(ctx.alarm)}`);
-    head.replaceChildren(h("h1", { class: "page-title" }, severityBadge(a.severity), " ", a.rule, " · ", a.device_id),
+    head.replaceChildren(h("h1", { class: "page-title" }, severityBadge(a.severity), " ", a.rule_name || a.rule, " · ", a.device_id),
       h("div", { class: "muted" }, `${a.project_id} · ${t(a.state)} · ${a.message}`));
     return h("table", { class: "table" },
       h("thead", {}, h("tr", {}, h("th", {}, t("time")), h("th", {}, t("state")), h("th", {}, t("severity")), h("th", {}, t("actor")))),

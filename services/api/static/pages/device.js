@@ -85,7 +85,7 @@ export async function render(main, ctx) {
     if (!page.items.length) return empty("no_alarms_device");
     return h("ul", { class: "feed" }, page.items.map((a) =>
       h("li", { class: `alarm state-${a.state}`, dataset: { alarmId: a.id, state: a.state } }, severityBadge(a.severity),
-        h("div", { class: "what" }, h("a", { href: `#/a/${a.id}`, class: "alarm-link" }, h("b", {}, a.rule)), h("div", { class: "muted small" }, a.message)),
+        h("div", { class: "what" }, h("a", { href: `#/a/${a.id}`, class: "alarm-link" }, h("b", { title: a.rule }, a.rule_name || a.rule)), h("div", { class: "muted small" }, a.message)),
         h("div", { class: "when small" }, h("span", { class: `st st-${a.state}` }, t(a.state)), h("br"), fmtTime(a.opened_at)))));
   }
 

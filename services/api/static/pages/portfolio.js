@@ -54,9 +54,9 @@ function card(p, s, kpis) {
         h("span", { class: (s?.devices_offline ?? 0) > 0 ? "bad" : "muted" }, `${s?.devices_offline ?? 0} ${t("offline")}`))),
     ),
     h("div", { class: "headline" },
-      h("div", { class: "mini" }, h("span", { class: "k" }, `${t("defect_rate")} · ${t("today")}`), h("b", {}, fmtPct(k.inspection?.defect_rate, 2))),
-      h("div", { class: "mini" }, h("span", { class: "k" }, t("utilisation")), h("b", {}, fmtPct(k.agv?.utilisation))),
-      h("div", { class: "mini" }, h("span", { class: "k" }, t("latency_p95")), h("b", {}, k.link?.latency_ms?.p95 == null ? "–" : `${fmtNum(k.link.latency_ms.p95)} ms`)),
+      h("div", { class: "mini" }, h("span", { class: "k" }, `${k.labels?.["inspection.defect_rate"] ?? t("defect_rate")} · ${t("today")}`), h("b", {}, fmtPct(k.inspection?.defect_rate, 2))),
+      h("div", { class: "mini" }, h("span", { class: "k" }, k.labels?.["agv.utilisation"] ?? t("utilisation")), h("b", {}, fmtPct(k.agv?.utilisation))),
+      h("div", { class: "mini" }, h("span", { class: "k" }, k.labels?.["link.latency_ms.p95"] ?? t("latency_p95")), h("b", {}, k.link?.latency_ms?.p95 == null ? "–" : `${fmtNum(k.link.latency_ms.p95)} ms`)),
     ),
     h("div", { class: "alarms-line" },
       sevs.length ? sevs.map((sv) => h("span", { class: "sev-count" }, severityBadge(sv), h("b", {}, alarms[sv])))

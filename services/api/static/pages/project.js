@@ -8,21 +8,22 @@ export const NAME = "project";
 const STATES = ["moving", "loading", "idle", "charging", "error", "estop"];
 const STATE_COLORS = { moving: "#66bb6a", loading: "#4fc3f7", idle: "#90a4ae", charging: "#ffee58", error: "#ef5350", estop: "#d500f9" };
 
-// Targets are named `<kpi>_max` or `<kpi>_min` in the project's `targets`.
+// Targets are named `<kpi>_max` or `<kpi>_min` in the project's `targets`; the last item is
+// the KPI's path in the summary, whose `labels` name it as the programme's documents do.
 const TILES = [
-  ["defect_rate", "defect_rate", (k) => k.inspection.defect_rate, (v) => fmtPct(v, 2)],
-  ["first_pass_yield", "first_pass_yield", (k) => k.inspection.first_pass_yield, (v) => fmtPct(v, 2)],
-  ["inspections", "inspections", (k) => k.inspection.inspections, (v) => fmtNum(v, 0)],
-  ["utilisation", "utilisation", (k) => k.agv.utilisation, (v) => fmtPct(v)],
-  ["e_stops", "e_stops", (k) => k.agv.e_stops, (v) => fmtNum(v, 0)],
-  ["mean_battery", "mean_battery_pct", (k) => k.agv.mean_battery_pct, (v) => (v == null ? "–" : `${fmtNum(v)} %`)],
-  ["latency_p95", "latency_p95_ms", (k) => k.link.latency_ms.p95, (v) => (v == null ? "–" : `${fmtNum(v)} ms`)],
-  ["latency_p99", "latency_p99_ms", (k) => k.link.latency_ms.p99, (v) => (v == null ? "–" : `${fmtNum(v)} ms`)],
-  ["mean_rsrp", "mean_rsrp_dbm", (k) => k.link.mean_rsrp_dbm, (v) => (v == null ? "–" : `${fmtNum(v)} dBm`)],
-  ["mean_sinr", "mean_sinr_db", (k) => k.link.mean_sinr_db, (v) => (v == null ? "–" : `${fmtNum(v)} dB`)],
+  ["defect_rate", "defect_rate", (k) => k.inspection.defect_rate, (v) => fmtPct(v, 2), "inspection.defect_rate"],
+  ["first_pass_yield", "first_pass_yield", (k) => k.inspection.first_pass_yield, (v) => fmtPct(v, 2), "inspection.first_pass_yield"],
+  ["inspections", "inspections", (k) => k.inspection.inspections, (v) => fmtNum(v, 0), "inspection.inspections"],
+  ["utilisation", "utilisation", (k) => k.agv.utilisation, (v) => fmtPct(v), "agv.utilisation"],
+  ["e_stops", "e_stops", (k) => k.agv.e_stops, (v) => fmtNum(v, 0), "agv.e_stops"],
+  ["mean_battery", "mean_battery_pct", (k) => k.agv.mean_battery_pct, (v) => (v == null ? "–" : `${fmtNum(v)} %`), "agv.mean_battery_pct"],
+  ["latency_p95", "latency_p95_ms", (k) => k.link.latency_ms.p95, (v) => (v == null ? "–" : `${fmtNum(v)} ms`), "link.latency_ms.p95"],
+  ["latency_p99", "latency_p99_ms", (k) => k.link.latency_ms.p99, (v) => (v == null ? "–" : `${fmtNum(v)} ms`), "link.latency_ms.p99"],
+  ["mean_rsrp", "mean_rsrp_dbm", (k) => k.link.mean_rsrp_dbm, (v) => (v == null ? "–" : `${fmtNum(v)} dBm`), "link.mean_rsrp_dbm"],
+  ["mean_sinr", "mean_sinr_db", (k) => k.link.mean_sinr_db, (v) => (v == null ? "–" : `${fmtNum(v)} dB`), "link.mean_sinr_db"],
 ];
 
-function tile([label, name, get, fmt], kpis, targets) {
+function tile([label, name, get, fmt, path], kpis, targets) {
   let value = null;
   try {
     value = get(kpis);
@@ -41,7 +42,7 @@ function tile([label, name, get, fmt], kpis, targets) {
     if (value != null) status = value >= min ? "met" : "missed";
   }
   return h("div", { class: `tile ${status}`, dataset: { kpi: name } },
-    h("span", { class: "k" }, t(label)),
+    h("span", { class: "k" }, kpis?.labels?.[path] ?? t(label)),
     h("b", {}, fmt(value)),
     targetText ? h("span", { class: "target" }, targetText, status ? ` · ${t(status)}` : "") : null);
 }
@@ -104,7 +105,7 @@ export async function render(main, ctx) {
     return h("li", { class: `alarm state-${a.state} ${a.fresh ? "fresh" : ""}`, dataset: { alarmId: a.id, state: a.state, rule: a.rule } },
       severityBadge(a.severity),
       h("div", { class: "what" },
-        h("div", {}, h("a", { href: `#/p/${enc}/d/${encodeURIComponent(a.device_id)}` }, a.device_id), " · ", h("b", {}, a.rule)),
+        h("div", {}, h("a", { href: `#/p/${enc}/d/${encodeURIComponent(a.device_id)}` }, a.device_id), " · ", h("b", { title: a.rule }, a.rule_name || a.rule)),
         h("div", { class: "muted small" }, a.message || "")),
       h("div", { class: "when small" }, h("span", { class: `st st-${a.state}` }, t(a.state)), h("br"), fmtTime(a.updated_at || a.opened_at)),
       actions);
@@ -220,12 +221,12 @@ export async function render(main, ctx) {
       const prev = alarms.get(ev.alarm_id) || {};
       alarms.set(ev.alarm_id, {
         ...prev,
-        id: ev.alarm_id, project_id: ev.project, device_id: ev.device, rule: ev.rule, severity: ev.severity,
+        id: ev.alarm_id, project_id: ev.project, device_id: ev.device, rule: ev.rule, rule_name: ev.rule_name, severity: ev.severity,
         state: ev.state, message: ev.message, count: ev.count, opened_at: ev.opened_at || prev.opened_at || ev.at,
         updated_at: ev.at, fresh: ev.transition === "opened",
       });
       renderFeed();
-      if (ev.transition === "opened") toast(`${t("new_alarm")}: ${ev.device} · ${ev.rule}`, "bad");
+      if (ev.transition === "opened") toast(`${t("new_alarm")}: ${ev.device} · ${ev.rule_name || ev.rule}`, "bad");
     },
     onTick() {
       if (Date.now() - last > 15000) {
