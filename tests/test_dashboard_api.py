@@ -183,3 +183,40 @@ def test_index_uses_no_inline_script(stack: Stack) -> None:
     html = httpx.get(stack.url + "/").text
     for tag in html.split("<script")[1:]:
         assert "src=" in tag.split(">")[0], "inline scripts would be blocked by the CSP"
+
+
+def test_ticks_keep_coming_while_alarm_events_flow(stack: Stack) -> None:
+    """Pages refresh what ingest wrote on each tick (the floor map moves its AGVs by them):
+    a steady flow of alarm events must not hold the ticks back."""
+    import threading
+
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            mqtt_publish.single(
+                "f5g/v1/p1/alarms/agv/flood-1/stalled",
+                alarm_message("p1", "flood-1"),
+                qos=1,
+                hostname="127.0.0.1",
+                port=stack.mqtt_port,
+            )
+            stop.wait(0.5)
+
+    seen: list[str] = []
+    publisher = threading.Thread(target=flood, daemon=True)
+    with httpx.stream(
+        "GET", f"{stack.url}/api/v1/live", headers=bearer(stack.keys.read_p1), timeout=20
+    ) as s:
+        publisher.start()
+        try:
+            started = time.monotonic()
+            for event, _ in events(s):
+                seen.append(event)
+                if time.monotonic() - started > 16:
+                    break
+        finally:
+            stop.set()
+            publisher.join(10)
+    assert seen.count("alarm") >= 10  # the flow was there all along
+    assert seen.count("tick") >= 2, seen.count("tick")

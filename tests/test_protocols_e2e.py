@@ -330,12 +330,14 @@ async def test_vda5050_agv_end_to_end(
     rows = await query(
         url,
         "SELECT project_id, device_id, seq, x, y, heading, speed, battery, state,"
-        " localization, task_id FROM agv_status ORDER BY seq",
+        " localization, task_id, map_id FROM agv_status ORDER BY seq",
     )
+    # The position's mapId is kept (the floor map needs it); no position, no map.
+    m = "hall-2"
     assert [tuple(r) for r in rows] == [
-        (project, "Acme.AGV_7", 0, 12.5, -3.25, 90.0, 1.0, 76.5, "moving", 0.93, "order-42"),
-        (project, "Acme.AGV_7", 1, 12.5, -3.25, 90.0, 1.0, 18.0, "charging", 0.93, "order-42"),
-        (project, "Acme.AGV_7", 4, None, None, None, 1.0, 76.5, "moving", None, "order-42"),
+        (project, "Acme.AGV_7", 0, 12.5, -3.25, 90.0, 1.0, 76.5, "moving", 0.93, "order-42", m),
+        (project, "Acme.AGV_7", 1, 12.5, -3.25, 90.0, 1.0, 18.0, "charging", 0.93, "order-42", m),
+        (project, "Acme.AGV_7", 4, None, None, None, 1.0, 76.5, "moving", None, "order-42", None),
     ]
     assert _sample(ingest.metrics.registry, gaps, topic="state") == 1
     assert _sample(ingest.metrics.registry, lost, topic="state") == 2

@@ -176,6 +176,18 @@ def test_missing_position_and_velocity_are_stored_as_absent_never_guessed() -> N
     assert (rec.x, rec.y, rec.heading, rec.speed, rec.localization) == (None,) * 5
 
 
+def test_the_position_map_id_is_kept_for_the_floor_map() -> None:
+    adapter = Vda5050Adapter()
+    assert _decode_state(adapter, state_msg(1)).map_id == "hall-1"
+    msg = state_msg(2)
+    msg["agvPosition"] = {**msg["agvPosition"], "mapId": ""}
+    assert _decode_state(adapter, msg).map_id is None  # an empty mapId names no map
+    msg["agvPosition"] = {**msg["agvPosition"], "mapId": "m" * 100}
+    assert _decode_state(adapter, msg).map_id == "m" * 64  # cut like the other texts
+    del msg["agvPosition"]
+    assert _decode_state(adapter, msg).map_id is None
+
+
 def test_header_id_gap_is_counted_but_redelivery_and_restart_are_not() -> None:
     registry = CollectorRegistry()
     adapter = Vda5050Adapter(registry=registry)

@@ -112,6 +112,7 @@ def _agv(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) -> Iterat
                 Field("null"),
                 err,
                 Field("ts", recv[m]),
+                Field("null"),  # map_id: the seeded AGVs share one map
             ],
         )
 

@@ -36,6 +36,7 @@ from services.api.dashboard.views import router as dashboard_router
 from services.api.devices.admin import router as devices_admin_router
 from services.api.devices.views import router as devices_router
 from services.api.fastpool import FastPool
+from services.api.floor.views import router as floor_router
 from services.api.health.views import Readiness
 from services.api.health.views import router as health_router
 from services.api.ingest.views import router as ingest_router
@@ -168,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
         devices_router,
         series_router,
         kpis_router,
+        floor_router,
         alarms_router,
         notify_alarm_router,
         notify_router,

@@ -112,7 +112,9 @@ Ts = str | EpochMs
 # - "typical": values a healthy device sends ((low, high, decimals) for a number, choices for
 #   text, `{device}` and `{n}` filled in), for the load generator;
 # - "stored": the columns a field is stored in when it is not one column of its own name;
-# - "explode": a name -> value map stored as one row per entry, in these two columns.
+# - "explode": a name -> value map stored as one row per entry, in these two columns;
+# - "appended": the column was added to an existing table by a later migration, so it sits
+#   after the frame's tail (`received_at`), where PostgreSQL adds columns.
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,11 @@ class AgvRecord(msgspec.Struct, kw_only=True):
     localization: _LOCALIZATION | None = None  # type: ignore[valid-type]
     task_id: _text(128, ("T-{n:05d}",)) | None = None  # type: ignore[valid-type]
     error_code: _text(64) | None = None  # type: ignore[valid-type]
+    # The map x/y refer to (VDA 5050 `agvPosition.mapId`); None: the AGV's only map. Its
+    # column was added by 0014_floor_maps, so it follows the frame's tail ("appended").
+    map_id: Annotated[str, Meta(min_length=1, max_length=64, extra={"appended": True})] | None = (
+        None
+    )
 
 
 class AgvStatus(AgvRecord, kw_only=True, forbid_unknown_fields=True):

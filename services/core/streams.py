@@ -3,7 +3,8 @@
 A field of a record struct becomes a column of its own name and type (nullable when the
 field may be absent), unless its `Meta(extra=...)` says otherwise (`stored`, `explode`; see
 contracts.py). Around the fields every stream table has the same frame: `ts`, `project_id`,
-`device_id`, `seq` first, `received_at` last. Tables (services/core/tables.py), the ingest
+`device_id`, `seq` first, `received_at` last, followed only by the columns later migrations
+appended to the table (`appended`). Tables (services/core/tables.py), the ingest
 row builders (services/protocols/rows.py), the rollup fields (services/api/rollups/specs.py),
 replay (services/rules/replay.py) and the load generator (loadtests/payloads.py) all read
 `STREAM_DEFS`, so adding a field to a struct adds it everywhere, and the round-trip test
@@ -113,6 +114,7 @@ def define(name: str, table: str, record: type[msgspec.Struct]) -> StreamDef:
     info = mi.type_info(record)
     assert isinstance(info, mi.StructType)
     columns = list(_HEAD)
+    appended: list[Column] = []
     fields: list[Field] = []
     explode: str | None = None
     for f in info.fields:
@@ -130,8 +132,10 @@ def define(name: str, table: str, record: type[msgspec.Struct]) -> StreamDef:
             if sql is None:
                 raise TypeError(f"{record.__name__}.{f.name}: no column type for {base}")
             rollup = bool(extra.get("rollup"))
-            columns.append(Column(f.name, sql, nullable, f.name, f"r.{f.name}", "c", rollup))
+            column = Column(f.name, sql, nullable, f.name, f"r.{f.name}", "c", rollup)
+            (appended if extra.get("appended") else columns).append(column)
     columns += _TAIL
+    columns += appended
     return StreamDef(name, table, record, tuple(columns), tuple(fields), explode)
 
 

@@ -396,3 +396,20 @@ command_headers = Table(
     Column("topic", Text, primary_key=True),
     Column("header_id", BigInteger, nullable=False),
 )
+
+# Floor maps (0014_floor_maps): per project and map the floor-plan image, the extent in metres
+# it covers and the named zones, set by administrators through the API.
+floor_maps = Table(
+    "floor_maps",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("map_id", Text, primary_key=True),
+    Column("x0", Double, nullable=True),
+    Column("y0", Double, nullable=True),
+    Column("x1", Double, nullable=True),
+    Column("y1", Double, nullable=True),
+    Column("image", LargeBinary, nullable=True),
+    Column("image_type", Text, nullable=True, comment="image/png | image/jpeg"),
+    Column("zones", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

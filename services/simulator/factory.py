@@ -15,7 +15,8 @@ from paho.mqtt.properties import Properties
 
 from services.core.runtime import mqtt_client_kwargs, run_async
 from services.core.settings import Settings
-from services.simulator.devices import Agv, FiveGModule, Machine, SimDevice, VisionStation
+from services.simulator.devices import FiveGModule, Machine, SimDevice, VisionStation
+from services.simulator.floor import floor_fleet, register_floor
 from services.simulator.protocols import (
     publish_sparkplug_line,
     publish_vda5050_fleet,
@@ -97,19 +98,7 @@ def build_fleet(settings: Settings) -> list[SimDevice]:
                     p, "vision", f"st-{i + 1:02d}", "inspection", random.Random(rng.random())
                 )
             )
-        for i in range(sim.agvs):
-            fleet.append(
-                Agv(
-                    p,
-                    "agv",
-                    f"agv-{i + 1:02d}",
-                    "agv",
-                    random.Random(rng.random()),
-                    angle=rng.uniform(0, 6.28),
-                    battery=rng.uniform(40, 100),
-                    radius=rng.uniform(10, 40),
-                )
-            )
+        fleet += floor_fleet(p, sim.agvs, rng)
         for i in range(sim.modules):
             fleet.append(
                 FiveGModule(
@@ -128,7 +117,8 @@ def build_fleet(settings: Settings) -> list[SimDevice]:
 
 
 def register_projects(settings: Settings) -> None:
-    """Give the simulated projects their names; ingest would otherwise create bare ones."""
+    """Give the simulated projects their names (ingest would otherwise create bare ones)
+    and hall 1's extent and zones, so the floor map has its frame."""
     import sqlalchemy as sa
     from sqlalchemy.dialects.postgresql import insert
 
@@ -148,6 +138,9 @@ def register_projects(settings: Settings) -> None:
                 }
                 stmt = insert(projects).values(**values)
                 conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+        with engine.begin() as conn:
+            for info in project_infos(settings.simulator.projects):
+                register_floor(conn, info.id)
     except sa.exc.SQLAlchemyError as exc:
         log.warning("could not register project names (%s); continuing", exc.__class__.__name__)
     finally:

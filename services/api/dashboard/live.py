@@ -93,12 +93,18 @@ async def live(
                     await asyncio.wait_for(hub.subscribed(watcher.device), HELLO_WAIT_S)
             yield frame("hello", {"live": hub.connected.is_set(), "tick_s": TICK_S})
             loop = asyncio.get_running_loop()
+            # Ticks keep their own clock: a steady flow of events must not hold them back,
+            # or pages that refresh on them (the floor map) would freeze while alarms flow.
+            next_tick = loop.time() + TICK_S
             while (left := ends - loop.time()) > 0:
+                if loop.time() >= next_tick:
+                    next_tick = loop.time() + TICK_S
+                    yield frame("tick", {})
+                    continue
+                wait = min(next_tick - loop.time(), left)
                 try:
-                    event, data = await asyncio.wait_for(watcher.queue.get(), min(TICK_S, left))
+                    event, data = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
-                    if ends - loop.time() > 0:
-                        yield frame("tick", {})
                     continue
                 if event == "alarm":  # shared by every watcher: rendered into a copy
                     data = reading.alarm(data)

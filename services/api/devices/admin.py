@@ -45,6 +45,9 @@ class DeviceMetadata(BaseModel):
     model: Text | None = None
     firmware: Text | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    module_of: Id | None = Field(
+        None, description="The device this one is mounted on, e.g. an AGV's 5G module."
+    )
 
 
 class DeviceRegister(BaseModel):

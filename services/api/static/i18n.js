@@ -79,6 +79,11 @@ const STRINGS = {
     eff_layer: "Layer", eff_source: "Written at", eff_brought_by: "Profile / kind",
     eff_builtin: "built-in default", eff_none: "No rules apply to this device",
     eff_kinds_hint: "profiles, if not registered",
+    // floor map (pages/floor.js)
+    floor_map: "Floor map", floor_map_id: "Map", floor_heatmap: "5G coverage heatmap",
+    floor_metric: "Metric", floor_agvs: "AGVs on the floor", floor_position: "Position",
+    floor_battery: "Battery", floor_no_agvs: "No AGV reported a position on this map in the last 24 h",
+    floor_no_plan: "No floor plan uploaded: the map is scaled to the positions",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -159,6 +164,11 @@ const STRINGS = {
     eff_layer: "来源层", eff_source: "定义位置", eff_brought_by: "配置 / 类型",
     eff_builtin: "内置默认值", eff_none: "此设备没有适用的规则",
     eff_kinds_hint: "未登记设备的配置",
+    // floor map (pages/floor.js)
+    floor_map: "车间地图", floor_map_id: "地图", floor_heatmap: "5G 覆盖热力图",
+    floor_metric: "指标", floor_agvs: "地图上的 AGV", floor_position: "位置",
+    floor_battery: "电量", floor_no_agvs: "过去 24 小时内没有 AGV 在此地图上报位置",
+    floor_no_plan: "尚未上传平面图：地图按位置自动缩放",
   },
 };
 

@@ -270,9 +270,10 @@ class Vda5050Adapter:
         # agvPosition and velocity are optional in VDA 5050 (a line-guided AGV has no map
         # position): what the state does not say is stored as NULL, never guessed.
         pos = s.agvPosition
-        x = y = heading = localization = None
+        x = y = heading = localization = map_id = None
         if pos is not None:
             x, y, heading = pos.x, pos.y, _heading(pos.theta)
+            map_id = pos.mapId[:64] or None
             if pos.localizationScore is not None:
                 localization = pos.localizationScore
             else:
@@ -295,6 +296,7 @@ class Vda5050Adapter:
             "localization": localization,
             "task_id": s.orderId[:128] or None,
             "error_code": (errors[0].errorType[:64] or None) if errors else None,
+            "map_id": map_id,
         }
         try:
             status = msgspec.convert(record, AgvRecord)

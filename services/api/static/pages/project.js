@@ -92,6 +92,7 @@ export async function render(main, ctx) {
   head.replaceChildren(
     h("h1", { class: "page-title" }, project.name || pid, project.status && project.status !== "active" ? [" ", statusChip(project.status)] : null),
     h("div", { class: "muted" }, [project.enterprise, project.scenario, project.city].filter(Boolean).join(" · ")),
+    h("a", { class: "chip", id: "floor-link", href: `#/p/${enc}/floor` }, t("floor_map")),
     ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
 
   function alarmRow(a) {
