@@ -45,6 +45,11 @@ class DeviceMetadata(BaseModel):
     model: Text | None = None
     firmware: Text | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=32)
+    module_of: Id | None = Field(
+        None,
+        description="For a 5G module / CPE: the device (station, AGV) whose traffic it "
+        "carries; alarm root causes relate them (docs/plant.md).",
+    )
 
 
 class DeviceRegister(BaseModel):
