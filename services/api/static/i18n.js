@@ -79,6 +79,14 @@ const STRINGS = {
     eff_layer: "Layer", eff_source: "Written at", eff_brought_by: "Profile / kind",
     eff_builtin: "built-in default", eff_none: "No rules apply to this device",
     eff_kinds_hint: "profiles, if not registered",
+    // pages/availability.js: 5G scorecard and alarm root cause
+    av_title: "5G service availability", av_link: "5G scorecard",
+    av_hint: "Per 5G module: unavailable from transfer interval + survival time after a message until the next one (3GPP TS 22.261 / 22.104).",
+    av_flows: "Flows", av_availability: "Availability", av_flows_met: "Flows on target",
+    av_outages: "Outages", av_longest: "Longest outage", av_unavailable: "Unavailable time",
+    av_deadline: "Interval + survival", av_rsrp_bands: "RSRP bands", av_sinr_bands: "SINR bands",
+    p50: "p50", p95: "p95", p99: "p99",
+    cause_network_suspected: "network suspected", cause_link_consequence: "caused by 5G link",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -159,6 +167,14 @@ const STRINGS = {
     eff_layer: "来源层", eff_source: "定义位置", eff_brought_by: "配置 / 类型",
     eff_builtin: "内置默认值", eff_none: "此设备没有适用的规则",
     eff_kinds_hint: "未登记设备的配置",
+    // pages/availability.js: 5G scorecard and alarm root cause
+    av_title: "5G 通信服务可用性", av_link: "5G 评分卡",
+    av_hint: "按 5G 模组计算：消息后超过传输间隔 + 生存时间仍未收到下一条消息即为不可用，直到下一条消息到达（3GPP TS 22.261 / 22.104）。",
+    av_flows: "业务流", av_availability: "可用性", av_flows_met: "达标业务流",
+    av_outages: "中断次数", av_longest: "最长中断", av_unavailable: "不可用时长",
+    av_deadline: "传输间隔 + 生存时间", av_rsrp_bands: "RSRP 区间", av_sinr_bands: "SINR 区间",
+    p50: "p50", p95: "p95", p99: "p99",
+    cause_network_suspected: "疑似网络原因", cause_link_consequence: "由 5G 链路引起",
   },
 };
 
