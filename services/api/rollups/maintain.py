@@ -175,3 +175,10 @@ async def rewind(engine: AsyncEngine, since: datetime) -> None:
                 ),
                 {"w": floor_to(since, width), "r": res},
             )
+        await conn.execute(
+            sa.text(
+                "UPDATE rollup_watermarks SET watermark = :w, updated_at = now() "
+                "WHERE spec = :s AND resolution = :r AND watermark > :w"
+            ),
+            {"w": since, "s": gaps.SPEC, "r": gaps.RESOLUTION},
+        )
