@@ -54,6 +54,7 @@ ALARMS: dict[str, tuple[str, str, str, float, float | None]] = {
     "cpe3_latency": ("p1", "cpe-3", "latency_p99", 2000, None),
     "st2_inference": ("p1", "station-2", "inference_p95", 2050, None),
     "agv1_stalled": ("p1", "agv-1", "stalled", 20, None),
+    "agv1_conn": ("p1", "agv-1", "connection_lost", 70, None),
     "cpeagv_loss": ("p1", "cpe-agv", "loss_high", 60, None),
     "agv2_conn": ("p1", "agv-2", "connection_lost", 90, None),
     "agv2_loc": ("p1", "agv-2", "localization_low", 100, None),
@@ -165,6 +166,8 @@ async def test_agv_alarms_as_consequences_of_the_link(env: Env) -> None:
         "alarm_id": env.ids["cpeagv_loss"],
         "evidence": causes["agv1_stalled"]["evidence"],
     }
+    assert causes["agv1_conn"]["kind"] == "link_consequence"
+    assert causes["agv1_conn"]["alarm_id"] == env.ids["cpeagv_loss"]
     # The AGV's own broken connection (VDA 5050 CONNECTIONBROKEN / silence).
     assert causes["agv2_loc"]["kind"] == "link_consequence"
     assert causes["agv2_loc"]["alarm_id"] == env.ids["agv2_conn"]

@@ -112,9 +112,11 @@ async def env(new_database: Callable[..., str]) -> AsyncIterator[Env]:
         yield Env(url, c, k)
 
 
-async def _card(env: Env, start: float, end: float, key: str | None = None) -> dict[str, Any]:
+async def _card(
+    env: Env, start: float, end: float, key: str | None = None, project: str = P
+) -> dict[str, Any]:
     r = await env.c.get(
-        f"/api/v1/projects/{P}/service-availability",
+        f"/api/v1/projects/{project}/service-availability",
         params={"start": at(start).isoformat(), "end": at(end).isoformat()},
         headers=auth(key or env.k.read_p1),
     )
@@ -302,3 +304,42 @@ def test_a_default_deadline_under_the_floor_stops_the_start_naming_the_keys() ->
         load_settings(availability={"transfer_interval_s": 5, "survival_time_s": 1})
     with pytest.raises(ConfigError, match="F5G_AVAILABILITY__TRANSFER_INTERVAL_S"):
         load_settings(availability={"transfer_interval_s": 0})
+
+
+async def test_a_late_row_inside_a_kept_silence_splits_it_after_a_rewind(env: Env) -> None:
+    """A row arriving after the maintainer passed its time: `rollup --since` (rewind)
+    rebuilds the gaps too, and the scorecard follows. On p2's own flow cpe-y, sending at
+    0, 60 and 200 s, then late at 130 s."""
+    engine = make_engine(api_settings(env.url))
+    insert = (
+        "INSERT INTO link_kpis (ts, project_id, device_id, seq, rsrp, sinr, latency_ms, "
+        "received_at) VALUES (:ts, 'p2', 'cpe-y', :seq, -85, 15, 5.5, :ts)"
+    )
+
+    async def p2() -> dict[str, Any]:
+        await maintain.catch_up(engine, now=at(86_400))
+        return _flows(await _card(env, 0, 300, env.k.admin_p2, "p2"))["cpe-y"]
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO devices (project_id, device_id, kind, first_seen, last_seen) "
+                    "VALUES ('p2', 'cpe-y', 'cpe', :t, :t)"
+                ),
+                {"t": at(0)},
+            )
+            await conn.execute(sa.text(insert), [{"ts": at(t), "seq": t} for t in (0, 60, 200)])
+        await maintain.rewind(engine, at(0))  # as if they had arrived on time
+        y = await p2()
+        # Down 15..60, 75..200 and 215..300.
+        assert (y["outages"], y["unavailable_s"], y["longest_outage_s"]) == (3, 255, 125)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(insert), {"ts": at(130), "seq": 130})
+        assert (await p2())["unavailable_s"] == 255  # behind the maintainer: not seen yet
+        await maintain.rewind(engine, at(0))
+        y = await p2()
+        # 60 -> 130 -> 200: down 75..130 and 145..200 instead of 75..200.
+        assert (y["outages"], y["unavailable_s"], y["longest_outage_s"]) == (4, 240, 85)
+    finally:
+        await engine.dispose()
