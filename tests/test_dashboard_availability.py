@@ -89,8 +89,13 @@ def test_alarm_list_and_page_show_the_network_cause(stack: Stack, page: Any) -> 
     assert page.locator(f'li.alarm[data-alarm-id="{ids["link"]}"] .cause').count() == 0
     chip.click()
     page.wait_for_url(f"**/#/a/{ids['link']}", timeout=WAIT_MS)
+    page.goto(f"{stack.url}/#/p/p1/d/{station}")
+    page.wait_for_selector(
+        f'li.alarm[data-alarm-id="{ids["defect"]}"] .cause-network_suspected', timeout=WAIT_MS
+    )
     page.goto(f"{stack.url}/#/a/{ids['defect']}")
     page.wait_for_selector(".alarm-cause .cause-network_suspected", timeout=WAIT_MS)
+    assert f"{cpe} · rsrp_low" in page.locator(".alarm-cause").inner_text()
     page.click("#lang")
     page.wait_for_selector(".alarm-cause >> text=疑似网络原因", timeout=WAIT_MS)
     page.click("#lang")

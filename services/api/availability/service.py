@@ -122,19 +122,33 @@ async def _link_summary(
     return out
 
 
-async def _senders(conn: AsyncConnection, project_id: str, end: datetime) -> set[str]:
-    """Devices whose link stream reached the rollups before `end`: flows even when silent
-    over the whole range."""
-    ids: set[str] = set()
-    for res in ("1h", "1m"):
-        rows = await conn.execute(
-            sa.text(
-                f"SELECT DISTINCT device_id FROM rollup_link_{res} "
-                "WHERE project_id = :p AND bucket < :e"
-            ),
-            {"p": project_id, "e": end},
-        )
-        ids.update(r[0] for r in rows)
+# Distinct devices of a project in the hourly link rollup, one index probe per device
+# (a loose index scan over its unique key (project_id, device_id, bucket)): a DISTINCT
+# would read every hour of every device, 8,640 rows a flow over a year.
+_HOURLY_SENDERS = """
+WITH RECURSIVE d AS (
+    (SELECT device_id FROM rollup_link_1h WHERE project_id = :p ORDER BY device_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.device_id FROM rollup_link_1h r
+            WHERE r.project_id = :p AND r.device_id > d.device_id
+            ORDER BY r.device_id LIMIT 1)
+    FROM d WHERE d.device_id IS NOT NULL
+)
+SELECT device_id FROM d WHERE device_id IS NOT NULL
+"""
+
+
+async def _senders(conn: AsyncConnection, project_id: str) -> set[str]:
+    """Devices whose link stream reached the rollups: flows even when silent over the
+    whole range. Minutes are read only where the hours do not cover them yet."""
+    ids = {r[0] for r in await conn.execute(sa.text(_HOURLY_SENDERS), {"p": project_id})}
+    hours = (await maintain.watermarks(conn)).get(("link", "1h"))
+    where = "" if hours is None else " AND bucket >= :h"
+    rows = await conn.execute(
+        sa.text(f"SELECT DISTINCT device_id FROM rollup_link_1m WHERE project_id = :p{where}"),
+        {"p": project_id, "h": hours},
+    )
+    ids.update(r[0] for r in rows)
     return ids
 
 
@@ -211,7 +225,7 @@ async def scorecard(
     settings = {r.profile: (r.transfer_interval_s, r.survival_time_s) for r in flow_rows}
     summary = await _link_summary(conn, project_id, start, end)
     pairs = await _pairs(conn, project_id, start, end, d.gap_floor_s)
-    candidates = set(summary) | set(pairs) | await _senders(conn, project_id, end)
+    candidates = set(summary) | set(pairs) | await _senders(conn, project_id)
     named = sorted(p for p in settings if p != PROJECT_DEFAULT)
     rows = await conn.execute(
         sa.text(

@@ -6,15 +6,20 @@ import { empty, fill, h, panel } from "../ui.js";
 
 export const NAME = "availability";
 
+// The evidence of a cause in one line: the link alarm, or the module's link KPIs.
+export function causeEvidence(cause) {
+  const kpis = cause?.evidence?.link_kpis;
+  const link = cause?.evidence?.link_alarm;
+  if (kpis) return `${kpis.device_id}: RSRP ${fmtNum(kpis.mean_rsrp_dbm)} dBm, SINR ${fmtNum(kpis.mean_sinr_db)} dB`;
+  if (link) return `${link.device_id} · ${link.rule}${link.last_value == null ? "" : ` (${fmtNum(link.last_value)})`}`;
+  return "";
+}
+
 // The 5G link's part in an alarm, as a chip linking to the link alarm when there is one.
 export function causeChip(cause) {
   if (!cause) return null;
   const label = t(`cause_${cause.kind}`);
-  const kpis = cause.evidence?.link_kpis;
-  const title = kpis
-    ? `${kpis.device_id}: RSRP ${fmtNum(kpis.mean_rsrp_dbm)} dBm, SINR ${fmtNum(kpis.mean_sinr_db)} dB`
-    : cause.evidence?.link_alarm ? `${cause.evidence.link_alarm.device_id} · ${cause.evidence.link_alarm.rule}` : "";
-  const attrs = { class: `cause cause-${cause.kind}`, title, dataset: { cause: cause.kind } };
+  const attrs = { class: `cause cause-${cause.kind}`, title: causeEvidence(cause), dataset: { cause: cause.kind } };
   return cause.alarm_id != null
     ? h("a", { ...attrs, href: `#/a/${encodeURIComponent(cause.alarm_id)}` }, label)
     : h("span", attrs, label);
