@@ -343,3 +343,30 @@ async def test_a_late_row_inside_a_kept_silence_splits_it_after_a_rewind(env: En
         assert (y["outages"], y["unavailable_s"], y["longest_outage_s"]) == (4, 240, 85)
     finally:
         await engine.dispose()
+
+
+async def test_a_flow_first_seen_before_the_range_end_and_speaking_after_it(env: Env) -> None:
+    """Registered at 0 s, first message at 250 s: over [0, 200) it is down from 15 s, once."""
+    engine = make_engine(api_settings(env.url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO devices (project_id, device_id, kind, first_seen, last_seen) "
+                    "VALUES ('p2', 'cpe-z', 'cpe', :t, :t)"
+                ),
+                {"t": at(0)},
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO link_kpis (ts, project_id, device_id, seq, rsrp, sinr, "
+                    "latency_ms, received_at) VALUES (:ts, 'p2', 'cpe-z', 1, -85, 15, 5.5, :ts)"
+                ),
+                {"ts": at(250)},
+            )
+        await maintain.rewind(engine, at(0))
+        await maintain.catch_up(engine, now=at(86_400))
+    finally:
+        await engine.dispose()
+    z = _flows(await _card(env, 0, 200, env.k.admin_p2, "p2"))["cpe-z"]
+    assert (z["measured_s"], z["unavailable_s"], z["outages"]) == (200, 185, 1)

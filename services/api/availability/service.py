@@ -258,8 +258,10 @@ async def scorecard(
         if begin >= end:
             continue
         seq: list[tuple[datetime, datetime | None]] = list(f.pairs)
-        if f.first_ts is not None and f.first_ts > born:
-            seq.append((born, f.first_ts))  # silence before the first message
+        if f.first_ts is not None and born < f.first_ts < end:
+            # Silence before the first message; when that is at or after the end, the
+            # tail below (from first seen) is the same silence and counts it once.
+            seq.append((born, f.first_ts))
         seq.append((f.last_ts if f.last_ts is not None else born, None))
         out = outages(seq, f.deadline, begin, end)
         measured = (end - begin).total_seconds()
