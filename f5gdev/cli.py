@@ -172,7 +172,9 @@ def seed(
             engine = make_engine(settings)
             try:
                 started = time.perf_counter()
-                runs = await maintain.catch_up(engine)
+                runs = await maintain.catch_up(
+                    engine, gap_floor_s=settings.availability.gap_floor_s
+                )
                 typer.echo(
                     f"rollups built in {time.perf_counter() - started:.1f} s ({runs} passes)"
                 )

@@ -73,6 +73,23 @@ def _times(plan: SeedPlan, day: int, dev: SeedDevice, rows: int) -> F64:
     return out
 
 
+# Link outages: one silence per 5G module and day, of 1 to 15 minutes, at a time drawn per
+# device and day (its own generator, so the other streams' values do not change). The
+# module sends nothing meanwhile and its seq goes on where it stopped, as after a radio
+# outage with nothing buffered; the 5G scorecard counts these as outages.
+LINK_OUTAGE_S: Final = (60.0, 900.0)
+
+
+def _link_outages(plan: SeedPlan, day: int, dev: SeedDevice, t: F64) -> F64:
+    """`t` without the times that fall in this device's outage of the day."""
+    rng = np.random.default_rng((dev.index + 1) * 1_000_003 + day)
+    start = plan.end.timestamp() - plan.days * 86400 + day * 86400
+    length = rng.uniform(*LINK_OUTAGE_S)
+    begin = start + rng.uniform(0, 86400 - length)
+    out: F64 = t[(t < begin) | (t >= begin + length)]
+    return out
+
+
 def _ids(dev: SeedDevice) -> list[Field]:
     return [Field("text", dev.project.encode()), Field("text", dev.device.encode())]
 
@@ -226,6 +243,8 @@ async def _stream(
     for day in range(int(np.ceil(plan.days))):
         for dev in devs:
             t = _times(plan, day, dev, plan.rows_per_device_per_day)
+            if table == "link_kpis":
+                t = _link_outages(plan, day, dev, t)
             for chunk in GENERATORS[table](dev, t, seqs[dev.index], rngs[dev.index]):
                 yield chunk
             seqs[dev.index] += len(t)

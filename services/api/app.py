@@ -27,6 +27,7 @@ from services.api.audit.views import router as audit_router
 from services.api.auth import keys
 from services.api.auth.guard import KeyCache
 from services.api.auth.views import router as keys_router
+from services.api.availability.views import router as availability_router
 from services.api.commands.views import router as commands_router
 from services.api.credentials.views import router as credentials_router
 from services.api.dashboard.headers import DashboardHeaders
@@ -74,10 +75,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-async def _rollup_loop(engine: AsyncEngine, interval_s: float) -> None:
+async def _rollup_loop(engine: AsyncEngine, interval_s: float, gap_floor_s: float) -> None:
     while True:
         try:
-            await maintain.catch_up(engine, max_runs=50)
+            await maintain.catch_up(engine, max_runs=50, gap_floor_s=gap_floor_s)
         except asyncio.CancelledError:
             raise
         except Exception:  # a failed pass is retried next interval; say why
@@ -132,7 +133,15 @@ def create_app(settings: Settings) -> FastAPI:
         await _ensure_bootstrap_key(engine, settings)
         tasks = [asyncio.create_task(app.state.readiness.loop())]
         if settings.api.rollup_interval_s > 0:
-            tasks.append(asyncio.create_task(_rollup_loop(engine, settings.api.rollup_interval_s)))
+            tasks.append(
+                asyncio.create_task(
+                    _rollup_loop(
+                        engine,
+                        settings.api.rollup_interval_s,
+                        settings.availability.gap_floor_s,
+                    )
+                )
+            )
         if settings.api.retention_interval_s > 0:
             tasks.append(
                 asyncio.create_task(_retention_loop(engine, settings.api.retention_interval_s))
@@ -183,6 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
         devices_admin_router,
         retention_router,
         rulesets_router,
+        availability_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)

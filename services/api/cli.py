@@ -108,13 +108,16 @@ def rollup(
     from services.api.rollups import maintain
 
     async def go() -> None:
-        engine = _engine(load_settings())
+        settings = load_settings()
+        engine = _engine(settings)
         try:
             if since is not None:
                 await maintain.rewind(engine, since if since.tzinfo else since.replace(tzinfo=UTC))
             while True:
                 started = time.perf_counter()
-                runs = await maintain.catch_up(engine)
+                runs = await maintain.catch_up(
+                    engine, gap_floor_s=settings.availability.gap_floor_s
+                )
                 typer.echo(
                     f"rollups current after {runs} pass(es), {time.perf_counter() - started:.1f} s"
                 )

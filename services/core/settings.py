@@ -395,6 +395,56 @@ class SimulatorSettings(BaseModel):
     seed: int | None = Field(None, description="Random seed for reproducible runs.")
 
 
+class AvailabilitySettings(BaseModel):
+    """5G communication service availability (3GPP TS 22.261 / TS 22.104, docs/plant.md).
+
+    Why a floor: outages are kept as a table of silences longer than `gap_floor_s`, so a
+    flow's deadline (transfer interval + survival time) may not be shorter than the floor;
+    a shorter one would need silences the table never kept."""
+
+    model_config = {"extra": "forbid"}
+
+    transfer_interval_s: float = Field(
+        10.0,
+        gt=0,
+        le=86_400,
+        description="Default transfer interval of a device's link stream, in seconds (a "
+        "project or device profile may set its own through the API).",
+    )
+    survival_time_s: float = Field(
+        5.0,
+        ge=0,
+        le=86_400,
+        description="Default survival time in seconds: how long after a missed transfer "
+        "interval the service still counts as available.",
+    )
+    gap_floor_s: float = Field(
+        15.0,
+        gt=0,
+        le=86_400,
+        description="Silences of a link stream longer than this are kept as candidate "
+        "outages; every flow's transfer interval + survival time must be at least this.",
+    )
+    target_pct: float = Field(
+        99.99,
+        gt=0,
+        le=100,
+        description="Availability target in percent when the project has no "
+        "`availability_pct` target (99.99 = URLLC class of TS 22.261).",
+    )
+    latency_p99_target_ms: float = Field(
+        20.0,
+        gt=0,
+        description="Latency p99 target in ms when the project has no `latency_p99_ms` target.",
+    )
+
+    @model_validator(mode="after")
+    def _deadline_over_floor(self) -> AvailabilitySettings:
+        if self.transfer_interval_s + self.survival_time_s < self.gap_floor_s:
+            raise ValueError("transfer_interval_s + survival_time_s must be at least gap_floor_s")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -414,6 +464,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
     commands: CommandsSettings = Field(default_factory=CommandsSettings)  # type: ignore[arg-type]
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)  # type: ignore[arg-type]
+    availability: AvailabilitySettings = Field(default_factory=AvailabilitySettings)  # type: ignore[arg-type]
 
 
 def env_name(loc: tuple[Any, ...]) -> str:

@@ -413,3 +413,28 @@ floor_maps = Table(
     Column("zones", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+# ------------------------------------------- 5G service availability (0013_service_availability)
+
+# Transfer interval and survival time of a project's flows, per device profile; the
+# profile `*` is the project's default (docs/plant.md).
+availability_flows = Table(
+    "availability_flows",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("profile", Text, primary_key=True, comment="Device profile, or * for the project."),
+    Column("transfer_interval_s", Double, nullable=False),
+    Column("survival_time_s", Double, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Silences of a device's link stream longer than the gap floor: (last message, next message).
+link_gaps = Table(
+    "link_gaps",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("last_ts", DateTime(timezone=True), primary_key=True),
+    Column("next_ts", DateTime(timezone=True), nullable=False),
+    Index("ix_link_gaps_project_next", "project_id", "next_ts"),
+    Index("ix_link_gaps_next", "next_ts"),
+)

@@ -2,9 +2,9 @@
 
 The models are small but shaped like the real thing, so that rules, KPIs and dashboards
 have something meaningful to show: a vision station's defect rate sits near 2 % until a
-tool wears (a defect spike); AGVs drive loops, drain and recharge, and sometimes stop on
-an e-stop, lose localisation or stall; 5G modules hover around -90 dBm with 8-12 ms
-latency until interference degrades the link.
+tool wears or the 5G module carrying it suffers interference (a defect spike); AGVs drive
+loops, drain and recharge, and sometimes stop on an e-stop, lose localisation or stall; 5G
+modules hover around -90 dBm with 8-12 ms latency until interference degrades the link.
 """
 
 from __future__ import annotations
@@ -56,11 +56,16 @@ class SimDevice:
 class VisionStation(SimDevice):
     part_no: int = 0
     base_defect_rate: float = 0.02
+    # The 5G module carrying this station's images: while its link is degraded the
+    # station's results suffer too (an interference episode, see `pair_stations`).
+    module: FiveGModule | None = None
 
     def next_record(self, fault_probability: float) -> dict[str, Any]:
         self.seq += 1
         self.part_no += 1
         faulty = self.maybe_fault(fault_probability, (40, 150))
+        if self.module is not None and self.module.interfered:
+            faulty = True
         rate = 0.35 if faulty else self.base_defect_rate
         defects: list[dict[str, Any]] = []
         if self.rng.random() < rate:
@@ -146,10 +151,17 @@ class FiveGModule(SimDevice):
     rarely, a handover, fifty times as often while degraded."""
 
     sticky: dict[str, str] = field(default_factory=dict)
+    # Episode length in messages; a module that carries a station has longer ones, long
+    # enough for both the link rules and the station's defect-rate window to notice.
+    episode: tuple[int, int] = (20, 80)
+
+    @property
+    def interfered(self) -> bool:
+        return self.fault_left > 0
 
     def next_record(self, fault_probability: float) -> dict[str, Any]:
         self.seq += 1
-        faulty = self.maybe_fault(fault_probability, (20, 80))
+        faulty = self.maybe_fault(fault_probability, self.episode)
         record: dict[str, Any] = {"ts": now_ms(), "seq": self.seq}
         for f in LINK_FIELDS:
             spec = f.degraded if faulty and f.degraded is not None else f.typical
@@ -162,6 +174,29 @@ class FiveGModule(SimDevice):
                     current = self.sticky[f.name] = str(self.rng.choice(spec))
                 record[f.name] = current
         return record
+
+
+INTERFERENCE_EPISODE = (120, 300)
+
+
+def pair_stations(fleet: list[SimDevice]) -> list[tuple[str, str, str]]:
+    """Station st-NN of a project is carried by module cpe-NN: its defect spike follows the
+    module's interference episodes (so the dashboard shows "network suspected"). Returns
+    (project, module, station) for the registry's `module_of`."""
+    modules = {
+        (d.project, d.device_id.removeprefix("cpe-")): d
+        for d in fleet
+        if isinstance(d, FiveGModule)
+    }
+    pairs: list[tuple[str, str, str]] = []
+    for d in fleet:
+        if isinstance(d, VisionStation):
+            m = modules.get((d.project, d.device_id.removeprefix("st-")))
+            if m is not None:
+                d.module = m
+                m.episode = INTERFERENCE_EPISODE
+                pairs.append((d.project, m.device_id, d.device_id))
+    return pairs
 
 
 @dataclass

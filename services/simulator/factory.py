@@ -15,7 +15,13 @@ from paho.mqtt.properties import Properties
 
 from services.core.runtime import mqtt_client_kwargs, run_async
 from services.core.settings import Settings
-from services.simulator.devices import FiveGModule, Machine, SimDevice, VisionStation
+from services.simulator.devices import (
+    FiveGModule,
+    Machine,
+    SimDevice,
+    VisionStation,
+    pair_stations,
+)
 from services.simulator.floor import floor_fleet, register_floor
 from services.simulator.protocols import (
     publish_sparkplug_line,
@@ -116,6 +122,34 @@ def build_fleet(settings: Settings) -> list[SimDevice]:
     return fleet
 
 
+def register_modules(settings: Settings, pairs: list[tuple[str, str, str]]) -> None:
+    """Record in the registry which station each simulated module carries (`module_of`),
+    so alarm root causes relate them. A database role without registry rights (the
+    chart's simulator) only loses that relation: logged, and publishing goes on."""
+    import sqlalchemy as sa
+
+    from services.core.db import sync_url
+
+    if not pairs:
+        return
+    engine = sa.create_engine(sync_url(settings.database.url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO devices (project_id, device_id, kind, metadata) "
+                    "VALUES (:p, :m, 'cpe', jsonb_build_object('module_of', CAST(:s AS text))) "
+                    "ON CONFLICT (project_id, device_id) DO UPDATE SET metadata = "
+                    "devices.metadata || jsonb_build_object('module_of', CAST(:s AS text))"
+                ),
+                [{"p": p, "m": m, "s": st} for p, m, st in pairs],
+            )
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("modules not related to their stations (%s)", exc.__class__.__name__)
+    finally:
+        engine.dispose()
+
+
 def register_projects(settings: Settings) -> None:
     """Give the simulated projects their names (ingest would otherwise create bare ones)
     and hall 1's extent and zones, so the floor map has its frame."""
@@ -156,8 +190,10 @@ async def publish_fleet(settings: Settings, duration: float | None) -> int:
     native fleet's publishing loop.
     """
     sim = settings.simulator
+    fleet = build_fleet(settings)
+    register_modules(settings, pair_stations(fleet))
     publishers = [
-        _publish_native(settings, build_fleet(settings), duration),
+        _publish_native(settings, fleet, duration),
         _answer_native(settings, duration),
     ]
     if sim.vda5050_agvs:

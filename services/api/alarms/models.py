@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class Cause(BaseModel):
+    """The 5G link implicated in an alarm (services/api/alarms/cause.py, docs/plant.md)."""
+
+    kind: Literal["network_suspected", "link_consequence"]
+    alarm_id: int | None = Field(description="The link (or connection) alarm, if one is open")
+    evidence: dict[str, Any]
 
 
 class Alarm(BaseModel):
@@ -30,6 +38,9 @@ class Alarm(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     cleared_at: datetime | None
+    cause: Cause | None = Field(
+        None, description="Set when the 5G link probably caused this alarm (list and detail)."
+    )
 
 
 class AlarmEvent(BaseModel):

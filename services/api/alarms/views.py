@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query, Request
 
+from services.api.alarms import cause
 from services.api.alarms.lifecycle import (
     TransitionError,
     announceable,
@@ -78,6 +79,7 @@ async def list_alarms(
         q = q.where(sa.tuple_(alarms.c.opened_at, alarms.c.id) < sa.tuple_(ts, after[1]))
     rows = (await conn.execute(q)).all()
     items = [dict(r._mapping) for r in rows[:limit]]
+    await cause.attach(conn, items)
     nxt = None
     if len(rows) > limit:
         nxt = encode_cursor([items[-1]["opened_at"].isoformat(), items[-1]["id"]])
@@ -102,7 +104,9 @@ async def get_alarm(alarm_id: int, conn: Conn, key: Reader, reading: Lang) -> di
         .order_by(alarm_events.c.ts)
         .limit(1000)
     )
-    return {**reading.alarm(dict(row._mapping)), "history": [dict(e._mapping) for e in events]}
+    out = {**reading.alarm(dict(row._mapping)), "history": [dict(e._mapping) for e in events]}
+    await cause.attach(conn, [out])
+    return out
 
 
 async def _act(

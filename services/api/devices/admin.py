@@ -46,7 +46,10 @@ class DeviceMetadata(BaseModel):
     firmware: Text | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     module_of: Id | None = Field(
-        None, description="The device this one is mounted on, e.g. an AGV's 5G module."
+        None,
+        description="For a 5G module / CPE: the device (station, AGV) it is mounted on and "
+        "whose traffic it carries; the floor map's coverage heatmap pairs an AGV with its "
+        "module, and alarm root causes relate them (docs/plant.md).",
     )
 
 

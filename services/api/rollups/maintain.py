@@ -21,8 +21,10 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.api.availability import gaps
 from services.api.rollups import sql
 from services.api.rollups.specs import RESOLUTIONS, SPECS, Spec
+from services.core.settings import AvailabilitySettings
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ GRACE: Final = timedelta(seconds=10)  # a minute is "closed" this long after it 
 RELOOK: Final[dict[str, int]] = {"1m": 5, "1h": 2}  # buckets re-aggregated each run
 MAX_SPAN: Final[dict[str, timedelta]] = {"1m": timedelta(hours=6), "1h": timedelta(days=7)}
 _LOCK_BASE: Final = 0x46354701  # advisory lock namespace of the rollup maintainer
+GAP_FLOOR_S: Final[float] = AvailabilitySettings.model_fields["gap_floor_s"].default
 
 
 def floor_to(t: datetime, seconds: int) -> datetime:
@@ -127,22 +130,35 @@ async def _run_spec(engine: AsyncEngine, i: int, spec: Spec, now: datetime) -> l
         return [minute, hour]
 
 
-async def run_once(engine: AsyncEngine, now: datetime | None = None) -> list[Progress]:
+async def _run_gaps(engine: AsyncEngine, now: datetime, floor_s: float) -> list[Progress]:
+    """The link streams' silences (services/api/availability/gaps.py) ride along with the
+    rollups: same loop, same watermarks table, so one `catch_up` brings both current."""
+    done = await gaps.run_once(engine, now, floor_s)
+    return [Progress(gaps.SPEC, gaps.RESOLUTION, done.watermark, done.caught_up)]
+
+
+async def run_once(
+    engine: AsyncEngine, now: datetime | None = None, gap_floor_s: float = GAP_FLOOR_S
+) -> list[Progress]:
     """One bounded pass over every spec (concurrently, one connection each): minutes
-    first, then the hours they complete."""
+    first, then the hours they complete; and the link gaps."""
     now = now or datetime.now(UTC)
     results = await asyncio.gather(
-        *(_run_spec(engine, i, spec, now) for i, spec in enumerate(SPECS.values()))
+        *(_run_spec(engine, i, spec, now) for i, spec in enumerate(SPECS.values())),
+        _run_gaps(engine, now, gap_floor_s),
     )
     return [p for r in results for p in r]
 
 
 async def catch_up(
-    engine: AsyncEngine, now: datetime | None = None, max_runs: int = 100_000
+    engine: AsyncEngine,
+    now: datetime | None = None,
+    max_runs: int = 100_000,
+    gap_floor_s: float = GAP_FLOOR_S,
 ) -> int:
     """Run passes until every rollup reaches the last closed bucket; returns the pass count."""
     for runs in range(1, max_runs + 1):
-        progress = await run_once(engine, now)
+        progress = await run_once(engine, now, gap_floor_s)
         if all(p.caught_up for p in progress):
             return runs
     return max_runs
@@ -159,3 +175,10 @@ async def rewind(engine: AsyncEngine, since: datetime) -> None:
                 ),
                 {"w": floor_to(since, width), "r": res},
             )
+        await conn.execute(
+            sa.text(
+                "UPDATE rollup_watermarks SET watermark = :w, updated_at = now() "
+                "WHERE spec = :s AND resolution = :r AND watermark > :w"
+            ),
+            {"w": since, "s": gaps.SPEC, "r": gaps.RESOLUTION},
+        )

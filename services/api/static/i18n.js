@@ -84,6 +84,14 @@ const STRINGS = {
     floor_metric: "Metric", floor_agvs: "AGVs on the floor", floor_position: "Position",
     floor_battery: "Battery", floor_no_agvs: "No AGV reported a position on this map in the last 24 h",
     floor_no_plan: "No floor plan uploaded: the map is scaled to the positions",
+    // pages/availability.js: 5G scorecard and alarm root cause
+    av_title: "5G service availability", av_link: "5G scorecard",
+    av_hint: "Per 5G module: unavailable from transfer interval + survival time after a message until the next one (3GPP TS 22.261 / 22.104).",
+    av_flows: "Flows", av_availability: "Availability", av_flows_met: "Flows on target",
+    av_outages: "Outages", av_longest: "Longest outage", av_unavailable: "Unavailable time",
+    av_deadline: "Interval + survival", av_rsrp_bands: "RSRP bands", av_sinr_bands: "SINR bands",
+    p50: "p50", p95: "p95", p99: "p99",
+    cause_network_suspected: "network suspected", cause_link_consequence: "caused by 5G link",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -169,6 +177,14 @@ const STRINGS = {
     floor_metric: "指标", floor_agvs: "地图上的 AGV", floor_position: "位置",
     floor_battery: "电量", floor_no_agvs: "过去 24 小时内没有 AGV 在此地图上报位置",
     floor_no_plan: "尚未上传平面图：地图按位置自动缩放",
+    // pages/availability.js: 5G scorecard and alarm root cause
+    av_title: "5G 通信服务可用性", av_link: "5G 评分卡",
+    av_hint: "按 5G 模组计算：消息后超过传输间隔 + 生存时间仍未收到下一条消息即为不可用，直到下一条消息到达（3GPP TS 22.261 / 22.104）。",
+    av_flows: "业务流", av_availability: "可用性", av_flows_met: "达标业务流",
+    av_outages: "中断次数", av_longest: "最长中断", av_unavailable: "不可用时长",
+    av_deadline: "传输间隔 + 生存时间", av_rsrp_bands: "RSRP 区间", av_sinr_bands: "SINR 区间",
+    p50: "p50", p95: "p95", p99: "p99",
+    cause_network_suspected: "疑似网络原因", cause_link_consequence: "由 5G 链路引起",
   },
 };
 

@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { fmtTime, t } from "../i18n.js";
 import { fill, h, panel, severityBadge } from "../ui.js";
+import { causeChip, causeEvidence } from "./availability.js";
 import { deliveries } from "./notify.js";
 
 export const NAME = "alarm";
@@ -15,7 +16,8 @@ export async function render(main, ctx) {
   await fill(histBox, async () => {
     const a = await api(`/alarms/${encodeURIComponent(ctx.alarm)}`);
     head.replaceChildren(h("h1", { class: "page-title" }, severityBadge(a.severity), " ", a.rule_name || a.rule, " · ", a.device_id),
-      h("div", { class: "muted" }, `${a.project_id} · ${t(a.state)} · ${a.message}`));
+      h("div", { class: "muted" }, `${a.project_id} · ${t(a.state)} · ${a.message}`),
+      a.cause ? h("div", { class: "alarm-cause" }, causeChip(a.cause), " ", h("span", { class: "muted small" }, causeEvidence(a.cause))) : null);
     return h("table", { class: "table" },
       h("thead", {}, h("tr", {}, h("th", {}, t("time")), h("th", {}, t("state")), h("th", {}, t("severity")), h("th", {}, t("actor")))),
       h("tbody", {}, a.history.map((e) => h("tr", {}, h("td", {}, fmtTime(e.ts)), h("td", {}, t(e.transition)),

@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { draw, line, timeAxis } from "../charts.js";
 import { fmtNum, fmtTime, isInstant, t } from "../i18n.js";
 import { empty, fill, h, panel, severityBadge } from "../ui.js";
+import { causeChip } from "./availability.js";
 
 export const NAME = "device";
 const FIELDS = {
@@ -85,7 +86,8 @@ export async function render(main, ctx) {
     if (!page.items.length) return empty("no_alarms_device");
     return h("ul", { class: "feed" }, page.items.map((a) =>
       h("li", { class: `alarm state-${a.state}`, dataset: { alarmId: a.id, state: a.state } }, severityBadge(a.severity),
-        h("div", { class: "what" }, h("a", { href: `#/a/${a.id}`, class: "alarm-link" }, h("b", { title: a.rule }, a.rule_name || a.rule)), h("div", { class: "muted small" }, a.message)),
+        h("div", { class: "what" }, h("a", { href: `#/a/${a.id}`, class: "alarm-link" }, h("b", { title: a.rule }, a.rule_name || a.rule)), a.cause ? [" ", causeChip(a.cause)] : null,
+          h("div", { class: "muted small" }, a.message)),
         h("div", { class: "when small" }, h("span", { class: `st st-${a.state}` }, t(a.state)), h("br"), fmtTime(a.opened_at)))));
   }
 

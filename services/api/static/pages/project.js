@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { RSRP_BANDS, SINR_BANDS, bands, draw, line, timeAxis } from "../charts.js";
 import { fmtNum, fmtPct, fmtTime, t } from "../i18n.js";
 import { empty, fill, h, panel, severityBadge, statusChip, toast } from "../ui.js";
+import { causeChip } from "./availability.js";
 
 export const NAME = "project";
 const STATES = ["moving", "loading", "idle", "charging", "error", "estop"];
@@ -93,6 +94,7 @@ export async function render(main, ctx) {
     h("h1", { class: "page-title" }, project.name || pid, project.status && project.status !== "active" ? [" ", statusChip(project.status)] : null),
     h("div", { class: "muted" }, [project.enterprise, project.scenario, project.city].filter(Boolean).join(" · ")),
     h("a", { class: "chip", id: "floor-link", href: `#/p/${enc}/floor` }, t("floor_map")),
+    h("a", { class: "chip av-link", href: `#/p/${enc}/availability` }, t("av_link")),
     ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
 
   function alarmRow(a) {
@@ -106,7 +108,8 @@ export async function render(main, ctx) {
     return h("li", { class: `alarm state-${a.state} ${a.fresh ? "fresh" : ""}`, dataset: { alarmId: a.id, state: a.state, rule: a.rule } },
       severityBadge(a.severity),
       h("div", { class: "what" },
-        h("div", {}, h("a", { href: `#/p/${enc}/d/${encodeURIComponent(a.device_id)}` }, a.device_id), " · ", h("b", { title: a.rule }, a.rule_name || a.rule)),
+        h("div", {}, h("a", { href: `#/p/${enc}/d/${encodeURIComponent(a.device_id)}` }, a.device_id), " · ", h("b", { title: a.rule }, a.rule_name || a.rule),
+          a.cause ? [" ", causeChip(a.cause)] : null),
         h("div", { class: "muted small" }, a.message || "")),
       h("div", { class: "when small" }, h("span", { class: `st st-${a.state}` }, t(a.state)), h("br"), fmtTime(a.updated_at || a.opened_at)),
       actions);
