@@ -396,3 +396,48 @@ command_headers = Table(
     Column("topic", Text, primary_key=True),
     Column("header_id", BigInteger, nullable=False),
 )
+
+# --------------------------------------------------------------------------- OEE (0012_oee)
+
+# Per project: shifts, time zone, ideal cycle times, reason names (validated by the API).
+oee_settings = Table(
+    "oee_settings",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("settings", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_by", Text, nullable=False),
+)
+
+# Seconds per (state, reason) of one machine in one five-minute bucket, kept by the
+# rollup maintainer; reason 0 = none given.
+oee_states_5m = Table(
+    "oee_states_5m",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("state", SmallInteger, primary_key=True),
+    Column("reason", Integer, primary_key=True),
+    Column("seconds", Double, nullable=False),
+    Column("entries", Integer, nullable=False),
+)
+
+# Counter deltas (produced, good) of one machine in one five-minute bucket.
+oee_counts_5m = Table(
+    "oee_counts_5m",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("produced", Double, nullable=False),
+    Column("good", Double, nullable=False),
+)
+
+oee_watermark = Table(
+    "oee_watermark",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("watermark", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -21,7 +21,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.api.rollups import sql
+from services.api.rollups import machine, sql
 from services.api.rollups.specs import RESOLUTIONS, SPECS, Spec
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,18 @@ async def _run_spec(engine: AsyncEngine, i: int, spec: Spec, now: datetime) -> l
 
 async def run_once(engine: AsyncEngine, now: datetime | None = None) -> list[Progress]:
     """One bounded pass over every spec (concurrently, one connection each): minutes
-    first, then the hours they complete."""
+    first, then the hours they complete; beside them the machine states kept for OEE."""
     now = now or datetime.now(UTC)
     results = await asyncio.gather(
-        *(_run_spec(engine, i, spec, now) for i, spec in enumerate(SPECS.values()))
+        *(_run_spec(engine, i, spec, now) for i, spec in enumerate(SPECS.values())),
+        _run_machine(engine, now),
     )
     return [p for r in results for p in r]
+
+
+async def _run_machine(engine: AsyncEngine, now: datetime) -> list[Progress]:
+    done = await machine.run_once(engine, now)
+    return [Progress(p.spec, p.resolution, p.watermark, p.caught_up) for p in done]
 
 
 async def catch_up(
@@ -159,3 +165,4 @@ async def rewind(engine: AsyncEngine, since: datetime) -> None:
                 ),
                 {"w": floor_to(since, width), "r": res},
             )
+    await machine.rewind(engine, since)

@@ -1,0 +1,363 @@
+"""OEE per ISO 22400-2 from the maintained machine-state tables and the project's shifts.
+
+Time model (all in seconds, within the planned shifts only; docs/plant.md):
+planned shift time POT; planned downtime PDOT = states 0 and 4; planned busy time
+PBT = POT - PDOT; actual production (run) time APT = state 1. Availability = APT / PBT,
+effectiveness = PRI x produced / APT (PRI = ideal cycle time), quality = good / produced,
+OEE = A x E x Q. Lines and the project sum the machines' times and quantities first, then
+divide (effectiveness over the machines that have an ideal cycle time), so a line's OEE
+weighs each machine by its planned time. No shifts: every ratio is null, never 100 %.
+
+The shifts are expanded into UTC intervals here, so the database only sums five-minute
+rows that lie inside them: thirty days are ~90 intervals joined to a few rows per machine
+and bucket, plus the minutes after the maintainer's watermark computed from raw rows with
+the maintainer's own SELECT.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.api.oee.models import (
+    Figures,
+    OeePareto,
+    OeeRow,
+    OeeSettings,
+    OeeSettingsOut,
+    OeeSummary,
+    OeeTrend,
+    ParetoItem,
+    TrendItem,
+    parse_hhmm,
+)
+from services.api.rollups import machine
+
+Group = Literal["machine", "line", "project"]
+RUNNING, DOWN = 1, 3
+PLANNED_DOWN = (0, 4)
+IDLE, SETUP = 2, 5
+
+
+@dataclass(frozen=True)
+class ShiftSpan:
+    name: str
+    day: date
+    start: datetime  # UTC, whole shift
+    end: datetime
+    a: datetime  # clipped to the range
+    b: datetime
+
+
+def align(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The range on whole five-minute buckets (both ends rounded down)."""
+    return machine.floor_5m(start), machine.floor_5m(end)
+
+
+def shift_spans(cfg: OeeSettings, start: datetime, end: datetime) -> list[ShiftSpan]:
+    """Every shift occurrence overlapping [start, end), in UTC, clipped to it."""
+    zone = cfg.zone()
+    out: list[ShiftSpan] = []
+    first = start.astimezone(zone).date() - timedelta(days=1)
+    last = end.astimezone(zone).date()
+    day = first
+    while day <= last:
+        for shift in cfg.shifts:
+            if day.isoweekday() not in shift.days:
+                continue
+            s_local = datetime.combine(day, parse_hhmm(shift.start), tzinfo=zone)
+            e_day = day if parse_hhmm(shift.end) > parse_hhmm(shift.start) else day + timedelta(1)
+            e_local = datetime.combine(e_day, parse_hhmm(shift.end), tzinfo=zone)
+            s_utc, e_utc = s_local.astimezone(UTC), e_local.astimezone(UTC)
+            a, b = max(s_utc, start), min(e_utc, end)
+            if a < b:
+                out.append(ShiftSpan(shift.name, day, s_utc, e_utc, a, b))
+        day += timedelta(days=1)
+    out.sort(key=lambda s: s.a)
+    return out
+
+
+async def load_settings(conn: AsyncConnection, project_id: str) -> OeeSettingsOut:
+    row = (
+        await conn.execute(
+            sa.text(
+                "SELECT settings, updated_at, updated_by FROM oee_settings WHERE project_id = :p"
+            ),
+            {"p": project_id},
+        )
+    ).first()
+    if row is None:
+        return OeeSettingsOut(project_id=project_id)
+    return OeeSettingsOut(
+        project_id=project_id,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+        **row.settings,
+    )
+
+
+async def _rows(
+    conn: AsyncConnection,
+    project_id: str,
+    spans: list[ShiftSpan],
+    *,
+    per_shift: bool,
+    counts: bool,
+) -> list[tuple[Any, ...]]:
+    """Seconds per (shift?, device, state, reason) or counter deltas per (shift?, device)
+    inside the spans: maintained buckets up to the watermark, raw rows after it."""
+    if not spans:
+        return []
+    lo, hi = min(s.a for s in spans), max(s.b for s in spans)
+    wm = await machine.watermark(conn)
+    cut = lo if wm is None else min(max(wm, lo), hi)
+    if counts:
+        cols, keys, sums = (
+            "bucket, device_id, produced, good",
+            "device_id",
+            "sum(produced), sum(good)",
+        )
+        table, live = "oee_counts_5m", machine.counts_select(projects=True)
+    else:
+        cols = "bucket, device_id, state, reason, seconds, entries"
+        keys, sums = "device_id, state, reason", "sum(seconds), sum(entries)"
+        table, live = "oee_states_5m", machine.states_select(projects=True)
+    parts = []
+    if cut > lo:
+        parts.append(
+            f"SELECT {cols} FROM {table} WHERE project_id = :p AND bucket >= :lo AND bucket < :cut"
+        )
+    if hi > cut:
+        parts.append(f"SELECT {cols} FROM ({live}) AS live")
+    shift_key = "sh.i, " if per_shift else ""
+    n_keys = keys.count(",") + 1 + (1 if per_shift else 0)
+    query = (
+        f"SELECT {shift_key}{keys}, {sums} FROM ({' UNION ALL '.join(parts)}) AS o "
+        "JOIN unnest(CAST(:sa AS timestamptz[]), CAST(:sb AS timestamptz[])) "
+        "WITH ORDINALITY AS sh(a, b, i) ON o.bucket >= sh.a AND o.bucket < sh.b "
+        f"GROUP BY {', '.join(str(i) for i in range(1, n_keys + 1))}"
+    )
+    params = {
+        "p": project_id,
+        "projects": [project_id],
+        "lo": lo,
+        "cut": cut,
+        "a": cut,
+        "b": hi,
+        "now": datetime.now(UTC),
+        "sa": [s.a for s in spans],
+        "sb": [s.b for s in spans],
+    }
+    return [tuple(r) for r in await conn.execute(sa.text(query), params)]
+
+
+async def _lines(conn: AsyncConnection, project_id: str) -> dict[str, str | None]:
+    rows = await conn.execute(
+        sa.text(
+            "SELECT device_id, metadata->>'line' AS line FROM devices WHERE project_id = :p "
+            "AND metadata ? 'line'"
+        ),
+        {"p": project_id},
+    )
+    return {r.device_id: r.line for r in rows}
+
+
+@dataclass
+class Acc:
+    """Sums of one machine, line, project or shift; ratios come from `figures`."""
+
+    pot: float = 0.0
+    states: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    produced: float = 0.0
+    good: float = 0.0
+    ideal_work: float = 0.0  # sum of PRI x produced over machines with a PRI
+    ideal_run: float = 0.0  # APT of those machines
+    pri: float | None = None
+    machines: set[str] = field(default_factory=set)
+
+    def add(self, other: Acc) -> None:
+        self.pot += other.pot
+        for k, v in other.states.items():
+            self.states[k] += v
+        self.produced += other.produced
+        self.good += other.good
+        self.ideal_work += other.ideal_work
+        self.ideal_run += other.ideal_run
+        self.machines |= other.machines
+
+    def finish(self, pri: float | None) -> None:
+        """Record a single machine's ideal cycle time and its share of ideal work."""
+        self.pri = pri
+        if pri is not None:
+            self.ideal_work = pri * self.produced
+            self.ideal_run = self.states.get(RUNNING, 0.0)
+
+    def figures(self) -> dict[str, Any]:
+        st = self.states
+        pdot = sum(st.get(k, 0.0) for k in PLANNED_DOWN)
+        pbt = max(0.0, self.pot - pdot)
+        run = st.get(RUNNING, 0.0)
+        known = {RUNNING, DOWN, IDLE, SETUP, *PLANNED_DOWN}
+        other = sum(v for k, v in st.items() if k not in known)
+        accounted = run + st.get(IDLE, 0.0) + st.get(DOWN, 0.0) + st.get(SETUP, 0.0) + other
+        a = run / pbt if pbt > 0 else None
+        e = self.ideal_work / self.ideal_run if self.ideal_run > 0 else None
+        q = self.good / self.produced if self.produced > 0 else None
+        return Figures(
+            planned_shift_s=self.pot,
+            planned_downtime_s=pdot,
+            planned_busy_s=pbt,
+            run_s=run,
+            idle_s=st.get(IDLE, 0.0),
+            down_s=st.get(DOWN, 0.0),
+            setup_s=st.get(SETUP, 0.0),
+            other_s=other,
+            unknown_s=max(0.0, pbt - accounted),
+            produced=self.produced,
+            good=self.good,
+            ideal_cycle_s=self.pri,
+            availability=a,
+            effectiveness=e,
+            quality=q,
+            oee=None if a is None or e is None or q is None else a * e * q,
+        ).model_dump()
+
+
+def _pri(cfg: OeeSettings, device: str, line: str | None) -> float | None:
+    ic = cfg.ideal_cycle_s
+    if device in ic.machines:
+        return ic.machines[device]
+    if line is not None and line in ic.lines:
+        return ic.lines[line]
+    return ic.default
+
+
+async def _machines(
+    conn: AsyncConnection, project_id: str, cfg: OeeSettings, spans: list[ShiftSpan]
+) -> tuple[dict[tuple[int, str], Acc], dict[str, str | None]]:
+    """Per (shift index, machine) sums; the shift index is 1-based into `spans`."""
+    states = await _rows(conn, project_id, spans, per_shift=True, counts=False)
+    counts = await _rows(conn, project_id, spans, per_shift=True, counts=True)
+    lines = await _lines(conn, project_id)
+    accs: dict[tuple[int, str], Acc] = {}
+
+    def acc(i: int, device: str) -> Acc:
+        got = accs.get((i, device))
+        if got is None:
+            span = spans[i - 1]
+            got = accs[(i, device)] = Acc(pot=(span.b - span.a).total_seconds())
+            got.machines.add(device)
+        return got
+
+    for i, device, state, _reason, seconds, _entries in states:
+        acc(int(i), device).states[int(state)] += float(seconds)
+    for i, device, produced, good in counts:
+        a = acc(int(i), device)
+        a.produced += float(produced)
+        a.good += float(good)
+    devices = {d for _, d in accs}
+    # A machine is planned for every shift in range, also those it sent nothing in.
+    for device in devices:
+        for i in range(1, len(spans) + 1):
+            acc(i, device)
+    for (_, device), a in accs.items():
+        a.finish(_pri(cfg, device, lines.get(device)))
+    return accs, lines
+
+
+async def oee_summary(
+    conn: AsyncConnection, project_id: str, start: datetime, end: datetime, by: Group = "project"
+) -> OeeSummary:
+    """OEE of a project's machines, lines or the whole project over [start, end)."""
+    cfg = await load_settings(conn, project_id)
+    start, end = align(start, end)
+    spans = shift_spans(cfg, start, end) if end > start else []
+    accs, lines = await _machines(conn, project_id, cfg, spans)
+    groups: dict[str | None, Acc] = {}
+    line_of: dict[str | None, str | None] = {}
+    for (_, device), a in sorted(accs.items()):
+        key = device if by == "machine" else lines.get(device) if by == "line" else project_id
+        line_of[key] = lines.get(device) if by != "project" else None
+        if key not in groups:
+            groups[key] = Acc()
+            if by == "machine":
+                groups[key].pri = a.pri
+        groups[key].add(a)
+    if by == "project" and not groups:
+        groups[project_id] = Acc()
+        line_of[project_id] = None
+    items = [
+        OeeRow(key=k, line=line_of.get(k), machines=len(g.machines), **g.figures())
+        for k, g in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+    ]
+    return OeeSummary(
+        project_id=project_id,
+        by=by,
+        start=start,
+        end=end,
+        timezone=cfg.timezone,
+        planned=bool(cfg.shifts),
+        items=items,
+    )
+
+
+async def oee_pareto(
+    conn: AsyncConnection, project_id: str, start: datetime, end: datetime
+) -> OeePareto:
+    """Unplanned downtime (state 3) inside the shifts by reason: seconds and stops."""
+    cfg = await load_settings(conn, project_id)
+    start, end = align(start, end)
+    spans = shift_spans(cfg, start, end) if end > start else []
+    rows = await _rows(conn, project_id, spans, per_shift=False, counts=False)
+    by_reason: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for _device, state, reason, seconds, entries in rows:
+        if int(state) == DOWN:
+            by_reason[int(reason)][0] += float(seconds)
+            by_reason[int(reason)][1] += int(entries)
+    total = sum(v[0] for v in by_reason.values())
+    items: list[ParetoItem] = []
+    running = 0.0
+    for reason, (seconds, count) in sorted(by_reason.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        running += seconds
+        items.append(
+            ParetoItem(
+                reason=reason,
+                name=cfg.reasons.get(str(reason)),
+                seconds=seconds,
+                count=int(count),
+                share=seconds / total if total else 0.0,
+                cumulative_share=running / total if total else 0.0,
+            )
+        )
+    return OeePareto(project_id=project_id, start=start, end=end, total_seconds=total, items=items)
+
+
+async def oee_trend(
+    conn: AsyncConnection, project_id: str, start: datetime, end: datetime
+) -> OeeTrend:
+    """Project OEE per shift occurrence, oldest first."""
+    cfg = await load_settings(conn, project_id)
+    start, end = align(start, end)
+    spans = shift_spans(cfg, start, end) if end > start else []
+    accs, _ = await _machines(conn, project_id, cfg, spans)
+    per: dict[int, Acc] = {}
+    for (i, _device), a in accs.items():
+        per.setdefault(i, Acc()).add(a)
+    items = []
+    for i, span in enumerate(spans, start=1):
+        a = per.get(i) or Acc()
+        items.append(
+            TrendItem(
+                shift=span.name,
+                date=span.day.isoformat(),
+                shift_start=span.start,
+                shift_end=span.end,
+                **a.figures(),
+            )
+        )
+    return OeeTrend(project_id=project_id, start=start, end=end, timezone=cfg.timezone, items=items)
