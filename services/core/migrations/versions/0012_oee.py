@@ -68,6 +68,8 @@ _UPGRADE = [
     "CREATE INDEX IF NOT EXISTS ix_telemetry_machine_state ON telemetry (ts) "
     "WHERE metric IN ('state', 'reason', 'count.produced', 'count.good')",
     "GRANT SELECT, INSERT, UPDATE ON oee_settings TO factory5g_api",
+    # The simulator gives its demo projects a plan (never overwriting one).
+    "GRANT SELECT, INSERT ON oee_settings TO factory5g_simulator",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON oee_states_5m, oee_counts_5m, oee_watermark "
     "TO factory5g_api",
 ]
