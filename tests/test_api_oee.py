@@ -209,6 +209,41 @@ async def test_oee_by_machine_line_project_from_raw_then_maintained(
     assert await _all(c, k) == live
 
 
+async def test_whole_hours_come_from_the_hourly_table(
+    env: tuple[AsyncEngine, httpx.AsyncClient, Keys],
+) -> None:
+    """One shift 07:00-09:00 UTC: its two whole hours are read from `oee_states_1h`.
+
+    m1: run 600 (07:55-08:05) + 420 + 480 + 840 = 2340, down 240, planned 120 and 600
+    (the 08:40 "off" holds ten minutes), then nothing known: unknown = 6480 - 2580 = 3900.
+    """
+    engine, c, k = env
+    await maintain.catch_up(engine)
+    async with engine.connect() as conn:
+        hours = (
+            await conn.execute(
+                sa.text("SELECT count(DISTINCT bucket) FROM oee_states_1h WHERE device_id = 'm1'")
+            )
+        ).scalar()
+    assert hours == 2  # 07:00 and 08:00
+    two_hours = {**SETTINGS, "shifts": [{"name": "D", "start": "15:00", "end": "17:00"}]}
+    r = await c.put("/api/v1/projects/p1/oee/settings", json=two_hours, headers=auth(k.admin))
+    assert r.status_code == 200, r.text
+    r = await c.get(
+        "/api/v1/projects/p1/oee",
+        params={"start": "2026-11-23T07:00:00Z", "end": "2026-11-23T09:00:00Z", "by": "machine"},
+        headers=auth(k.read_p1),
+    )
+    assert r.status_code == 200, r.text
+    m1 = r.json()["items"][0]
+    want = {
+        **{"planned_shift_s": 7200, "planned_downtime_s": 720, "planned_busy_s": 6480},
+        **{"run_s": 2340, "down_s": 240, "unknown_s": 3900, "produced": 200, "good": 192},
+    }
+    assert {key: m1[key] for key in want} == want
+    _close(m1["availability"], 2340 / 6480)
+
+
 async def test_pareto_and_trend(env: tuple[AsyncEngine, httpx.AsyncClient, Keys]) -> None:
     _, c, k = env
     await _put_settings(c, k)

@@ -101,6 +101,34 @@ async def load_settings(conn: AsyncConnection, project_id: str) -> OeeSettingsOu
     )
 
 
+def _segments(
+    spans: list[ShiftSpan], wm: datetime | None
+) -> dict[str, tuple[list[datetime], list[int]]]:
+    """Per source, thresholds [a1, b1, a2, b2, ...] and the span (1-based) of each pair:
+    whole hours before the watermark from `1h`, the rest before it from `5m`, the time
+    after it from `live` (raw rows)."""
+    out: dict[str, tuple[list[datetime], list[int]]] = {s: ([], []) for s in ("1h", "5m", "live")}
+
+    def add(source: str, a: datetime, b: datetime, i: int) -> None:
+        if a < b:
+            bounds, idx = out[source]
+            bounds += [a, b]
+            idx.append(i)
+
+    for i, span in enumerate(spans, start=1):
+        done = span.a if wm is None else min(max(wm, span.a), span.b)
+        ha = machine.floor_1h(span.a - timedelta(microseconds=1)) + machine.HOUR
+        hb = machine.floor_1h(done)
+        if ha < hb:
+            add("5m", span.a, ha, i)
+            add("1h", ha, hb, i)
+            add("5m", hb, done, i)
+        else:
+            add("5m", span.a, done, i)
+        add("live", done, span.b, i)
+    return out
+
+
 async def _rows(
     conn: AsyncConnection,
     project_id: str,
@@ -110,49 +138,49 @@ async def _rows(
     counts: bool,
 ) -> list[tuple[Any, ...]]:
     """Seconds per (shift?, device, state, reason) or counter deltas per (shift?, device)
-    inside the spans: maintained buckets up to the watermark, raw rows after it."""
+    inside the spans: maintained hours and five minutes up to the watermark, raw rows
+    after it.
+
+    The spans are sorted and disjoint: as thresholds [a1, b1, a2, b2, ...], a bucket in
+    pair k falls in slot 2k - 1 (odd), one between pairs in an even slot, so each source
+    is read once over its range, never joined row by row against every span."""
     if not spans:
         return []
-    lo, hi = min(s.a for s in spans), max(s.b for s in spans)
     wm = await machine.watermark(conn)
-    cut = lo if wm is None else min(max(wm, lo), hi)
+    kind = "counts" if counts else "states"
     if counts:
-        cols, keys, sums = (
-            "bucket, device_id, produced, good",
-            "device_id",
-            "sum(produced), sum(good)",
-        )
-        table, live = "oee_counts_5m", machine.counts_select(projects=True)
+        cols, keys, sums = "bucket, device_id, produced, good", "device_id", "produced, good"
     else:
         cols = "bucket, device_id, state, reason, seconds, entries"
-        keys, sums = "device_id, state, reason", "sum(seconds), sum(entries)"
-        table, live = "oee_states_5m", machine.states_select(projects=True)
+        keys, sums = "device_id, state, reason", "seconds, entries"
+    live = machine.counts_select(projects=True) if counts else machine.states_select(projects=True)
+    params: dict[str, Any] = {"p": project_id, "projects": [project_id], "now": datetime.now(UTC)}
     parts = []
-    if cut > lo:
+    for source, (bounds, idx) in _segments(spans, wm).items():
+        if not bounds:
+            continue
+        params[f"t_{source}"], params[f"i_{source}"] = bounds, idx
+        if source == "live":
+            params["a"], params["b"] = min(bounds), max(bounds)
+            rows = f"SELECT {cols} FROM ({live}) AS live"
+        else:
+            params[f"lo_{source}"], params[f"hi_{source}"] = min(bounds), max(bounds)
+            rows = (
+                f"SELECT {cols} FROM oee_{kind}_{source} WHERE project_id = :p "
+                f"AND bucket >= :lo_{source} AND bucket < :hi_{source}"
+            )
+        slot = f"width_bucket(bucket, CAST(:t_{source} AS timestamptz[]))"
         parts.append(
-            f"SELECT {cols} FROM {table} WHERE project_id = :p AND bucket >= :lo AND bucket < :cut"
+            f"SELECT (CAST(:i_{source} AS integer[]))[({slot} + 1) / 2] AS i, {keys}, {sums} "
+            f"FROM ({rows}) AS r_{source} WHERE {slot} % 2 = 1"
         )
-    if hi > cut:
-        parts.append(f"SELECT {cols} FROM ({live}) AS live")
-    shift_key = "sh.i, " if per_shift else ""
+    shift_key = "i, " if per_shift else ""
     n_keys = keys.count(",") + 1 + (1 if per_shift else 0)
+    agg = ", ".join(f"sum({c.strip()})" for c in sums.split(","))
     query = (
-        f"SELECT {shift_key}{keys}, {sums} FROM ({' UNION ALL '.join(parts)}) AS o "
-        "JOIN unnest(CAST(:sa AS timestamptz[]), CAST(:sb AS timestamptz[])) "
-        "WITH ORDINALITY AS sh(a, b, i) ON o.bucket >= sh.a AND o.bucket < sh.b "
+        f"SELECT {shift_key}{keys}, {agg} FROM ({' UNION ALL '.join(parts)}) AS o "
         f"GROUP BY {', '.join(str(i) for i in range(1, n_keys + 1))}"
     )
-    params = {
-        "p": project_id,
-        "projects": [project_id],
-        "lo": lo,
-        "cut": cut,
-        "a": cut,
-        "b": hi,
-        "now": datetime.now(UTC),
-        "sa": [s.a for s in spans],
-        "sb": [s.b for s in spans],
-    }
     return [tuple(r) for r in await conn.execute(sa.text(query), params)]
 
 

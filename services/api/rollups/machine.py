@@ -9,6 +9,8 @@ sample whose state or reason differs from the one before, or follows a silence).
 counter's delta is the difference to its previous sample, or the new value itself when it
 went down (the counter was reset, so it counted up from zero since).
 
+Hours are merged from the five-minute buckets in the same pass (an hour holding the
+watermark is partial until the watermark passes it; queries read only hours before it).
 Buckets are final once every sample that could still change them has arrived, i.e.
 `HOLD` plus the rollups' grace after they end; a pass deletes and rewrites whole buckets,
 so repeating it changes nothing. The same SELECTs serve queries for the stretch after the
@@ -28,6 +30,7 @@ BUCKET_S: Final = 300
 HOLD: Final = timedelta(minutes=10)
 COUNTER_LOOKBACK: Final = timedelta(hours=1)  # a counter sample's predecessor, at most
 GRACE: Final = timedelta(seconds=10)
+HOUR: Final = timedelta(hours=1)
 MAX_SPAN: Final = timedelta(hours=6)  # newly closed time per pass
 RELOOK: Final = 2  # buckets before the watermark re-aggregated each pass
 STATE_METRICS: Final = ("state", "reason", "count.produced", "count.good")
@@ -118,6 +121,11 @@ def floor_5m(t: datetime) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % BUCKET_S, UTC)
 
 
+def floor_1h(t: datetime) -> datetime:
+    epoch = int(t.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % 3600, UTC)
+
+
 @dataclass(frozen=True)
 class Progress:
     spec: str
@@ -184,19 +192,33 @@ async def run_once(engine: AsyncEngine, now: datetime | None = None) -> list[Pro
         if end <= start:
             return [Progress("oee", "5m", wm, True)]
         params = {"a": start, "b": end, "now": now}
-        for table, select, cols in (
-            (
-                "oee_states_5m",
-                states_select(),
-                "bucket, project_id, device_id, state, reason, seconds, entries",
-            ),
-            ("oee_counts_5m", counts_select(), "bucket, project_id, device_id, produced, good"),
+        hours = {"a": floor_1h(start), "b": floor_1h(end - timedelta(microseconds=1)) + HOUR}
+        for kind, select, keys, sums in (
+            ("states", states_select(), "state, reason", "sum(seconds), sum(entries)"),
+            ("counts", counts_select(), "", "sum(produced), sum(good)"),
         ):
+            cols = f"bucket, project_id, device_id{', ' if keys else ''}{keys}, " + (
+                "seconds, entries" if kind == "states" else "produced, good"
+            )
+            five, hour = f"oee_{kind}_5m", f"oee_{kind}_1h"
             await conn.execute(
-                sa.text(f"DELETE FROM {table} WHERE bucket >= :a AND bucket < :b"), params
+                sa.text(f"DELETE FROM {five} WHERE bucket >= :a AND bucket < :b"), params
             )
             await conn.execute(
-                sa.text(f"INSERT INTO {table} ({cols}) {select} ORDER BY 2, 3, 1"), params
+                sa.text(f"INSERT INTO {five} ({cols}) {select} ORDER BY 2, 3, 1"), params
+            )
+            # The hours these buckets belong to, merged again from all their five minutes.
+            await conn.execute(
+                sa.text(f"DELETE FROM {hour} WHERE bucket >= :a AND bucket < :b"), hours
+            )
+            group = ", ".join(str(i) for i in range(1, 4 + (2 if keys else 0)))
+            await conn.execute(
+                sa.text(
+                    f"INSERT INTO {hour} ({cols}) SELECT time_bucket(INTERVAL '1 hour', bucket), "
+                    f"project_id, device_id{', ' if keys else ''}{keys}, {sums} FROM {five} "
+                    f"WHERE bucket >= :a AND bucket < :b GROUP BY {group} ORDER BY 2, 3, 1"
+                ),
+                hours,
             )
         new_wm = max(wm, end)
         await _set(conn, new_wm)
