@@ -317,7 +317,7 @@ OEE_SETTINGS: Final = {
         {"name": "B", "start": "14:00", "end": "22:00", "days": [1, 2, 3, 4, 5, 6, 7]},
         {"name": "C", "start": "22:00", "end": "06:00", "days": [1, 2, 3, 4, 5, 6, 7]},
     ],
-    "ideal_cycle_s": {"default": 36.0, "lines": {}, "machines": {}},
+    "ideal_cycle_s": {"default": 30.0, "lines": {}, "machines": {}},
     "reasons": {"1": "Tool break", "2": "No material", "3": "Jam", "4": "Quality check",
                 "5": "Operator absent"},
 }  # fmt: skip

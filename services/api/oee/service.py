@@ -136,6 +136,7 @@ async def _rows(
     *,
     per_shift: bool,
     counts: bool,
+    reasons: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Seconds per (shift?, device, state, reason) or counter deltas per (shift?, device)
     inside the spans: maintained hours and five minutes up to the watermark, raw rows
@@ -152,7 +153,8 @@ async def _rows(
         cols, keys, sums = "bucket, device_id, produced, good", "device_id", "produced, good"
     else:
         cols = "bucket, device_id, state, reason, seconds, entries"
-        keys, sums = "device_id, state, reason", "seconds, entries"
+        keys = "device_id, state, reason" if reasons else "device_id, state"
+        sums = "seconds, entries"
     live = machine.counts_select(projects=True) if counts else machine.states_select(projects=True)
     params: dict[str, Any] = {"p": project_id, "projects": [project_id], "now": datetime.now(UTC)}
     parts = []
@@ -266,32 +268,40 @@ def _pri(cfg: OeeSettings, device: str, line: str | None) -> float | None:
 
 
 async def _machines(
-    conn: AsyncConnection, project_id: str, cfg: OeeSettings, spans: list[ShiftSpan]
+    conn: AsyncConnection,
+    project_id: str,
+    cfg: OeeSettings,
+    spans: list[ShiftSpan],
+    per_shift: bool,
 ) -> tuple[dict[tuple[int, str], Acc], dict[str, str | None]]:
-    """Per (shift index, machine) sums; the shift index is 1-based into `spans`."""
-    states = await _rows(conn, project_id, spans, per_shift=True, counts=False)
-    counts = await _rows(conn, project_id, spans, per_shift=True, counts=True)
+    """Per (shift, machine) sums; the shift is 1-based into `spans`, or 0 for all of them
+    (a machine's figures need no split by shift: PRI x produced adds up)."""
+    states = await _rows(conn, project_id, spans, per_shift=per_shift, counts=False)
+    counts = await _rows(conn, project_id, spans, per_shift=per_shift, counts=True)
     lines = await _lines(conn, project_id)
     accs: dict[tuple[int, str], Acc] = {}
+    total = sum((s.b - s.a).total_seconds() for s in spans)
 
     def acc(i: int, device: str) -> Acc:
         got = accs.get((i, device))
         if got is None:
-            span = spans[i - 1]
-            got = accs[(i, device)] = Acc(pot=(span.b - span.a).total_seconds())
+            pot = total if i == 0 else (spans[i - 1].b - spans[i - 1].a).total_seconds()
+            got = accs[(i, device)] = Acc(pot=pot)
             got.machines.add(device)
         return got
 
-    for i, device, state, _reason, seconds, _entries in states:
+    for row in states:
+        i, (device, state, seconds, _entries) = (row[0], row[1:]) if per_shift else (0, row)
         acc(int(i), device).states[int(state)] += float(seconds)
-    for i, device, produced, good in counts:
+    for row in counts:
+        i, (device, produced, good) = (row[0], row[1:]) if per_shift else (0, row)
         a = acc(int(i), device)
         a.produced += float(produced)
         a.good += float(good)
     devices = {d for _, d in accs}
     # A machine is planned for every shift in range, also those it sent nothing in.
     for device in devices:
-        for i in range(1, len(spans) + 1):
+        for i in range(1, len(spans) + 1) if per_shift else (0,):
             acc(i, device)
     for (_, device), a in accs.items():
         a.finish(_pri(cfg, device, lines.get(device)))
@@ -305,7 +315,7 @@ async def oee_summary(
     cfg = await load_settings(conn, project_id)
     start, end = align(start, end)
     spans = shift_spans(cfg, start, end) if end > start else []
-    accs, lines = await _machines(conn, project_id, cfg, spans)
+    accs, lines = await _machines(conn, project_id, cfg, spans, per_shift=False)
     groups: dict[str | None, Acc] = {}
     line_of: dict[str | None, str | None] = {}
     for (_, device), a in sorted(accs.items()):
@@ -341,7 +351,7 @@ async def oee_pareto(
     cfg = await load_settings(conn, project_id)
     start, end = align(start, end)
     spans = shift_spans(cfg, start, end) if end > start else []
-    rows = await _rows(conn, project_id, spans, per_shift=False, counts=False)
+    rows = await _rows(conn, project_id, spans, per_shift=False, counts=False, reasons=True)
     by_reason: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for _device, state, reason, seconds, entries in rows:
         if int(state) == DOWN:
@@ -372,7 +382,7 @@ async def oee_trend(
     cfg = await load_settings(conn, project_id)
     start, end = align(start, end)
     spans = shift_spans(cfg, start, end) if end > start else []
-    accs, _ = await _machines(conn, project_id, cfg, spans)
+    accs, _ = await _machines(conn, project_id, cfg, spans, per_shift=True)
     per: dict[int, Acc] = {}
     for (i, _device), a in accs.items():
         per.setdefault(i, Acc()).add(a)
