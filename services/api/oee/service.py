@@ -165,11 +165,20 @@ async def _rows(
         if source == "live":
             params["a"], params["b"] = min(bounds), max(bounds)
             rows = f"SELECT {cols} FROM ({live}) AS live"
-        else:
-            params[f"lo_{source}"], params[f"hi_{source}"] = min(bounds), max(bounds)
+        elif source == "1h":
+            params["lo_1h"], params["hi_1h"] = min(bounds), max(bounds)
             rows = (
-                f"SELECT {cols} FROM oee_{kind}_{source} WHERE project_id = :p "
-                f"AND bucket >= :lo_{source} AND bucket < :hi_{source}"
+                f"SELECT {cols} FROM oee_{kind}_1h WHERE project_id = :p "
+                "AND bucket >= :lo_1h AND bucket < :hi_1h"
+            )
+        else:
+            # Five-minute rows only at the shifts' edges: one index range per edge, not
+            # every five minutes of the range.
+            params["a_5m"], params["b_5m"] = bounds[0::2], bounds[1::2]
+            rows = (
+                f"SELECT {cols} FROM oee_{kind}_5m JOIN unnest(CAST(:a_5m AS timestamptz[]), "
+                "CAST(:b_5m AS timestamptz[])) AS seg(a, b) ON bucket >= seg.a AND bucket < seg.b "
+                "WHERE project_id = :p"
             )
         slot = f"width_bucket(bucket, CAST(:t_{source} AS timestamptz[]))"
         parts.append(
