@@ -9,6 +9,7 @@ import * as device from "./pages/device.js";
 import * as notify from "./pages/notify.js";
 import * as alarm from "./pages/alarm.js";
 import * as admin from "./pages/admin.js";
+import * as oee from "./pages/oee.js";
 
 const RANGES = { h1: 3600, h6: 6 * 3600, h24: 86400, d7: 7 * 86400, d30: 30 * 86400 };
 const main = document.getElementById("main");
@@ -60,6 +61,7 @@ function setLive(on) {
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "p" && parts[1] && parts[2] === "d" && parts[3]) return { page: device, project: parts[1], device: parts[3] };
+  if (parts[0] === "p" && parts[1] && parts[2] === "oee") return { page: oee, project: parts[1] };
   if (parts[0] === "p" && parts[1]) return { page: project, project: parts[1] };
   if (parts[0] === "notify") return { page: notify };
   if (parts[0] === "a" && parts[1]) return { page: alarm, alarm: parts[1] };

@@ -91,6 +91,7 @@ export async function render(main, ctx) {
   head.replaceChildren(
     h("h1", { class: "page-title" }, project.name || pid, project.status && project.status !== "active" ? [" ", statusChip(project.status)] : null),
     h("div", { class: "muted" }, [project.enterprise, project.scenario, project.city].filter(Boolean).join(" · ")),
+    h("a", { href: `#/p/${enc}/oee`, id: "oee-link", class: "button ghost" }, t("oee_link")),
     ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
 
   function alarmRow(a) {
