@@ -182,14 +182,17 @@ async def _rows(
             )
         slot = f"width_bucket(bucket, CAST(:t_{source} AS timestamptz[]))"
         parts.append(
-            f"SELECT (CAST(:i_{source} AS integer[]))[({slot} + 1) / 2] AS i, {keys}, {sums} "
-            f"FROM ({rows}) AS r_{source} WHERE {slot} % 2 = 1"
+            f"SELECT (CAST(:i_{source} AS integer[]))[(wb + 1) / 2] AS i, {keys}, {sums} "
+            f"FROM (SELECT {slot} AS wb, * FROM ({rows}) AS r) AS r_{source} WHERE wb % 2 = 1"
         )
     shift_key = "i, " if per_shift else ""
     n_keys = keys.count(",") + 1 + (1 if per_shift else 0)
     agg = ", ".join(f"sum({c.strip()})" for c in sums.split(","))
+    # Grouping compares device ids bytewise: the locale's collation made sorting the rows
+    # of thirty days most of the query's time.
+    outer = keys.replace("device_id", 'device_id COLLATE "C" AS device_id')
     query = (
-        f"SELECT {shift_key}{keys}, {agg} FROM ({' UNION ALL '.join(parts)}) AS o "
+        f"SELECT {shift_key}{outer}, {agg} FROM ({' UNION ALL '.join(parts)}) AS o "
         f"GROUP BY {', '.join(str(i) for i in range(1, n_keys + 1))}"
     )
     return [tuple(r) for r in await conn.execute(sa.text(query), params)]
