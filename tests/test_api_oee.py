@@ -243,6 +243,31 @@ async def test_whole_hours_come_from_the_hourly_table(
     assert {key: m1[key] for key in want} == want
     _close(m1["availability"], 2340 / 6480)
 
+    # Two one-hour shifts with the busy hour 08:00-09:00 between them: its hourly rows lie
+    # inside the range read and must count for neither. m1 runs 07:55-08:00, then nothing
+    # is known in 09:00-10:00 (the 08:40 "off" held until 08:50).
+    apart = {
+        **SETTINGS,
+        "shifts": [
+            {"name": "E", "start": "15:00", "end": "16:00"},
+            {"name": "F", "start": "17:00", "end": "18:00"},
+        ],
+    }
+    r = await c.put("/api/v1/projects/p1/oee/settings", json=apart, headers=auth(k.admin))
+    assert r.status_code == 200, r.text
+    span = {"start": "2026-11-23T07:00:00Z", "end": "2026-11-23T10:00:00Z"}
+    r = await c.get(
+        "/api/v1/projects/p1/oee", params={**span, "by": "machine"}, headers=auth(k.read_p1)
+    )
+    m1 = r.json()["items"][0]
+    want = {"planned_shift_s": 7200, "run_s": 300, "down_s": 0, "unknown_s": 6900, "produced": 0}
+    assert {key: m1[key] for key in want} == want
+    r = await c.get("/api/v1/projects/p1/oee/trend", params=span, headers=auth(k.read_p1))
+    e, f = r.json()["items"]
+    # m2 sent nothing inside these shifts: it is not among the machines of this range.
+    assert (e["shift"], e["run_s"], e["planned_shift_s"]) == ("E", 300, 3600)
+    assert (f["shift"], f["run_s"], f["unknown_s"]) == ("F", 0, 3600)
+
 
 async def test_pareto_and_trend(env: tuple[AsyncEngine, httpx.AsyncClient, Keys]) -> None:
     _, c, k = env
