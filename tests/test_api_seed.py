@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from f5gdev.seed.generate import KINDS_ALL, METRICS
+from f5gdev.seed.generate import KINDS_ALL, TELEMETRY_METRICS
 from services.core import db
 
 
@@ -44,7 +44,9 @@ def test_seed_command_loads_every_stream_and_builds_rollups(
     per_kind = 8 // len(KINDS_ALL)
     assert counts["agv_status"] == per_kind * per_device
     assert counts["inspections"] == per_kind * per_device
-    assert counts["telemetry"] == per_kind * per_device // len(METRICS) * len(METRICS)
+    # Each metric takes every len(TELEMETRY_METRICS)-th of a device's timestamps.
+    per_metric = -(-per_device // len(TELEMETRY_METRICS))
+    assert counts["telemetry"] == per_kind * per_metric * len(TELEMETRY_METRICS)
     # Values survive the hand-built binary format: types, NULLs, JSONB and text intact.
     failed = _rows(url, "SELECT defects, defect_count FROM inspections WHERE NOT passed")
     for defects, count in failed:

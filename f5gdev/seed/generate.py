@@ -11,6 +11,7 @@ thousands.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -34,6 +35,9 @@ AGV_STATES: Final = ("moving", "loading", "idle", "charging", "error", "estop")
 AGV_SHARES: Final = (0.60, 0.15, 0.10, 0.12, 0.02, 0.01)
 DEFECT_TYPES: Final = ("scratch", "dent", "missing_screw", "misalignment", "stain", "crack")
 METRICS: Final = ("temperature_c", "vibration_mm_s", "spindle_rpm")
+# Machine states for OEE (docs/device-guide.md), beside the process metrics.
+MACHINE_STATE_METRICS: Final = ("state", "reason", "count.produced", "count.good")
+TELEMETRY_METRICS: Final = (*METRICS, *MACHINE_STATE_METRICS)
 
 F64 = npt.NDArray[np.float64]
 
@@ -198,9 +202,25 @@ def _inspection(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) ->
         )
 
 
+def _machine_states(dev: SeedDevice, t: F64) -> dict[str, F64]:
+    """OEE inputs: a state per quarter hour (mostly running, some unplanned downtime with
+    reason codes 1-5, idle, setup, planned stops), counters that a restart resets."""
+    slot = np.floor(t / 900).astype(np.int64)
+    u = ((slot * 2654435761 + dev.index * 40503) % 2**32) / 2**32
+    state = np.select([u < 0.80, u < 0.88, u < 0.95, u < 0.98], [1.0, 2.0, 3.0, 5.0], default=4.0)
+    reason = np.where(state == 3.0, 1.0 + (slot * 7 + dev.index) % 5, 0.0)
+    produced = np.floor(t / 40) % 50_000  # one part per 40 s, reset every ~23 days
+    return {
+        "state": state,
+        "reason": reason,
+        "count.produced": produced,
+        "count.good": np.floor(produced * 0.97),
+    }
+
+
 def _telemetry(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) -> Iterator[bytes]:
-    # rows_per_device_per_day counts rows, so each of the metrics gets a third of them.
-    t = t[:: len(METRICS)]
+    # rows_per_device_per_day counts rows, shared evenly by the metrics.
+    t = t[:: len(TELEMETRY_METRICS)]
     n = len(t)
     pg_ts = to_pg_us(t)
     seq = seq0 + np.arange(n, dtype=np.int64)
@@ -208,8 +228,9 @@ def _telemetry(dev: SeedDevice, t: F64, seq0: int, rng: np.random.Generator) -> 
         "temperature_c": 45 + 5 * np.sin(t / 3600) + rng.normal(0, 0.5, n),
         "vibration_mm_s": np.abs(rng.normal(2.5, 0.4, n)),
         "spindle_rpm": 12000 + rng.normal(0, 50, n),
+        **_machine_states(dev, t),
     }
-    for metric in METRICS:
+    for metric in TELEMETRY_METRICS:
         yield encode(
             n,
             [
@@ -294,6 +315,7 @@ async def seed(url: str, plan: SeedPlan, seed: int = 1) -> dict[str, int]:
                 for d in devs
             ],
         )
+        await _oee_settings(conn, plan)
     finally:
         await conn.close()
     by_table: dict[str, list[SeedDevice]] = {}
@@ -306,6 +328,28 @@ async def seed(url: str, plan: SeedPlan, seed: int = 1) -> dict[str, int]:
     result = dict(zip(by_table, counts, strict=True))
     log.info("seeded %d rows in %.1f s", sum(counts), time.perf_counter() - started)
     return result
+
+
+OEE_SETTINGS: Final = {
+    "timezone": "Asia/Shanghai",
+    "shifts": [
+        {"name": "A", "start": "06:00", "end": "14:00", "days": [1, 2, 3, 4, 5, 6, 7]},
+        {"name": "B", "start": "14:00", "end": "22:00", "days": [1, 2, 3, 4, 5, 6, 7]},
+        {"name": "C", "start": "22:00", "end": "06:00", "days": [1, 2, 3, 4, 5, 6, 7]},
+    ],
+    "ideal_cycle_s": {"default": 30.0, "lines": {}, "machines": {}},
+    "reasons": {"1": "Tool break", "2": "No material", "3": "Jam", "4": "Quality check",
+                "5": "Operator absent"},
+}  # fmt: skip
+
+
+async def _oee_settings(conn: asyncpg.Connection, plan: SeedPlan) -> None:
+    """Three shifts and an ideal cycle time per project, so OEE has a plan to measure."""
+    await conn.executemany(
+        "INSERT INTO oee_settings (project_id, settings, updated_by) "
+        "VALUES ($1, $2::jsonb, 'seed') ON CONFLICT (project_id) DO NOTHING",
+        [(f"p{i + 1}", json.dumps(OEE_SETTINGS)) for i in range(plan.projects)],
+    )
 
 
 def default_end() -> datetime:

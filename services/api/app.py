@@ -46,6 +46,7 @@ from services.api.limits import RequestLimits
 from services.api.notify.views import alarm_router as notify_alarm_router
 from services.api.notify.views import router as notify_router
 from services.api.observe import ApiMetrics, MetricsMiddleware
+from services.api.oee.views import router as oee_router
 from services.api.projects.views import router as projects_router
 from services.api.responses import JSONResponse
 from services.api.retention import maintain as retention
@@ -179,6 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
         series_router,
         kpis_router,
         floor_router,
+        oee_router,
         alarms_router,
         notify_alarm_router,
         notify_router,

@@ -438,3 +438,57 @@ link_gaps = Table(
     Index("ix_link_gaps_project_next", "project_id", "next_ts"),
     Index("ix_link_gaps_next", "next_ts"),
 )
+# --------------------------------------------------------------------------- OEE (0012_oee)
+
+# Per project: shifts, time zone, ideal cycle times, reason names (validated by the API).
+oee_settings = Table(
+    "oee_settings",
+    metadata,
+    Column("project_id", Text, primary_key=True),
+    Column("settings", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_by", Text, nullable=False),
+)
+
+
+# Seconds per (state, reason) of one machine in one five-minute (one-hour) bucket, kept by
+# the rollup maintainer; reason 0 = none given.
+def _oee_states(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("project_id", Text, primary_key=True),
+        Column("bucket", DateTime(timezone=True), primary_key=True),
+        Column("device_id", Text, primary_key=True),
+        Column("state", SmallInteger, primary_key=True),
+        Column("reason", Integer, primary_key=True),
+        Column("seconds", Double, nullable=False),
+        Column("entries", Integer, nullable=False),
+    )
+
+
+# Counter deltas (produced, good) of one machine in one five-minute (one-hour) bucket.
+def _oee_counts(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("project_id", Text, primary_key=True),
+        Column("bucket", DateTime(timezone=True), primary_key=True),
+        Column("device_id", Text, primary_key=True),
+        Column("produced", Double, nullable=False),
+        Column("good", Double, nullable=False),
+    )
+
+
+oee_states_5m = _oee_states("oee_states_5m")
+oee_states_1h = _oee_states("oee_states_1h")
+oee_counts_5m = _oee_counts("oee_counts_5m")
+oee_counts_1h = _oee_counts("oee_counts_1h")
+
+oee_watermark = Table(
+    "oee_watermark",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("watermark", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

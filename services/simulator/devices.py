@@ -199,8 +199,60 @@ def pair_stations(fleet: list[SimDevice]) -> list[tuple[str, str, str]]:
     return pairs
 
 
+# Machine states of the OEE convention (docs/device-guide.md) and what follows each stop.
+RUNNING, IDLE, DOWN, PLANNED_STOP, SETUP = 1, 2, 3, 4, 5
+_AFTER_RUN = ((DOWN, 0.35, (30, 150)), (IDLE, 0.3, (15, 60)), (SETUP, 0.2, (60, 180)),
+              (PLANNED_STOP, 0.15, (60, 120)))  # fmt: skip
+SIM_CYCLE_S = 20.0  # the simulated machines' ideal cycle time
+
+
+@dataclass
+class MachineStates:
+    """A machine's state, downtime reason and part counters over wall-clock time: runs for
+    minutes, then stops (unplanned with a reason code 1-5, idle, setup or a planned stop)
+    and runs again; while running it makes a part every cycle, a few of them bad. Its
+    controller restarts now and then, which resets the counters."""
+
+    state: int = RUNNING
+    reason: int = 0
+    until: float = 0.0
+    produced: int = 0
+    good: int = 0
+    next_part: float = 0.0
+
+    def metrics(self, now: float, rng: random.Random) -> dict[str, float]:
+        if now >= self.until:
+            if self.state == RUNNING and self.until:
+                pick, acc = rng.random(), 0.0
+                for state, share, (lo, hi) in _AFTER_RUN:
+                    acc += share
+                    if pick < acc or state == PLANNED_STOP:
+                        self.state, self.until = state, now + rng.uniform(lo, hi)
+                        break
+                self.reason = rng.randint(1, 5) if self.state == DOWN else 0
+            else:
+                self.state, self.reason = RUNNING, 0
+                self.until = now + rng.uniform(180, 600)
+                self.next_part = now + SIM_CYCLE_S
+        if self.state == RUNNING:
+            while now >= self.next_part:
+                self.produced += 1
+                self.good += rng.random() < 0.97
+                self.next_part += SIM_CYCLE_S * rng.uniform(1.0, 1.25)
+        if rng.random() < 0.0002:
+            self.produced = self.good = 0
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "count.produced": self.produced,
+            "count.good": self.good,
+        }
+
+
 @dataclass
 class Machine(SimDevice):
+    states: MachineStates = field(default_factory=MachineStates)
+
     def next_record(self, fault_probability: float) -> dict[str, Any]:
         self.seq += 1
         faulty = self.maybe_fault(fault_probability, (20, 60))
@@ -212,5 +264,6 @@ class Machine(SimDevice):
                 "spindle_temp_c": round(self.rng.gauss(68 if faulty else 42, 0.8), 2),
                 "vibration_mm_s": round(abs(self.rng.gauss(7.5 if faulty else 1.8, 0.2)), 3),
                 "power_kw": round(self.rng.gauss(11, 0.4), 2),
+                **self.states.metrics(time.time(), self.rng),
             },
         }

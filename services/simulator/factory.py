@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Final
 
 import aiomqtt
 import orjson
@@ -16,6 +17,7 @@ from paho.mqtt.properties import Properties
 from services.core.runtime import mqtt_client_kwargs, run_async
 from services.core.settings import Settings
 from services.simulator.devices import (
+    SIM_CYCLE_S,
     FiveGModule,
     Machine,
     SimDevice,
@@ -181,6 +183,45 @@ def register_projects(settings: Settings) -> None:
         engine.dispose()
 
 
+# A round-the-clock plan for the simulated plants, so `make run` shows OEE at once; an
+# admin's own settings (PUT .../oee/settings) are never overwritten.
+SIM_OEE_SETTINGS: Final = {
+    "timezone": "Asia/Shanghai",
+    "shifts": [
+        {"name": "A", "start": "06:00", "end": "14:00", "days": [1, 2, 3, 4, 5, 6, 7]},
+        {"name": "B", "start": "14:00", "end": "22:00", "days": [1, 2, 3, 4, 5, 6, 7]},
+        {"name": "C", "start": "22:00", "end": "06:00", "days": [1, 2, 3, 4, 5, 6, 7]},
+    ],
+    "ideal_cycle_s": {"default": SIM_CYCLE_S, "lines": {}, "machines": {}},
+    "reasons": {"1": "Tool break", "2": "No material", "3": "Jam", "4": "Quality check",
+                "5": "Operator absent"},
+}  # fmt: skip
+
+
+def register_oee_settings(settings: Settings) -> None:
+    """Give each simulated project shifts and an ideal cycle time unless it has its own."""
+    import sqlalchemy as sa
+
+    from services.core.db import sync_url
+
+    engine = sa.create_engine(sync_url(settings.database.url))
+    try:
+        with engine.begin() as conn:
+            for info in project_infos(settings.simulator.projects):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO oee_settings (project_id, settings, updated_by) "
+                        "VALUES (:p, CAST(:s AS jsonb), 'simulator') "
+                        "ON CONFLICT (project_id) DO NOTHING"
+                    ),
+                    {"p": info.id, "s": orjson.dumps(SIM_OEE_SETTINGS).decode()},
+                )
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not set the OEE plan (%s); continuing", exc.__class__.__name__)
+    finally:
+        engine.dispose()
+
+
 async def publish_fleet(settings: Settings, duration: float | None) -> int:
     """Publish the native fleet and the protocol publishers side by side; returns the
     messages sent by all of them.
@@ -311,5 +352,6 @@ async def _publish_sparkplug(
 
 def run(settings: Settings, duration: float | None = None) -> None:
     register_projects(settings)
+    register_oee_settings(settings)
     sent = run_async(publish_fleet(settings, duration))
     log.info("simulator stopped after %d messages", sent)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.api.availability import gaps
-from services.api.rollups import sql
+from services.api.rollups import machine, sql
 from services.api.rollups.specs import RESOLUTIONS, SPECS, Spec
 from services.core.settings import AvailabilitySettings
 
@@ -141,13 +141,20 @@ async def run_once(
     engine: AsyncEngine, now: datetime | None = None, gap_floor_s: float = GAP_FLOOR_S
 ) -> list[Progress]:
     """One bounded pass over every spec (concurrently, one connection each): minutes
-    first, then the hours they complete; and the link gaps."""
+    first, then the hours they complete; beside them the link gaps and the machine states
+    kept for OEE."""
     now = now or datetime.now(UTC)
     results = await asyncio.gather(
         *(_run_spec(engine, i, spec, now) for i, spec in enumerate(SPECS.values())),
         _run_gaps(engine, now, gap_floor_s),
+        _run_machine(engine, now),
     )
     return [p for r in results for p in r]
+
+
+async def _run_machine(engine: AsyncEngine, now: datetime) -> list[Progress]:
+    done = await machine.run_once(engine, now)
+    return [Progress(p.spec, p.resolution, p.watermark, p.caught_up) for p in done]
 
 
 async def catch_up(
@@ -182,3 +189,4 @@ async def rewind(engine: AsyncEngine, since: datetime) -> None:
             ),
             {"w": since, "s": gaps.SPEC, "r": gaps.RESOLUTION},
         )
+    await machine.rewind(engine, since)

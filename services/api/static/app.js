@@ -11,6 +11,7 @@ import * as alarm from "./pages/alarm.js";
 import * as admin from "./pages/admin.js";
 import * as floor from "./pages/floor.js";
 import * as availability from "./pages/availability.js";
+import * as oee from "./pages/oee.js";
 
 const RANGES = { h1: 3600, h6: 6 * 3600, h24: 86400, d7: 7 * 86400, d30: 30 * 86400 };
 const main = document.getElementById("main");
@@ -64,6 +65,7 @@ function route() {
   if (parts[0] === "p" && parts[1] && parts[2] === "d" && parts[3]) return { page: device, project: parts[1], device: parts[3] };
   if (parts[0] === "p" && parts[1] && parts[2] === "floor") return { page: floor, project: parts[1] };
   if (parts[0] === "p" && parts[1] && parts[2] === "availability") return { page: availability, project: parts[1] };
+  if (parts[0] === "p" && parts[1] && parts[2] === "oee") return { page: oee, project: parts[1] };
   if (parts[0] === "p" && parts[1]) return { page: project, project: parts[1] };
   if (parts[0] === "notify") return { page: notify };
   if (parts[0] === "a" && parts[1]) return { page: alarm, alarm: parts[1] };

@@ -92,6 +92,17 @@ const STRINGS = {
     av_deadline: "Interval + survival", av_rsrp_bands: "RSRP bands", av_sinr_bands: "SINR bands",
     p50: "p50", p95: "p95", p99: "p99",
     cause_network_suspected: "network suspected", cause_link_consequence: "caused by 5G link",
+    // OEE page (pages/oee.js)
+    oee_title: "OEE", oee_link: "OEE", oee_back: "Back to the project",
+    oee_availability: "Availability", oee_effectiveness: "Performance", oee_quality: "Quality",
+    oee_oee: "OEE", oee_run: "Run time", oee_down: "Unplanned downtime", oee_planned_busy: "Planned busy time",
+    oee_produced: "Good / produced", oee_good: "Good",
+    oee_no_plan: "No shifts planned: OEE needs a shift plan (an admin sets it below).",
+    oee_by_machine: "OEE per machine", oee_by_line: "OEE per line", oee_machine: "Machine", oee_line: "Line",
+    oee_no_line: "(no line)", oee_pareto: "Downtime by reason (Pareto)", oee_trend: "OEE per shift (%)",
+    oee_settings: "Shift plan and ideal cycle time", oee_timezone: "Time zone",
+    oee_ideal_cycle: "Ideal cycle time (default)", oee_minutes: "min", oee_downtime: "Downtime",
+    oee_stops: "stops", oee_bad_json: "Not valid JSON", oee_saved: "OEE settings saved",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -185,6 +196,17 @@ const STRINGS = {
     av_deadline: "传输间隔 + 生存时间", av_rsrp_bands: "RSRP 区间", av_sinr_bands: "SINR 区间",
     p50: "p50", p95: "p95", p99: "p99",
     cause_network_suspected: "疑似网络原因", cause_link_consequence: "由 5G 链路引起",
+    // OEE page (pages/oee.js)
+    oee_title: "设备综合效率（OEE）", oee_link: "OEE", oee_back: "返回项目",
+    oee_availability: "时间开动率", oee_effectiveness: "性能开动率", oee_quality: "合格品率",
+    oee_oee: "OEE", oee_run: "运行时间", oee_down: "非计划停机", oee_planned_busy: "计划负荷时间",
+    oee_produced: "合格数 / 产量", oee_good: "合格数",
+    oee_no_plan: "未设置班次：OEE 需要班次计划（由管理员在下方设置）。",
+    oee_by_machine: "各设备 OEE", oee_by_line: "各产线 OEE", oee_machine: "设备", oee_line: "产线",
+    oee_no_line: "（未分配产线）", oee_pareto: "停机原因（帕累托）", oee_trend: "各班次 OEE（%）",
+    oee_settings: "班次计划与理想节拍", oee_timezone: "时区",
+    oee_ideal_cycle: "理想节拍（默认）", oee_minutes: "分钟", oee_downtime: "停机时间",
+    oee_stops: "次停机", oee_bad_json: "不是有效的 JSON", oee_saved: "OEE 设置已保存",
   },
 };
 

@@ -95,6 +95,7 @@ export async function render(main, ctx) {
     h("div", { class: "muted" }, [project.enterprise, project.scenario, project.city].filter(Boolean).join(" · ")),
     h("a", { class: "chip", id: "floor-link", href: `#/p/${enc}/floor` }, t("floor_map")),
     h("a", { class: "chip av-link", href: `#/p/${enc}/availability` }, t("av_link")),
+    h("a", { class: "chip", id: "oee-link", href: `#/p/${enc}/oee` }, t("oee_link")),
     ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
 
   function alarmRow(a) {
