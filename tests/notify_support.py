@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -199,7 +200,9 @@ def notify_env(settings: Settings) -> dict[str, str]:
     env["F5G_LOG_LEVEL"] = "INFO"
     for key, value in settings.notify.model_dump().items():
         if value is not None:
-            env[f"F5G_NOTIFY__{key.upper()}"] = str(value)
+            # Lists as JSON, as pydantic-settings reads them from the environment.
+            text = json.dumps(value) if isinstance(value, list) else str(value)
+            env[f"F5G_NOTIFY__{key.upper()}"] = text
     return env
 
 

@@ -57,6 +57,8 @@ FAST = {
     "lease_s": 4.0,
     "escalation_interval_s": 0.3,
     "metrics_port": 0,
+    # The receivers listen on loopback: the opt-out the local stack also sets.
+    "allow_private_targets": ["127.0.0.0/8"],
 }
 
 

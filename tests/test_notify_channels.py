@@ -31,8 +31,12 @@ from services.protocols.notify.channels import mqtt as mq
 from services.protocols.notify.channels import webhook as wh
 from services.protocols.notify.channels import wecom as wc
 from services.protocols.notify.http import Client
+from services.protocols.notify.targets import Targets
 from services.protocols.notify.templates import render, truncate_utf8
 from tests.notify_receivers import LOOPBACK, WebhookReceiver, make_notice
+
+# The receivers listen on loopback: the opt-out the local stack also sets.
+LOOPBACK_TARGETS = Targets(["127.0.0.0/8"])
 
 SECRET = "s3cret-webhook-key-0123456789"
 MAIL = em.EmailConfig(host="smtp.example", sender="a@plant.example", recipients=["b@plant.example"])
@@ -167,7 +171,7 @@ def _config(receiver: WebhookReceiver, **kw: object) -> wh.WebhookConfig:
 
 async def test_webhook_delivers_signed_json(receiver: WebhookReceiver) -> None:
     notice = make_notice(evidence={"speed": 0.0, 3: "non-string key"})
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         for language in ("en", "zh"):
             outcome = await wh.send(_config(receiver), notice, language, client)
             assert (outcome.ok, outcome.status) == (True, "200"), outcome
@@ -185,7 +189,7 @@ async def test_webhook_delivers_signed_json(receiver: WebhookReceiver) -> None:
 
 
 async def test_webhook_document_matches_its_json_schema(receiver: WebhookReceiver) -> None:
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         notice = make_notice(value=None, opened_at=None, line=None, evidence={"a": [1, 2]})
         for n in (make_notice(), notice):
             assert (await wh.send(_config(receiver), n, "en", client)).ok
@@ -201,7 +205,7 @@ async def test_webhook_classifies_answers(
     receiver: WebhookReceiver, status: int, retryable: bool
 ) -> None:
     receiver.fail_next(1, status, b'{"error":"scripted"}')
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         outcome = await wh.send(_config(receiver), make_notice(), "en", client)
     assert (outcome.ok, outcome.retryable, outcome.status) == (False, retryable, str(status))
     assert "scripted" in outcome.answer
@@ -211,7 +215,7 @@ async def test_webhook_classifies_answers(
 async def test_webhook_receiver_down_and_timeout_are_retryable(
     receiver: WebhookReceiver,
 ) -> None:
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         # a kept-alive connection first: stopping must cut it, as a crashed receiver would
         assert (await wh.send(_config(receiver), make_notice(), "en", client)).ok
         receiver.stop()
@@ -231,7 +235,7 @@ async def test_webhook_wrong_secret_is_refused_and_not_retried(
     receiver: WebhookReceiver,
 ) -> None:
     config = _config(receiver, secret="another-secret-of-length")
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         outcome = await wh.send(config, make_notice(), "en", client)
     assert (outcome.ok, outcome.retryable, outcome.status) == (False, False, "401")
     assert receiver.problems == ["signature mismatch"]
@@ -287,7 +291,7 @@ async def test_mqtt_publishes_the_document_at_qos1_through_the_lent_publisher(
             await pub.publish(topic, payload, qos=1)  # returns once PUBACKed
             return True
 
-        async with Client() as client:
+        async with Client(targets=LOOPBACK_TARGETS) as client:
             outcome = await CHANNELS["mqtt"].send(
                 config, make_notice(), "zh", client, publish=publish
             )
@@ -311,7 +315,7 @@ async def test_mqtt_refusal_and_errors_are_retryable_missing_publisher_is_not() 
     async def broken(topic: str, payload: bytes) -> bool:
         raise ConnectionResetError("connection lost")
 
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         first = await mq.send(config, make_notice(), "en", client, publish=refused)
         second = await mq.send(config, make_notice(), "en", client, publish=broken)
         third = await mq.send(config, make_notice(), "en", client)
@@ -360,7 +364,7 @@ async def test_any_idempotency_key_reaches_the_receiver_unambiguously(
     """Keys are the notify service's, but may embed device ids: non-ASCII or control
     characters must not fail the request nor add a header (the client refuses such values)."""
     keys = ["alarm-1:opened:r1", "告警-7:opened:路由", "a\r\nInjected: yes", "sp ace:%41"]
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         for key in keys:
             outcome = await wh.send(
                 _config(receiver), make_notice(idempotency_key=key), "en", client

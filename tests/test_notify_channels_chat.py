@@ -17,7 +17,11 @@ from services.protocols.notify.channels import feishu as fs
 from services.protocols.notify.channels import wecom as wc
 from services.protocols.notify.http import Client
 from services.protocols.notify.message import Outcome
+from services.protocols.notify.targets import Targets
 from tests.notify_receivers import DingTalkReceiver, FeishuReceiver, WeComReceiver, make_notice
+
+# The receivers listen on loopback: the opt-out the local stack also sets.
+LOOPBACK_TARGETS = Targets(["127.0.0.0/8"])
 
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 DING_TOKEN = "b1e2f3a4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2"
@@ -28,7 +32,7 @@ DING_SECRET = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd
 
 async def _send(channel: str, data: dict[str, Any], language: str = "en", **notice: Any) -> Outcome:
     config = parse_config(channel, {"allow_insecure_http": True, **data})
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         return await CHANNELS[channel].send(config, make_notice(**notice), language, client)  # type: ignore[arg-type]
 
 
@@ -311,7 +315,7 @@ def test_feishu_default_host_is_the_vendors_over_https() -> None:
 async def test_wecom_receiver_refuses_what_wecom_refuses(wecom: WeComReceiver) -> None:
     """The receiver's checks are live: an over-long or non-markdown message is refused."""
     url = f"{wecom.url}{wc.PATH}?key={WECOM_KEY}"
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         long_body = {"msgtype": "markdown", "markdown": {"content": "告" * 1366}}
         long = await client.post(url, json.dumps(long_body).encode(), {}, 10.0)
         text_body = {"msgtype": "text", "text": {"content": "x"}}

@@ -24,7 +24,11 @@ from f5gdev.devstack.servers import free_port
 from services.cli import app
 from services.protocols.notify.channels import CHANNELS
 from services.protocols.notify.http import Client
+from services.protocols.notify.targets import Targets
 from tests.notify_receivers import make_notice, wait_until
+
+# The receivers listen on loopback: the opt-out the local stack also sets.
+LOOPBACK_TARGETS = Targets(["127.0.0.0/8"])
 
 
 def _listening(port: int) -> bool:
@@ -36,7 +40,7 @@ def _listening(port: int) -> bool:
 async def _deliver(base: Path, smtp_port: int, webhook_port: int, key: str) -> None:
     configs = local.local_channel_configs(base, smtp_port, webhook_port)
     notice = make_notice(idempotency_key=key)
-    async with Client() as client:
+    async with Client(targets=LOOPBACK_TARGETS) as client:
         for name, config in configs.items():
             outcome = await CHANNELS[name].send(config, notice, "zh", client)
             assert outcome.ok, (name, outcome)
@@ -50,7 +54,7 @@ async def test_local_receivers_store_mail_and_verified_webhook_calls(
     try:
         await _deliver(tmp_path, smtp_port, webhook_port, "alarm-1:opened:local")
         # A call signed with another secret is logged as rejected and answered 401.
-        async with Client() as client:
+        async with Client(targets=LOOPBACK_TARGETS) as client:
             forged = await client.post(
                 f"http://{local.HOST}:{webhook_port}{local.WEBHOOK_PATH}",
                 b'{"x":1}',

@@ -344,13 +344,24 @@ async def test_station_silent_counts_only_stations_as_line_activity(
         await svc.close()
 
 
+# The scenarios below end with their devices silent, and `connection_lost` is judged on
+# the wall clock: at TEST_RULES' 2 s it opened whenever a loaded machine took longer than
+# that between a scenario's last message and the comparison, in one database and not the
+# other (about one run in three). No scenario here expects it, so its threshold is put
+# where no load reaches; the comparison then covers every alarm the scenarios produce.
+SHARD_RULES = TEST_RULES.replace(
+    "connection_lost: {raise: 2, escalate: null}", "connection_lost: {raise: 86400, escalate: null}"
+)
+
+
 async def test_two_shards_produce_the_alarms_of_one_replica(
     new_database: Callable[[], str], broker: Mosquitto, tmp_rules: Path
 ) -> None:
+    assert SHARD_RULES != TEST_RULES
     sharded_db, single_db = new_database(), new_database()
-    a = await start_service(sharded_db, broker.port, tmp_rules, "t-shard-0", 0, 2)
-    b = await start_service(sharded_db, broker.port, tmp_rules, "t-shard-1", 1, 2)
-    one = await start_service(single_db, broker.port, tmp_rules, "t-single", 0, 1)
+    a = await start_service(sharded_db, broker.port, tmp_rules, "t-shard-0", 0, 2, SHARD_RULES)
+    b = await start_service(sharded_db, broker.port, tmp_rules, "t-shard-1", 1, 2, SHARD_RULES)
+    one = await start_service(single_db, broker.port, tmp_rules, "t-single", 0, 1, SHARD_RULES)
     try:
         picked = [
             sc for sc in scenarios(T0) if sc.rule in ("battery_low", "safety_stop", "rsrp_low")
@@ -382,6 +393,13 @@ async def test_two_shards_produce_the_alarms_of_one_replica(
         assert summary(await events_of(sharded_db, "sh")) == summary(
             await events_of(single_db, "sh")
         )
+        # And both hold exactly what each scenario says of its rule, device by device.
+        for url in (sharded_db, single_db):
+            for n in range(6):
+                for sc in picked:
+                    rows = await events_of(url, "sh", f"d{n}-{sc.rule}")
+                    got = keys([r for r in rows if r["rule"] == sc.rule])
+                    assert got == sc.expect, (url == sharded_db, n, sc.rule, got)
         # Both shards did part of the work.
         assert a.service.engine.devices
         assert b.service.engine.devices

@@ -104,6 +104,9 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
         env = service_env(name, stack.broker_auth, stack.db_users, settings.database.url)
         if name == "api":
             env["F5G_API__BOOTSTRAP_KEY"] = admin_key
+        if name in ("api", "notify") and "F5G_NOTIFY__ALLOW_PRIVATE_TARGETS" not in os.environ:
+            # The local receivers (SMTP, webhook) listen on loopback: the named opt-out.
+            env["F5G_NOTIFY__ALLOW_PRIVATE_TARGETS"] = '["127.0.0.0/8"]'
         if name == "notify" and "F5G_NOTIFY__DASHBOARD_URL" not in os.environ:
             env["F5G_NOTIFY__DASHBOARD_URL"] = f"http://{settings.api.host}:{settings.api.port}"
         if name == "ingest" and "F5G_INGEST__SHARE_GROUP" not in os.environ:

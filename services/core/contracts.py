@@ -22,6 +22,10 @@ from msgspec import Meta
 ID_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 _ID_RE: Final = re.compile(ID_PATTERN)
 MAX_RECORDS_PER_MESSAGE: Final = 5000
+# Deepest JSON nesting a device may send where a decoder walks what it does not type (VDA
+# 5050 fields that pass, a command result). The deepest real document, a VDA 5050 state's
+# action parameter values, needs well under ten levels.
+MAX_JSON_DEPTH: Final = 32
 # The published schemas ship inside the package (package data), so an installed wheel finds
 # them wherever it is installed; nothing is read relative to a source checkout.
 SCHEMAS: Final = resources.files("services.core") / "schemas"
@@ -57,6 +61,47 @@ class ContractError(Exception):
 
 def is_valid_id(value: str) -> bool:
     return _ID_RE.match(value) is not None and "\n" not in value
+
+
+# --------------------------------------------------------------------------- nesting
+
+# Every bracket becomes `[` or `]` (which kind does not matter for depth: a mismatch is an
+# error where the parser stops), every other byte is dropped.
+_SKELETON: Final = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def check_depth(payload: bytes, what: str = "payload", limit: int = MAX_JSON_DEPTH) -> None:
+    """`ContractError` if the JSON in `payload` nests more than `limit` arrays/objects deep.
+
+    Why: msgspec skips the fields a struct does not type (and decodes `Any`) by recursing
+    in C, one level per bracket, up to Python's recursion limit; `[[[[...` 100,000 deep in
+    such a field ends in a `RecursionError` somewhere inside the decoder, and a `json`/dict
+    walk after decoding would do the same. Bounding the depth first turns that into a
+    clear contract error before any recursive walk starts. Brackets inside strings do not
+    count. Cost: two `bytes.count` calls for a payload with at most `limit` brackets (the
+    common case); otherwise a few passes of C byte operations, at most `limit + 1` of them
+    over the bracket skeleton, none per byte in Python."""
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return
+    # Outside strings: escaped backslashes, then escaped quotes, go first; what is left
+    # between quotes alternates outside, inside, outside...
+    unescaped = payload.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[0::2])
+    skeleton = outside.translate(_SKELETON, _NOT_BRACKET)
+    # Each pass removes the innermost pairs, one level, until none is left or more than
+    # `limit` levels were removed.
+    passes = 0
+    while passes <= limit:
+        shorter = skeleton.replace(b"[]", b"")
+        if len(shorter) == len(skeleton):
+            break
+        skeleton = shorter
+        passes += 1
+    # Left now, unless the limit stopped the passes: unmatched brackets only, closes before
+    # opens (invalid JSON, which the decoder reports), above at most `passes` levels.
+    if passes + skeleton.count(b"[") > limit:
+        raise ContractError(Reason.SCHEMA, f"{what}: JSON nested more than {limit} levels deep")
 
 
 # --------------------------------------------------------------------------- topics

@@ -8,9 +8,10 @@ the environment name of a nested key joins the parts with `__`, for example
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -174,6 +175,12 @@ class RulesSettings(BaseModel):
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
 
 
+_HOST_NAME: Final = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+
 class NotifySettings(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -235,6 +242,29 @@ class NotifySettings(BaseModel):
         9104, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds to.")
+    allow_private_targets: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Networks (CIDR, e.g. 10.20.0.0/16 or 127.0.0.1) and host names the HTTP "
+        "channels may reach although loopback or private. Empty (the default): channel URLs "
+        "must resolve to global addresses. Link-local and cloud metadata addresses "
+        "(169.254.169.254) are refused whatever this says. The local stack sets 127.0.0.0/8 "
+        "for its receivers. Read by the API (checked when a channel is saved) and the "
+        "notifier (checked after DNS resolution when sending).",
+    )
+
+    @field_validator("allow_private_targets")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOST_NAME.match(entry):
+                    raise ValueError(
+                        f"{entry!r} is neither a network (CIDR) nor a host name"
+                    ) from None
+        return value
 
     @model_validator(mode="after")
     def _lease_covers_send(self) -> NotifySettings:

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from services.protocols.notify.channels import CHANNELS, ChannelType
 from services.protocols.notify.http import Client
+from services.protocols.notify.targets import Targets
 
 UNAVAILABLE: Final = frozenset({"mqtt"})
 
@@ -28,6 +29,14 @@ UNAVAILABLE: Final = frozenset({"mqtt"})
 RECIPIENT_FIELDS: Final[Mapping[str, str]] = {"email": "recipients", "dingtalk": "at_mobiles"}
 
 _clients: dict[int, Client] = {}
+_targets = Targets()
+
+
+def configure(targets: Targets) -> None:
+    """The addresses the clients made from now on may reach (`notify.allow_private_targets`):
+    set by the notifier at start; until then, global addresses only."""
+    global _targets
+    _targets = targets
 
 
 def lookup(channel_type: str) -> ChannelType | None:
@@ -54,7 +63,7 @@ def client() -> Client:
     loop = id(asyncio.get_running_loop())
     found = _clients.get(loop)
     if found is None:
-        found = _clients[loop] = Client()
+        found = _clients[loop] = Client(targets=_targets)
     return found
 
 

@@ -32,6 +32,7 @@ from services.core.settings import Settings
 from services.notify import dispatcher, escalation, registry, router
 from services.notify.metrics import NotifyMetrics
 from services.protocols.notify.message import Outcome
+from services.protocols.notify.targets import Targets
 
 log = logging.getLogger("factory5g.notify")
 
@@ -59,6 +60,7 @@ class NotifyService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.cfg = settings.notify
+        registry.configure(Targets(self.cfg.allow_private_targets))
         self.metrics = NotifyMetrics(service_registry())
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.route_wake = asyncio.Event()

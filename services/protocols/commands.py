@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 import msgspec
 import orjson
 
-from services.core.contracts import ContractError, Reason
+from services.core.contracts import ContractError, Reason, check_depth
 from services.protocols import sparkplug as spb
 from services.protocols import sparkplug_b_pb2 as pb
 from services.protocols.alarms import iso
@@ -126,14 +126,14 @@ _REPLY: Final = msgspec.json.Decoder(Reply)
 
 
 def decode_reply(payload: bytes) -> Reply:
+    # `result` is free JSON (decoded as `Any`, recursively): its nesting is bounded first.
+    check_depth(payload, "command reply")
     try:
         reply = _REPLY.decode(payload)
     except msgspec.ValidationError as exc:
         raise ContractError(Reason.SCHEMA, f"command reply: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(Reason.INVALID_JSON, f"command reply: {exc}") from None
-    except RecursionError:  # JSON nested deeper than the decoder goes: hostile, not a bug
-        raise ContractError(Reason.SCHEMA, "command reply: nested too deeply") from None
     if reply.message is not None and len(reply.message) > MESSAGE_MAX:
         raise ContractError(Reason.SCHEMA, f"command reply: message over {MESSAGE_MAX} chars")
     if reply.message is not None and "\x00" in reply.message:
@@ -249,14 +249,15 @@ _VDA_STATE: Final = msgspec.json.Decoder(VdaState)
 
 
 def decode_vda_state(payload: bytes) -> VdaState:
+    # Unread fields pass (skipped recursively) and node/edge states are `Any`: the nesting
+    # is bounded first.
+    check_depth(payload, "VDA 5050 state")
     try:
         return _VDA_STATE.decode(payload)
     except msgspec.ValidationError as exc:
         raise ContractError(Reason.SCHEMA, f"VDA 5050 state: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(Reason.INVALID_JSON, f"VDA 5050 state: {exc}") from None
-    except RecursionError:
-        raise ContractError(Reason.SCHEMA, "VDA 5050 state: nested too deeply") from None
 
 
 # --------------------------------------------------------------------------- Sparkplug B

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
 
 from services.api.auth.guard import Admin, Operator, Reader
@@ -32,6 +32,7 @@ from services.api.notify.models import (
     check_config,
 )
 from services.core.contracts import ID_PATTERN
+from services.protocols.notify.targets import Targets
 
 router = APIRouter(prefix="/api/v1/notify", tags=["notifications"])
 alarm_router = APIRouter(prefix="/api/v1/alarms", tags=["notifications"])
@@ -41,6 +42,23 @@ ProjectQuery = Annotated[
     Query(pattern=ID_PATTERN, description="Only items of this project and shared ones."),
 ]
 _CHANGE = documented(409)
+
+
+# The config fields of the HTTP channels that hold a URL the notifier will connect to.
+_URL_FIELDS = ("url", "base_url")
+
+
+def _check_targets(request: Request, config: dict[str, Any]) -> None:
+    """422 naming the field when a channel URL is an address the notifier may not reach
+    (`services/protocols/notify/targets.py`); the notifier checks again after resolving."""
+    targets = Targets(request.app.state.settings.notify.allow_private_targets)
+    for name in _URL_FIELDS:
+        value = config.get(name)
+        if isinstance(value, str):
+            try:
+                targets.check_url(value, f"config.{name}")
+            except ValueError as exc:
+                raise ApiError(422, "invalid", str(exc)) from None
 
 
 async def _write(conn: TxConn, op: Any, name: str) -> dict[str, Any]:
@@ -74,8 +92,11 @@ async def get_channel(channel_id: int, conn: Conn, key: Admin) -> dict[str, Any]
     responses=_CHANGE,
     summary="Create a channel (admin).",
 )
-async def create_channel(body: ChannelCreate, conn: TxConn, key: Admin) -> dict[str, Any]:
+async def create_channel(
+    body: ChannelCreate, conn: TxConn, key: Admin, request: Request
+) -> dict[str, Any]:
     service.check_manage(key, body.project_id)
+    _check_targets(request, body.config)
     values = body.model_dump()
     values["config"] = orjson.dumps(values["config"]).decode()
     row = await _write(conn, _insert_json(conn, "channel", values, "config"), body.name)
@@ -117,7 +138,7 @@ async def _update_json(
     "/channels/{channel_id}", response_model=Channel, responses=_CHANGE, summary="Update (admin)."
 )
 async def update_channel(
-    channel_id: int, body: ChannelUpdate, conn: TxConn, key: Admin
+    channel_id: int, body: ChannelUpdate, conn: TxConn, key: Admin, request: Request
 ) -> dict[str, Any]:
     row = await service.fetch_one(conn, "channel", channel_id, key)
     service.check_manage(key, row["project_id"])
@@ -135,6 +156,7 @@ async def update_channel(
             check_config(row["type"], config)
         except ValueError as exc:
             raise ApiError(422, "invalid", str(exc)) from None
+        _check_targets(request, config)
         changes["config"] = orjson.dumps(config).decode()
     if not changes:
         return service.channel_out(row)

@@ -30,6 +30,7 @@ from services.core.contracts import (
     Decoded,
     Reason,
     Topic,
+    check_depth,
     is_valid_id,
     parse_ts,
 )
@@ -339,6 +340,9 @@ class Vda5050Adapter:
 
 
 def _parse(decoder: msgspec.json.Decoder[Any], payload: bytes) -> Any:
+    # The structs type only what the platform reads and let every other field pass, which
+    # msgspec skips recursively: the nesting is bounded before it starts.
+    check_depth(payload)
     try:
         return decoder.decode(payload)
     except msgspec.ValidationError as exc:

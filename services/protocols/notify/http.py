@@ -6,7 +6,10 @@ so one notifier could not send the 1,000 notifications/s of an alarm storm; this
 spends 0.07 ms (6,732 requests/s on the same machine, same load: 3,000 POSTs, 64 in
 flight). It does what the HTTP channels (webhook, WeCom, DingTalk, Feishu) need and no
 more: POST with a body and headers, http and https (certificate verified), responses with
-Content-Length, chunked or read-to-close bodies, bounded in size. Redirects are not followed
+Content-Length, chunked or read-to-close bodies, bounded in size (`MAX_BODY`: a receiver
+that streams without end costs 64 KiB and the timeout, nothing more). Every address it
+connects to passes `targets.Targets` after DNS resolution (loopback and private addresses
+only with the opt-out, link-local and metadata addresses never). Redirects are not followed
 (a moved robot URL is a configuration error). The request target is sent as given (the
 channels percent-encode their query values themselves) except that characters outside
 printable ASCII are percent-encoded as UTF-8; a header value with a line break or a non
@@ -22,8 +25,11 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, urlsplit
 
+from services.protocols.notify.targets import Targets
+
 MAX_HEAD = 64 * 1024
-MAX_BODY = 1024 * 1024
+# The channels read a status and at most a small vendor JSON answer.
+MAX_BODY = 64 * 1024
 # Kept as they are in a request target: printable ASCII (space excepted).
 _TARGET_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F))
 
@@ -48,8 +54,10 @@ _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 class Client:
     """Connections per (scheme, host, port), reused while the server keeps them open."""
 
-    def __init__(self, max_idle_per_origin: int = 256) -> None:
+    def __init__(self, max_idle_per_origin: int = 256, targets: Targets | None = None) -> None:
+        """`targets`: which addresses may be reached; by default global ones only."""
         self.max_idle = max_idle_per_origin
+        self.targets = targets if targets is not None else Targets()
         self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
         self._tls = ssl.create_default_context()
 
@@ -66,8 +74,16 @@ class Client:
         self._idle.clear()
 
     async def _connect(self, scheme: str, host: str, port: int) -> _Conn:
+        # To the address that was checked, so the name cannot resolve elsewhere meanwhile;
+        # TLS still verifies the certificate against the name.
+        address = await self.targets.resolve(host, port)
+        tls = scheme == "https"
         return await asyncio.open_connection(
-            host, port, ssl=self._tls if scheme == "https" else None, limit=MAX_HEAD
+            address,
+            port,
+            ssl=self._tls if tls else None,
+            server_hostname=host if tls else None,
+            limit=MAX_HEAD,
         )
 
     async def post(
@@ -174,12 +190,18 @@ class Client:
     async def _chunked(self, reader: asyncio.StreamReader) -> bytes:
         out = bytearray()
         while True:
-            size_line = await reader.readuntil(b"\r\n")
+            try:
+                size_line = await reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError:
+                raise ValueError("chunk size line too long") from None
             size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
-                with contextlib.suppress(asyncio.IncompleteReadError):
+                with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    trailers = 0
                     while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass  # trailers
+                        trailers += 1  # trailers, ignored; endless ones are refused
+                        if trailers > 100:
+                            raise ValueError("too many trailer lines")
                 return bytes(out)
             if len(out) + size > MAX_BODY:
                 raise ValueError("response body too large")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.protocols.notify.http import Client, HttpError, Response
 from services.protocols.notify.message import Outcome
+from services.protocols.notify.targets import TargetRefusedError
 
 ANSWER_MAX: Final = 500
 USER_AGENT: Final = "factory5g-notify/1"
@@ -90,6 +91,8 @@ async def post(
         )  # fmt: skip
     except TimeoutError:
         return Outcome(False, True, "timeout", "TimeoutError")
+    except TargetRefusedError as exc:  # the address will not change by retrying
+        return Outcome(False, False, "refused target", short(str(exc)))
     except HttpError as exc:
         return Outcome(False, True, "connect error", short(str(exc)))
 
