@@ -221,6 +221,12 @@ _DEAD = (
 )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection to the pool without asyncpg's reset query (a round trip per
+    batch): the commander sets no session state, and asyncpg still rolls back a
+    transaction left open."""
+
+
 SpbKey = tuple[str, str, str | None]  # Sparkplug group, edge node, device (None: the node)
 
 
@@ -315,6 +321,7 @@ class Commander:
             min_size=1,
             max_size=4,
             timeout=s.database.connect_timeout_s,
+            reset=_keep_session,
         )
         server = MetricsServer(
             self.cfg.metrics_host, self.cfg.metrics_port, self.health, self.metrics.registry
