@@ -57,6 +57,10 @@ def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
     assert not math.isnan(f["p99_ms"]), f
     assert 0 < f["p50_ms"] <= f["p99_ms"] < 60_000, f
     assert s["cores_used"]["generator (wrk)"] < 0.5, s["cores_used"]
+    # The CPU each process spent per command, the figure a busy machine disturbs least.
+    per = s["cpu_ms_per_command"]
+    assert min(per["api"], per["database"], per["commander"]) > 0, per
+    assert len(s["load_avg_at_end"]) == 3, s
 
 
 def test_profile_summary_shares_leaves_and_our_innermost_frames() -> None:
