@@ -647,6 +647,29 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
     return "\n".join(lines)
 
 
+def targets(summary: dict[str, Any], rate: float) -> list[dict[str, Any]]:
+    """The report's targets in the form results/latest.md counts (`report.write_latest`)."""
+    twice = summary["sent_twice_devices"] + summary["sent_twice_rows"]
+    achieved = summary["requests_achieved_per_s"]
+    rows = [
+        ("p99 request -> accepted (ms)", summary["request_to_accepted"]["p99_ms"], "<=",
+         P99_BOUND_MS),
+        ("commands lost", summary["lost"], "==", 0),
+        ("commands sent twice (devices + rows)", twice, "==", 0),
+        ("requests sent per second", achieved, ">=", 0.98 * rate),
+    ]  # fmt: skip
+    met = [
+        summary["p99_met"],
+        summary["lost"] == 0,
+        twice == 0,
+        bool(summary["generator_reached_rate"]),
+    ]
+    return [
+        {"label": label, "value": value, "op": op, "bound": bound, "met": ok}
+        for (label, value, op, bound), ok in zip(rows, met, strict=True)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--rate", type=float, default=500.0)
@@ -687,10 +710,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = args.results / f"commands-{started.strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"scenario": "commands", "machine": machine, "workload": work, "summary": summary}
+    doc = {
+        "scenario": "commands",
+        "machine": machine,
+        "workload": work,
+        "summary": summary,
+        "targets": targets(summary, args.rate),
+    }
     (out / "result.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     text = _report(summary, work, machine)
     (out / "report.md").write_text(text)
+    report.write_latest(args.results)
     print(text)
     ok = summary["p99_met"] and summary["lost"] == 0 and summary["sent_twice_rows"] == 0
     return 1 if args.strict and not ok else 0
