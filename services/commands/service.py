@@ -276,6 +276,10 @@ class Commander:
         # Held by a sender from its claim until every message of the batch is handed to the
         # connection: batches are published in the order they were claimed.
         self._claiming = asyncio.Lock()
+        # A sender is on its way to its claim and has not sent it yet: its snapshot will
+        # see whatever woke another sender, which need not claim (an empty claim is a
+        # transaction of three round trips for nothing, at every wake of a quiet system).
+        self._claim_coming = False
         self.replies: asyncio.Queue[Incoming] = asyncio.Queue()
         self.db_ok = False
         self._gen = 0
@@ -466,7 +470,7 @@ class Commander:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.cfg.poll_s)
             self.wake.clear()
-            if not self.connected.is_set():
+            if not self.connected.is_set() or self._claim_coming:
                 continue
             try:
                 while await self._send_batch(pool) >= self.cfg.batch_max:
@@ -480,10 +484,19 @@ class Commander:
 
     async def _send_batch(self, pool: asyncpg.Pool) -> int:
         """Claim, publish and mark one batch; returns how many were claimed."""
+        self._claim_coming = True
+        try:
+            return await self._claim_and_send(pool)
+        except BaseException:
+            self._claim_coming = False  # failed before its claim, perhaps: others claim
+            raise
+
+    async def _claim_and_send(self, pool: asyncpg.Pool) -> int:
         async with pool.acquire() as conn, conn.transaction():
             pending: list[tuple[asyncpg.Record, asyncio.Future[int]]] = []
             refused: list[tuple[asyncpg.Record, str]] = []
             async with self._claiming:
+                self._claim_coming = False  # from here on, a wake-up may need a claim
                 # SKIP LOCKED: the rows of a batch still in flight are not claimed again.
                 rows = await conn.fetch(_CLAIM, self.cfg.batch_max)
                 if not rows:
