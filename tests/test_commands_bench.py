@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from loadtests.commands_bench import limit_verdict, parse_wrk_run, profile_summary, run
+from loadtests.commands_bench import limit_verdict, parse_wrk_run, profile_summary, run, targets
 
 WRK_OUT = """Running 3s test @ http://127.0.0.1:1
   1 threads and 8 connections
@@ -57,6 +57,10 @@ def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
     assert not math.isnan(f["p99_ms"]), f
     assert 0 < f["p50_ms"] <= f["p99_ms"] < 60_000, f
     assert s["cores_used"]["generator (wrk)"] < 0.5, s["cores_used"]
+    # The CPU each process spent per command, the figure a busy machine disturbs least.
+    per = s["cpu_ms_per_command"]
+    assert min(per["api"], per["database"], per["commander"]) > 0, per
+    assert len(s["load_avg_at_end"]) == 3, s
 
 
 def test_profile_summary_shares_leaves_and_our_innermost_frames() -> None:
@@ -69,3 +73,19 @@ def test_profile_summary_shares_leaves_and_our_innermost_frames() -> None:
     assert s["leaf"][0] == ("fetchrow (connection.py)", 0.75)
     assert s["services"][0] == ("queue_command (services/api/commands/service.py)", 0.75)
     assert s["services"][1] == ("<module> (services/cli.py)", 0.25)
+
+
+def test_targets_are_in_the_form_latest_md_counts() -> None:
+    summary = {
+        "request_to_accepted": {"p99_ms": 180.0},
+        "p99_met": True,
+        "lost": 0,
+        "sent_twice_devices": 0,
+        "sent_twice_rows": 1,
+        "requests_achieved_per_s": 480.0,
+        "generator_reached_rate": False,
+    }
+    t = targets(summary, 500.0)
+    assert [x["met"] for x in t] == [True, True, False, False]
+    assert {"label", "value", "op", "bound", "met"} <= set(t[0])
+    assert t[0]["bound"] == 200.0

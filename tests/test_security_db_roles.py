@@ -50,6 +50,11 @@ KEY_MINT = (
     "INSERT INTO api_keys (prefix, hash, name, scope) "
     "VALUES ('evil000000', repeat('0', 64), 'evil', 'admin')"
 )
+# The API's one-round-trip command queue (0016_commands_fast): the API role only.
+QUEUE_NATIVE = (
+    "SELECT * FROM command_queue_native(gen_random_uuid(), 'p1', 'm1', 'stop', '{}', 'op', "
+    "60, 60, 5, false, true, ARRAY['spb-node'])"
+)
 KEY_UNREVOKE = "UPDATE api_keys SET revoked_at = NULL"
 KEY_ESCALATE = "UPDATE api_keys SET scope = 'admin', projects = NULL"
 # Ways out of the database onto the server, and to other roles' secrets.
@@ -99,6 +104,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "VALUES (now(), 1, 'p1', 'opened', 'major')",
     ),
     "api": (
+        QUEUE_NATIVE,
         *(
             f"SELECT count(*) FROM {table}"
             for table in ("telemetry", "inspections", "devices", "alarms", "api_keys")
@@ -147,6 +153,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "owner": SERVER_FILES,
     "ingest": (
+        QUEUE_NATIVE,
         "UPDATE telemetry SET value = 0",
         "DELETE FROM telemetry",
         "TRUNCATE telemetry",
@@ -224,6 +231,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         *SCHEMA_CHANGES,
     ),
     "commands": (
+        QUEUE_NATIVE,
         "INSERT INTO commands (id, project_id, device_id, kind, name, actor, deadline) "
         "VALUES (gen_random_uuid(), 'p', 'd', 'k', 'n', 'a', now())",
         "DELETE FROM commands",

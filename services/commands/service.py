@@ -10,7 +10,8 @@ commander or of the broker:
   device) is claimed with `FOR UPDATE SKIP LOCKED`, published QoS 1 (never retained)
   through the services' own MQTT session, and marked `sent` once the broker's PUBACK is
   in, in the same transaction that holds the rows: a second commander skips them, so a
-  command is never sent by two. A command whose PUBACK never came (the connection
+  command is never sent by two. Two batches may be in flight at once (`SENDERS`), claimed
+  and published one after the other. A command whose PUBACK never came (the connection
   dropped) stays queued and is sent again: at least once, with the command id for the
   device to recognise a repeat.
 - **Replies.** Devices answer on `{root}/{project}/{kind}/{device}/reply` with the command
@@ -86,6 +87,11 @@ log = logging.getLogger("factory5g.commands")
 
 QUEUED_MARK: Final = b'"state":"queued"'
 RECEIVE_MAXIMUM: Final = 1000
+# Batches in flight at once. A batch holds its rows (and its connection) until the broker
+# acknowledged every message and the `sent` marks are committed; with one sender, commands
+# queued meanwhile waited for that PUBACK round and WAL flush before their claim. Claims
+# and publishing stay one at a time (`_claiming`), so a device gets its commands in order.
+SENDERS: Final = 2
 PUBACK_TIMEOUT_S: Final = 10.0
 REPLY_BATCH: Final = 500
 REBIRTH_INTERVAL_S: Final = 30.0
@@ -221,6 +227,12 @@ _DEAD = (
 )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection to the pool without asyncpg's reset query (a round trip per
+    batch): the commander sets no session state, and asyncpg still rolls back a
+    transaction left open."""
+
+
 SpbKey = tuple[str, str, str | None]  # Sparkplug group, edge node, device (None: the node)
 
 
@@ -261,6 +273,13 @@ class Commander:
         self.actor = self.cfg.client_id
         self.metrics = CommandsMetrics(service_registry())
         self.wake = asyncio.Event()
+        # Held by a sender from its claim until every message of the batch is handed to the
+        # connection: batches are published in the order they were claimed.
+        self._claiming = asyncio.Lock()
+        # A sender is on its way to its claim and has not sent it yet: its snapshot will
+        # see whatever woke another sender, which need not claim (an empty claim is a
+        # transaction of three round trips for nothing, at every wake of a quiet system).
+        self._claim_coming = False
         self.replies: asyncio.Queue[Incoming] = asyncio.Queue()
         self.db_ok = False
         self._gen = 0
@@ -313,8 +332,9 @@ class Commander:
         pool = await asyncpg.create_pool(
             asyncpg_dsn(s.database.url),
             min_size=1,
-            max_size=4,
+            max_size=SENDERS + 2,  # the senders, the reply worker, the expiry scan
             timeout=s.database.connect_timeout_s,
+            reset=_keep_session,
         )
         server = MetricsServer(
             self.cfg.metrics_host, self.cfg.metrics_port, self.health, self.metrics.registry
@@ -324,7 +344,10 @@ class Commander:
             await self._restore(pool)
             tasks = [
                 asyncio.create_task(self.session.run(stop), name="commands-mqtt"),
-                asyncio.create_task(self._sender(pool, stop), name="commands-send"),
+                *(
+                    asyncio.create_task(self._sender(pool, stop), name=f"commands-send-{i}")
+                    for i in range(SENDERS)
+                ),
                 asyncio.create_task(self._reply_worker(pool), name="commands-replies"),
                 asyncio.create_task(self._expiry(pool, stop), name="commands-expiry"),
             ]
@@ -447,7 +470,7 @@ class Commander:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.cfg.poll_s)
             self.wake.clear()
-            if not self.connected.is_set():
+            if not self.connected.is_set() or self._claim_coming:
                 continue
             try:
                 while await self._send_batch(pool) >= self.cfg.batch_max:
@@ -461,21 +484,32 @@ class Commander:
 
     async def _send_batch(self, pool: asyncpg.Pool) -> int:
         """Claim, publish and mark one batch; returns how many were claimed."""
+        self._claim_coming = True
+        try:
+            return await self._claim_and_send(pool)
+        except BaseException:
+            self._claim_coming = False  # failed before its claim, perhaps: others claim
+            raise
+
+    async def _claim_and_send(self, pool: asyncpg.Pool) -> int:
         async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, self.cfg.batch_max)
-            if not rows:
-                return 0
             pending: list[tuple[asyncpg.Record, asyncio.Future[int]]] = []
             refused: list[tuple[asyncpg.Record, str]] = []
-            for row in rows:
-                try:
-                    fut = await self._publish_command(conn, row)
-                except UnsendableError as exc:
-                    refused.append((row, str(exc)))
-                    continue
-                if fut is None:
-                    break  # not connected: the rest stays queued
-                pending.append((row, fut))
+            async with self._claiming:
+                self._claim_coming = False  # from here on, a wake-up may need a claim
+                # SKIP LOCKED: the rows of a batch still in flight are not claimed again.
+                rows = await conn.fetch(_CLAIM, self.cfg.batch_max)
+                if not rows:
+                    return 0
+                for row in rows:
+                    try:
+                        fut = await self._publish_command(conn, row)
+                    except UnsendableError as exc:
+                        refused.append((row, str(exc)))
+                        continue
+                    if fut is None:
+                        break  # not connected: the rest stays queued
+                    pending.append((row, fut))
             if pending:
                 await asyncio.wait([f for _, f in pending], timeout=PUBACK_TIMEOUT_S)
             sent: list[uuid.UUID] = []
