@@ -16,7 +16,7 @@ probe; other telemetry rows never touch it.
 Written out literally: a migration must do the same thing whenever it runs.
 
 Revision ID: 0012_oee
-Revises: 0011_effective_rules
+Revises: 0013_service_availability
 Create Date: 2026-12-02
 """
 

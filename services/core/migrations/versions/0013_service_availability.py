@@ -9,7 +9,7 @@ a few rows per outage instead of every link row. Both are the API's: it reads an
 them; nothing else needs them.
 
 Revision ID: 0013_service_availability
-Revises: 0011_effective_rules
+Revises: 0014_floor_maps
 Create Date: 2026-12-02
 """
 

@@ -17,7 +17,7 @@ SECURITY INVOKER: the API role keeps exactly its grants on the tables (read devi
 list and targets; append commands and events).
 
 Revision ID: 0016_commands_fast
-Revises: 0011_effective_rules
+Revises: 0012_oee
 Create Date: 2026-12-02
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0016_commands_fast"
-down_revision = "0011_effective_rules"
+down_revision = "0012_oee"
 branch_labels = None
 depends_on = None
 
