@@ -210,9 +210,18 @@ async def test_ledger_rows_are_per_hour_and_link_across_hours(env: Env) -> None:
     later = await _ledger_of(env.url, at(5), at(6))
     assert (later["cpe-hours"].expected, later["cpe-hours"].lost) == (8, 6)
     assert (later["vda.agv-1"].expected, later["vda.agv-1"].lost) == (1, 0)
-    # A range inside an hour reports that whole hour.
-    inside = await _ledger_of(env.url, at(0, 600), at(0, 1200))
-    assert inside["cpe-gap"].expected == 7
+    # A range reports the whole minutes it touches: cpe-gap's records are in minute 0.
+    inside = await _ledger_of(env.url, at(0, 30), at(0, 31))
+    assert (inside["cpe-gap"].expected, inside["cpe-gap"].lost) == (7, 2)
+    assert "cpe-gap" not in await _ledger_of(env.url, at(0, 60), at(0, 1200))
+    # Edges from minutes, the middle from hours: the same sums as whole hours.
+    mixed = await _ledger_of(env.url, at(0, 30), at(5, 30))
+    assert mixed == await _ledger_of(env.url, at(0), at(6))
+    # Minute by minute, the expectations add up to the whole (nothing counted twice).
+    parts = [await _ledger_of(env.url, at(0, 60 * m), at(0, 60 * (m + 1))) for m in range(3)]
+    assert sum(p["n1"].expected for p in parts if "n1" in p) == 0
+    by_minute = [await _ledger_of(env.url, at(3, 60 * m), at(3, 60 * (m + 1))) for m in range(31)]
+    assert sum(p["n1"].expected for p in by_minute if "n1" in p) == 2 + 251 + 1 + 2
     # Another project's devices are not in p1's ledger.
     assert "cpe-other" not in first
 

@@ -17,21 +17,23 @@ to this one's `c`:
 Received is the number of distinct (ts, seq) records stored (a telemetry record stored as
 one row per metric is one record); lost = expected - (received - repeats).
 
-A 30-day report cannot walk those rows, so `catch_up` keeps `rollup_ledger_1h`: per
-(project, device, counter, hour) received, repeats, expected, resets, and the hour's first
-and last counter values. The step into an hour's first record is counted in that hour,
-from the last counter value of the device's latest earlier hour in the table: losses across
-hour boundaries (and across a silence of any length) are not missed, and a range's ledger
-is a plain sum. Each pass re-reads the last hour before the watermark and everything after
-it up to now (the open hour included), so late rows within an hour and the current hour
-are counted; older late rows wait for `maintain.rewind`, like the rollups.
+A 30-day report cannot walk those rows, so `catch_up` keeps `rollup_ledger_1m`: per
+(project, device, counter, minute) received, repeats, expected, resets, and the minute's
+first and last counter values. The step into a minute's first record is counted in that
+minute, from the last counter value of the device's latest earlier minute in the table:
+losses across minute boundaries (and across a silence of any length) are not missed, and
+the ledger of any set of minutes is a plain sum. That makes hours a plain merge of their
+minutes (`rollup_ledger_1h`), and a range reads whole hours plus the minutes at its edges.
+Each pass re-reads the last `RELOOK` minutes before the watermark and everything after it
+up to now (the open minute included), so late rows within that reach and the current
+minute are counted; older late rows wait for `maintain.rewind`, like the rollups.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -39,10 +41,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.api.rollups.maintain import floor_to
 
 SPEC: Final = "ledger"
-RESOLUTION: Final = "1h"
-TABLE: Final = "rollup_ledger_1h"
+RESOLUTION: Final = "1m"  # the watermark's: minutes before it are complete
+TABLE: Final = "rollup_ledger_1m"
+HOUR_TABLE: Final = "rollup_ledger_1h"
+MINUTE: Final = 60
 HOUR: Final = 3600
-SPAN: Final = timedelta(hours=6)  # hours read by one statement
+RELOOK: Final = timedelta(minutes=2)  # re-read before the watermark each pass
+SPAN: Final = timedelta(hours=6)  # most raw time one statement reads
 SPARKPLUG_KINDS: Final = ("spb-node", "spb-device")
 SOURCES: Final = ("inspections", "agv_status", "link_kpis", "telemetry", "telemetry_text")
 _LOCK: Final = 0x46354701 + 0x100  # beside the rollup maintainer's advisory locks
@@ -54,7 +59,7 @@ _SOURCE_SQL = " UNION ALL ".join(
 )
 _SPB = ", ".join(f"'{k}'" for k in SPARKPLUG_KINDS)
 
-# One window [a, b) of whole hours: records, their steps, and one upsert per hour.
+# One window [a, b) of whole minutes: records, their steps, and one upsert per minute.
 UPSERT_SQL: Final = f"""
 WITH keyed AS (
     SELECT DISTINCT s.project_id,
@@ -79,7 +84,7 @@ WITH keyed AS (
     FROM ordered o
 ), stepped AS (
     SELECT project_id, device_id, counter, ts, seq,
-        time_bucket(INTERVAL '1 hour', ts) AS bucket,
+        time_bucket(INTERVAL '1 minute', ts) AS bucket,
         CASE WHEN p IS NULL THEN 1
              WHEN seq = p THEN 0
              WHEN counter = 'sparkplug' AND seq = 0 AND p <> 255 THEN 1
@@ -90,17 +95,34 @@ WITH keyed AS (
              WHEN counter = 'sparkplug' THEN seq = 0 AND p <> 255
              ELSE seq < p END AS reset,
         CASE WHEN next_ts IS NULL THEN true
-             ELSE time_bucket(INTERVAL '1 hour', next_ts) <> time_bucket(INTERVAL '1 hour', ts)
-             END AS last_in_hour
+             ELSE time_bucket(INTERVAL '1 minute', next_ts)
+                  <> time_bucket(INTERVAL '1 minute', ts)
+             END AS last_in_bucket
     FROM linked
 )
 INSERT INTO {TABLE} (bucket, project_id, device_id, counter, received, repeats, expected,
                      resets, first_seq, last_seq, first_ts, last_ts)
 SELECT bucket, project_id, device_id, counter, count(*), count(*) FILTER (WHERE step = 0),
     sum(step), count(*) FILTER (WHERE reset), first(seq, ts),
-    max(seq) FILTER (WHERE last_in_hour), min(ts), max(ts)
+    max(seq) FILTER (WHERE last_in_bucket), min(ts), max(ts)
 FROM stepped GROUP BY bucket, project_id, device_id, counter
 ORDER BY project_id, device_id, counter, bucket
+ON CONFLICT (project_id, device_id, counter, bucket) DO UPDATE SET
+    received = EXCLUDED.received, repeats = EXCLUDED.repeats, expected = EXCLUDED.expected,
+    resets = EXCLUDED.resets, first_seq = EXCLUDED.first_seq, last_seq = EXCLUDED.last_seq,
+    first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts
+"""
+
+_COLS: Final = "received, repeats, expected, resets, first_seq, last_seq, first_ts, last_ts"
+# Hours [a, b) as merges of their minutes: sums, and the first / last minute's values.
+HOURS_SQL: Final = f"""
+INSERT INTO {HOUR_TABLE} (bucket, project_id, device_id, counter, {_COLS})
+SELECT time_bucket(INTERVAL '1 hour', bucket), project_id, device_id, counter,
+    sum(received), sum(repeats), sum(expected), sum(resets), first(first_seq, bucket),
+    last(last_seq, bucket), min(first_ts), max(last_ts)
+FROM {TABLE}
+WHERE bucket >= CAST(:a AS timestamptz) AND bucket < CAST(:b AS timestamptz)
+GROUP BY 1, 2, 3, 4 ORDER BY 2, 3, 4, 1
 ON CONFLICT (project_id, device_id, counter, bucket) DO UPDATE SET
     received = EXCLUDED.received, repeats = EXCLUDED.repeats, expected = EXCLUDED.expected,
     resets = EXCLUDED.resets, first_seq = EXCLUDED.first_seq, last_seq = EXCLUDED.last_seq,
@@ -139,11 +161,16 @@ async def _set_watermark(conn: AsyncConnection, wm: datetime) -> None:
     )
 
 
+def _ceil_to(t: datetime, seconds: int) -> datetime:
+    f = floor_to(t, seconds)
+    return f if f == t else f + timedelta(seconds=seconds)
+
+
 async def run_once(engine: AsyncEngine, now: datetime | None = None) -> bool:
-    """One bounded step (at most `SPAN` of hours); True when the ledger reaches `now`."""
+    """One bounded step (at most `SPAN` of raw time); True when the ledger reaches `now`."""
     now = now or datetime.now(UTC)
-    closed = floor_to(now, HOUR)  # hours before this one are complete
-    open_end = closed + timedelta(seconds=HOUR)
+    closed = floor_to(now, MINUTE)  # minutes before this one are complete
+    open_end = closed + timedelta(seconds=MINUTE)
     async with engine.begin() as conn:
         got = await conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK})
         if not got.scalar():
@@ -153,18 +180,20 @@ async def run_once(engine: AsyncEngine, now: datetime | None = None) -> bool:
             first = await _first_time(conn, None)
             if first is None:
                 return True
-            start = floor_to(first, HOUR)
+            start = floor_to(first, MINUTE)
         else:
-            start = wm - timedelta(seconds=HOUR)
+            start = wm - RELOOK
             if closed - wm > SPAN:
-                # Far behind (a rewind, a quiet stretch): skip hours without rows.
+                # Far behind (a rewind, a quiet stretch): skip time without rows.
                 nxt = await _first_time(conn, start)
                 if nxt is None or nxt >= open_end:
                     await _set_watermark(conn, closed)
                     return True
-                start = max(start, floor_to(nxt, HOUR))
+                start = max(start, floor_to(nxt, MINUTE))
         end = min(open_end, start + SPAN)
         await conn.execute(sa.text(UPSERT_SQL), {"a": start, "b": end})
+        hours = {"a": floor_to(start, HOUR), "b": _ceil_to(end, HOUR)}
+        await conn.execute(sa.text(HOURS_SQL), hours)
         new_wm = min(closed, end)
         if wm is None or new_wm > wm:
             await _set_watermark(conn, new_wm)
@@ -199,29 +228,41 @@ class DeviceLedger:
         return None if self.expected <= 0 else (self.received - self.repeats) / self.expected
 
 
-def hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The whole UTC hours a range touches: what the ledger reports on."""
-    lo = floor_to(start, HOUR)
-    hi = floor_to(end, HOUR)
-    if hi < end:
-        hi += timedelta(seconds=HOUR)
-    return lo, hi
+def minutes(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The whole minutes a range touches: what the ledger reports on."""
+    return floor_to(start, MINUTE), _ceil_to(end, MINUTE)
 
 
 async def project_ledger(
     conn: AsyncConnection, project: str, start: datetime, end: datetime
 ) -> list[DeviceLedger]:
-    """Per device: sums of its hours in the whole hours [start, end) touches, worst first."""
-    lo, hi = hours(start, end)
+    """Per device: sums over the whole minutes [start, end) touches (whole hours from the
+    hourly table, the edges from minutes), most records lost first."""
+    lo, hi = minutes(start, end)
+    h1, h2 = _ceil_to(lo, HOUR), floor_to(hi, HOUR)
+    cols = "device_id, counter, received, repeats, expected, resets, first_ts, last_ts"
+    parts = []
+    params: dict[str, Any] = {"p": project}
+    if h1 < h2:
+        segments = [(TABLE, lo, h1), (HOUR_TABLE, h1, h2), (TABLE, h2, hi)]
+    else:
+        segments = [(TABLE, lo, hi)]
+    for i, (table, a, b) in enumerate(segments):
+        if a >= b:
+            continue
+        params[f"a{i}"], params[f"b{i}"] = a, b
+        parts.append(
+            f"SELECT {cols} FROM {table} WHERE project_id = :p "
+            f"AND bucket >= :a{i} AND bucket < :b{i}"
+        )
     rows = await conn.execute(
         sa.text(
-            f"SELECT device_id, counter, sum(received) AS received, sum(repeats) AS repeats, "
-            f"sum(expected) AS expected, sum(resets) AS resets, min(first_ts) AS first_ts, "
-            f"max(last_ts) AS last_ts FROM {TABLE} "
-            "WHERE project_id = :p AND bucket >= :a AND bucket < :b "
-            "GROUP BY device_id, counter ORDER BY device_id, counter"
+            "SELECT device_id, counter, sum(received) AS received, sum(repeats) AS repeats, "
+            "sum(expected) AS expected, sum(resets) AS resets, min(first_ts) AS first_ts, "
+            f"max(last_ts) AS last_ts FROM ({' UNION ALL '.join(parts)}) AS u "
+            "GROUP BY device_id, counter"
         ),
-        {"p": project, "a": lo, "b": hi},
+        params,
     )
     out = [
         DeviceLedger(

@@ -50,7 +50,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "completeness": "Data completeness (loss ledger)",
         "completeness_note": "Records expected from each device's counter (seq, VDA 5050 "
         "headerId, Sparkplug seq per edge node) against records received, over the whole "
-        "UTC hours the range touches",
+        "minutes the range touches",
         "device": "Device",
         "counter": "Counter",
         "expected": "Expected",
@@ -100,7 +100,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "no_alarms": "该时间范围内没有产生告警。",
         "completeness": "数据完整性（丢失台账）",
         "completeness_note": "按各设备的计数器（seq、VDA 5050 headerId、Sparkplug 边缘节点 seq）"
-        "推算的应收记录数与实收记录数，统计范围为所涉及的完整 UTC 小时",
+        "推算的应收记录数与实收记录数，统计范围为所涉及的完整分钟",
         "device": "设备",
         "counter": "计数器",
         "expected": "应收",
@@ -272,8 +272,8 @@ def html_report(report: dict[str, Any], lang: str, generated: datetime) -> str:
     c = report["completeness"]
     out.append(f"<h2>{e(tx['completeness'])}</h2>")
     out.append(
-        f'<p class="note">{e(tx["completeness_note"])} ({e(_fmt_time(c["hours_start"]))} – '
-        f"{e(_fmt_time(c['hours_end']))}).</p>"
+        f'<p class="note">{e(tx["completeness_note"])} ({e(_fmt_time(c["minutes_start"]))} – '
+        f"{e(_fmt_time(c['minutes_end']))}).</p>"
     )
     if not c["devices"]:
         out.append(f'<p class="na">{e(tx["no_records"])}</p>')
@@ -349,8 +349,8 @@ def csv_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
         for f in fields:
             yield "alarms_by_rule", f"{r['severity']}/{r['rule']}", f, r[f]
     c = report["completeness"]
-    yield "completeness", "", "hours_start", c["hours_start"]
-    yield "completeness", "", "hours_end", c["hours_end"]
+    yield "completeness", "", "minutes_start", c["minutes_start"]
+    yield "completeness", "", "minutes_end", c["minutes_end"]
     for f in ("expected", "received", "lost", "completeness"):
         yield "completeness", "", f, c[f]
     for d in c["devices"]:

@@ -152,13 +152,13 @@ async def alarm_stats(
 async def completeness(
     conn: AsyncConnection, project: str, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    lo, hi = ledger.hours(start, end)
+    lo, hi = ledger.minutes(start, end)
     devices = await ledger.project_ledger(conn, project, start, end)
     expected = sum(d.expected for d in devices)
     unique = sum(d.received - d.repeats for d in devices)
     return {
-        "hours_start": lo,
-        "hours_end": hi,
+        "minutes_start": lo,
+        "minutes_end": hi,
         "expected": expected,
         "received": unique,
         "lost": sum(d.lost for d in devices),

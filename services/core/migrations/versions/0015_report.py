@@ -1,13 +1,14 @@
-"""The loss ledger: per device and hour, records received and expected from their counters.
+"""The loss ledger: per device and minute / hour, records received and expected from counters.
 
 Devices number their records (`seq` of native streams, VDA 5050 `headerId`, Sparkplug
 `seq` 0-255 of an edge node). How many records a device sent over 30 days follows from
-those numbers, but reading them means reading every raw row; this table keeps, per
-(project, device, counter, hour), the records received, the records expected from the
-counter's steps (the step into the hour's first record included), repeats, resets, and the
-hour's first and last counter values, so a report sums a few hundred rows per device. The
-API's rollup loop fills it (services/api/report/ledger.py); its watermark lives in
-`rollup_watermarks` (spec `ledger`), so a rewind and the retention of `rollup_1h` cover it.
+those numbers, but reading them means reading every raw row; these tables keep, per
+(project, device, counter, minute / hour), the records received, the records expected from
+the counter's steps (the step into the bucket's first record included), repeats, resets,
+and the bucket's first and last counter values, so a report sums a few hundred rows per
+device. The API's rollup loop fills them (services/api/report/ledger.py); the watermark
+lives in `rollup_watermarks` (spec `ledger`), so a rewind and the retention of
+`rollup_1m` / `rollup_1h` cover them (their names follow the rollups' pattern).
 
 Revision ID: 0015_report
 Revises: 0011_effective_rules
@@ -23,30 +24,37 @@ down_revision = "0011_effective_rules"
 branch_labels = None
 depends_on = None
 
-_UPGRADE = [
-    """
-    CREATE TABLE rollup_ledger_1h (
-        bucket timestamptz NOT NULL,
-        project_id text NOT NULL,
-        device_id text NOT NULL,
-        counter text NOT NULL CHECK (counter IN ('seq', 'sparkplug')),
-        received bigint NOT NULL,
-        repeats bigint NOT NULL,
-        expected bigint NOT NULL,
-        resets bigint NOT NULL,
-        first_seq bigint NOT NULL,
-        last_seq bigint NOT NULL,
-        first_ts timestamptz NOT NULL,
-        last_ts timestamptz NOT NULL
-    )
-    """,
-    "CREATE UNIQUE INDEX uq_rollup_ledger_1h ON rollup_ledger_1h "
-    "(project_id, device_id, counter, bucket)",
-    "CREATE INDEX ix_rollup_ledger_1h_project_bucket ON rollup_ledger_1h (project_id, bucket)",
-    "GRANT SELECT, INSERT, UPDATE, DELETE ON rollup_ledger_1h TO factory5g_api",
-]
 
-_DOWNGRADE = ["DROP TABLE IF EXISTS rollup_ledger_1h"]
+def _table(name: str) -> list[str]:
+    return [
+        f"""
+        CREATE TABLE {name} (
+            bucket timestamptz NOT NULL,
+            project_id text NOT NULL,
+            device_id text NOT NULL,
+            counter text NOT NULL CHECK (counter IN ('seq', 'sparkplug')),
+            received bigint NOT NULL,
+            repeats bigint NOT NULL,
+            expected bigint NOT NULL,
+            resets bigint NOT NULL,
+            first_seq bigint NOT NULL,
+            last_seq bigint NOT NULL,
+            first_ts timestamptz NOT NULL,
+            last_ts timestamptz NOT NULL
+        )
+        """,
+        f"CREATE UNIQUE INDEX uq_{name} ON {name} (project_id, device_id, counter, bucket)",
+        f"CREATE INDEX ix_{name}_project_bucket ON {name} (project_id, bucket)",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO factory5g_api",
+    ]
+
+
+_UPGRADE = [*_table("rollup_ledger_1m"), *_table("rollup_ledger_1h")]
+
+_DOWNGRADE = [
+    "DROP TABLE IF EXISTS rollup_ledger_1m",
+    "DROP TABLE IF EXISTS rollup_ledger_1h",
+]
 
 
 def upgrade() -> None:
