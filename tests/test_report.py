@@ -321,6 +321,9 @@ async def test_html_report_escapes_hostile_names(env: Env) -> None:
             # project name, rule name and device id: each shown, escaped
             assert page.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") >= 3
             assert "@media print" in page
+            # The page itself may load or run nothing but its own stylesheet.
+            csp = r.headers["content-security-policy"]
+            assert csp.startswith("default-src 'none'; style-src 'sha256-")
     finally:
         engine = make_engine(api_settings(env.url))
         try:

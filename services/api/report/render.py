@@ -13,7 +13,9 @@ a formula (starting with `=`, `+`, `-`, `@`, tab or CR and not a number) get a l
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import html
 import io
 from collections.abc import Iterator
@@ -148,6 +150,17 @@ th{background:#eceff1}td.n{text-align:right;font-variant-numeric:tabular-nums}
 @media print{@page{size:A4;margin:15mm}body{margin:0;max-width:none;font-size:11px}
 th{background:none}h2{break-after:avoid}table,tr{break-inside:avoid}}
 """
+
+
+# The stylesheet's CSP source: the only inline content the report page (and the dashboard,
+# which opens it as a blob page inheriting its policy) allows.
+_DIGEST: Final = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+STYLE_SOURCE: Final = f"'sha256-{_DIGEST}'"
+# Sent with the report page itself: nothing but its stylesheet may load or run.
+PAGE_CSP: Final = (
+    f"default-src 'none'; style-src {STYLE_SOURCE}; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 def _fmt_num(v: Any, digits: int = 2) -> str:

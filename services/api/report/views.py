@@ -68,7 +68,11 @@ async def get_report(
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     page = render.html_report(report, _lang(request, lang), datetime.now(UTC))
-    return Response(page, media_type="text/html; charset=utf-8")
+    return Response(
+        page,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": render.PAGE_CSP, "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get(

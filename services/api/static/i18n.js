@@ -79,6 +79,9 @@ const STRINGS = {
     eff_layer: "Layer", eff_source: "Written at", eff_brought_by: "Profile / kind",
     eff_builtin: "built-in default", eff_none: "No rules apply to this device",
     eff_kinds_hint: "profiles, if not registered",
+    // report page (evidence report buttons)
+    report: "Report", report_csv: "Report CSV", report_failed: "Report not produced",
+    report_hint: "Evidence report of the selected range: KPIs against targets, OEE, 5G scorecard, alarms, data completeness",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -159,6 +162,9 @@ const STRINGS = {
     eff_layer: "来源层", eff_source: "定义位置", eff_brought_by: "配置 / 类型",
     eff_builtin: "内置默认值", eff_none: "此设备没有适用的规则",
     eff_kinds_hint: "未登记设备的配置",
+    // report page (evidence report buttons)
+    report: "报告", report_csv: "报告 CSV", report_failed: "报告生成失败",
+    report_hint: "所选时间范围的成效报告：指标与目标、OEE、5G 服务可用性、告警、数据完整性",
   },
 };
 

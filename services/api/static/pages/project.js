@@ -3,6 +3,7 @@ import { api } from "../api.js";
 import { RSRP_BANDS, SINR_BANDS, bands, draw, line, timeAxis } from "../charts.js";
 import { fmtNum, fmtPct, fmtTime, t } from "../i18n.js";
 import { empty, fill, h, panel, severityBadge, statusChip, toast } from "../ui.js";
+import { reportButtons } from "./report.js";
 
 export const NAME = "project";
 const STATES = ["moving", "loading", "idle", "charging", "error", "estop"];
@@ -91,7 +92,8 @@ export async function render(main, ctx) {
   head.replaceChildren(
     h("h1", { class: "page-title" }, project.name || pid, project.status && project.status !== "active" ? [" ", statusChip(project.status)] : null),
     h("div", { class: "muted" }, [project.enterprise, project.scenario, project.city].filter(Boolean).join(" · ")),
-    ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
+    ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]),
+    reportButtons(pid, ctx.range));
 
   function alarmRow(a) {
     const actions = h("span", { class: "actions" });
