@@ -60,9 +60,12 @@ _SOURCE_SQL = " UNION ALL ".join(
 _SPB = ", ".join(f"'{k}'" for k in SPARKPLUG_KINDS)
 
 # One window [a, b) of whole minutes: records, their steps, and one upsert per minute.
+# Rows of one record (a telemetry record's metrics; a Sparkplug message's numeric and text
+# values) are adjacent in (ts, seq) order: a row with the previous row's ts and seq is the
+# same record, neither received again nor a repeat, so no DISTINCT (a sort) is needed.
 UPSERT_SQL: Final = f"""
 WITH keyed AS (
-    SELECT DISTINCT s.project_id,
+    SELECT s.project_id,
         CASE WHEN d.kind IN ({_SPB}) THEN split_part(s.device_id, '.', 1)
              ELSE s.device_id END AS device_id,
         CASE WHEN d.kind IN ({_SPB}) THEN 'sparkplug' ELSE 'seq' END AS counter,
@@ -70,12 +73,13 @@ WITH keyed AS (
     FROM ({_SOURCE_SQL}) AS s
     LEFT JOIN devices d ON d.project_id = s.project_id AND d.device_id = s.device_id
 ), ordered AS (
-    SELECT k.*, lag(seq) OVER w AS prev, lead(ts) OVER w AS next_ts,
-        row_number() OVER w AS rn
+    SELECT k.*, lag(seq) OVER w AS prev, lag(ts) OVER w AS prev_ts,
+        lead(ts) OVER w AS next_ts, row_number() OVER w AS rn
     FROM keyed k
     WINDOW w AS (PARTITION BY project_id, device_id, counter ORDER BY ts, seq)
 ), linked AS (
     SELECT o.project_id, o.device_id, o.counter, o.ts, o.seq, o.next_ts,
+        o.rn > 1 AND o.prev_ts = o.ts AND o.prev = o.seq AS same_record,
         CASE WHEN o.rn > 1 THEN o.prev ELSE (
             SELECT l.last_seq FROM {TABLE} l
             WHERE l.project_id = o.project_id AND l.device_id = o.device_id
@@ -83,7 +87,7 @@ WITH keyed AS (
             ORDER BY l.bucket DESC LIMIT 1) END AS p
     FROM ordered o
 ), stepped AS (
-    SELECT project_id, device_id, counter, ts, seq,
+    SELECT project_id, device_id, counter, ts, seq, same_record,
         time_bucket(INTERVAL '1 minute', ts) AS bucket,
         CASE WHEN p IS NULL THEN 1
              WHEN seq = p THEN 0
@@ -102,8 +106,9 @@ WITH keyed AS (
 )
 INSERT INTO {TABLE} (bucket, project_id, device_id, counter, received, repeats, expected,
                      resets, first_seq, last_seq, first_ts, last_ts)
-SELECT bucket, project_id, device_id, counter, count(*), count(*) FILTER (WHERE step = 0),
-    sum(step), count(*) FILTER (WHERE reset), first(seq, ts),
+SELECT bucket, project_id, device_id, counter, count(*) FILTER (WHERE NOT same_record),
+    count(*) FILTER (WHERE step = 0 AND NOT same_record), sum(step),
+    count(*) FILTER (WHERE reset), first(seq, ts),
     max(seq) FILTER (WHERE last_in_bucket), min(ts), max(ts)
 FROM stepped GROUP BY bucket, project_id, device_id, counter
 ORDER BY project_id, device_id, counter, bucket
@@ -191,6 +196,10 @@ async def run_once(engine: AsyncEngine, now: datetime | None = None) -> bool:
                     return True
                 start = max(start, floor_to(nxt, MINUTE))
         end = min(open_end, start + SPAN)
+        # The planner's estimate for the statement (its correlated lookups counted once per
+        # reference) switches JIT on, which then compiles for longer than the statement
+        # runs: 12 of 32 s for 6 hours of 200 devices.
+        await conn.execute(sa.text("SET LOCAL jit = off"))
         await conn.execute(sa.text(UPSERT_SQL), {"a": start, "b": end})
         hours = {"a": floor_to(start, HOUR), "b": _ceil_to(end, HOUR)}
         await conn.execute(sa.text(HOURS_SQL), hours)
