@@ -73,6 +73,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "mean_rsrp_dbm": "Mean RSRP",
         "mean_sinr_db": "Mean SINR",
         "mean_loss_pct": "Mean packet loss",
+        "sev_critical": "critical",
+        "sev_major": "major",
+        "sev_minor": "minor",
+        "sev_warning": "warning",
+        "sev_info": "info",
     },
     "zh": {
         "title": "成效报告",
@@ -123,6 +128,11 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "mean_rsrp_dbm": "平均 RSRP",
         "mean_sinr_db": "平均 SINR",
         "mean_loss_pct": "平均丢包率",
+        "sev_critical": "紧急",
+        "sev_major": "重要",
+        "sev_minor": "次要",
+        "sev_warning": "警告",
+        "sev_info": "提示",
     },
 }
 LANGS: Final = tuple(TEXTS)
@@ -274,12 +284,16 @@ def html_report(report: dict[str, Any], lang: str, generated: datetime) -> str:
             )
 
         out.append(f"<table><tr><th>{e(tx['severity'])}</th>{head[4:]}")
+
+        def sev(name: str) -> str:
+            return e(tx.get(f"sev_{name}", name))
+
         for r in a["by_severity"]:
-            out.append(f"<tr><td>{e(r['severity'])}</td>{cells(r)}</tr>")
+            out.append(f"<tr><td>{sev(r['severity'])}</td>{cells(r)}</tr>")
         out.append(f"<tr><th>{e(tx['total'])}</th>{cells(a['total'])}</tr></table>")
         out.append(f"<table><tr><th>{e(tx['severity'])}</th><th>{e(tx['rule'])}</th>{head[4:]}")
         for r in a["by_rule"]:
-            out.append(f"<tr><td>{e(r['severity'])}</td><td>{e(r['rule'])}</td>{cells(r)}</tr>")
+            out.append(f"<tr><td>{sev(r['severity'])}</td><td>{e(r['rule'])}</td>{cells(r)}</tr>")
         out.append("</table>")
 
     c = report["completeness"]
