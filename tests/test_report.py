@@ -477,3 +477,25 @@ async def test_export_bounds_and_scope(
         assert r.status_code == 200
         assert "cpe-x" not in r.text
         assert r.text.count("cpe-z") == 2
+
+
+async def test_the_api_keeps_the_ledger_current(new_database: Callable[..., str]) -> None:
+    """The API's rollup loop maintains the ledger: records written while it runs are
+    counted without anyone calling the maintainer."""
+    import asyncio
+
+    url = new_database()
+    await _devices(url, [("p1", "cpe-live", "cpe")])
+    now = datetime.now(UTC)
+    async with client(api_settings(url, rollup_interval_s=0.2)):
+        await _insert(url, "link_kpis", link_rows("p1", "cpe-live", [
+            (now - timedelta(seconds=30 - i), s) for i, s in enumerate([1, 2, 5, 6])
+        ]))  # fmt: skip
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            got = await _ledger_of(url, now - HOUR, now + HOUR)
+            if "cpe-live" in got and got["cpe-live"].received == 4:
+                break
+            assert asyncio.get_running_loop().time() < deadline, got
+            await asyncio.sleep(0.2)
+    assert (got["cpe-live"].expected, got["cpe-live"].lost) == (6, 2)
