@@ -499,3 +499,24 @@ async def test_the_api_keeps_the_ledger_current(new_database: Callable[..., str]
             assert asyncio.get_running_loop().time() < deadline, got
             await asyncio.sleep(0.2)
     assert (got["cpe-live"].expected, got["cpe-live"].lost) == (6, 2)
+
+
+async def test_retention_waits_for_the_ledger(env: Env) -> None:
+    """Raw rows are not dropped before the ledger has counted them."""
+    from services.api.retention import maintain as retention
+    from services.api.rollups.specs import SPECS
+
+    rollups = at(50)
+    marks = {(name, res): rollups for name in SPECS for res in ("1m", "1h")}
+    engine = make_engine(api_settings(env.url))
+    try:
+        async with engine.connect() as conn:
+            free, _ = await retention.safe_before(conn, "link_kpis", marks)
+            lagging = {**marks, (ledger.SPEC, ledger.RESOLUTION): at(10)}
+            held, why = await retention.safe_before(conn, "link_kpis", lagging)
+    finally:
+        await engine.dispose()
+    assert free is not None
+    assert held is not None
+    assert held == free - (rollups - at(10))
+    assert why == "1m rollup watermark"
