@@ -154,7 +154,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
-    if extra and args.scenario not in ("api", "notify-outbox", "commands"):
+    if extra and args.scenario not in ("api", "notify-outbox", "commands", "plant"):
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.scenario == "render":  # factory5g bench render --results <result directory>
         print(report.rerender(args.results))
@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("loadtests.bench_notify", args, extra)
         if scenario.kind == "commands":
             return _delegate("loadtests.commands_bench", args, extra)
+        if scenario.kind == "plant":
+            return _delegate("loadtests.bench_plant", args, extra)
         out, met = run_scenario(scenario, args)
         if out is None:
             return 2

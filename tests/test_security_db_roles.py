@@ -115,6 +115,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         PROJECT_INSERT,
         "UPDATE projects SET name = name",
         "DELETE FROM rollup_watermarks",
+        # the loss ledger the API's rollup loop keeps (0015_report)
+        "INSERT INTO rollup_ledger_1m VALUES (now(), 'p1', 'm1', 'seq', 1, 0, 1, 0, 1, 1, "
+        "now(), now()) ON CONFLICT (project_id, device_id, counter, bucket) "
+        "DO UPDATE SET received = 2",
+        "DELETE FROM rollup_ledger_1h",
         CHANNEL_INSERT,
         "UPDATE notify_routes SET enabled = false",
         "DELETE FROM notify_policies",

@@ -48,6 +48,8 @@ from services.api.notify.views import router as notify_router
 from services.api.observe import ApiMetrics, MetricsMiddleware
 from services.api.oee.views import router as oee_router
 from services.api.projects.views import router as projects_router
+from services.api.report import ledger
+from services.api.report.views import router as report_router
 from services.api.responses import JSONResponse
 from services.api.retention import maintain as retention
 from services.api.retention.views import router as retention_router
@@ -80,6 +82,7 @@ async def _rollup_loop(engine: AsyncEngine, interval_s: float, gap_floor_s: floa
     while True:
         try:
             await maintain.catch_up(engine, max_runs=50, gap_floor_s=gap_floor_s)
+            await ledger.catch_up(engine, max_runs=50)
         except asyncio.CancelledError:
             raise
         except Exception:  # a failed pass is retried next interval; say why
@@ -195,6 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
         retention_router,
         rulesets_router,
         availability_router,
+        report_router,
     ):
         app.include_router(router, responses=errors.documented(401, 403, 404, 422, 429))
     app.add_middleware(RejectNul)

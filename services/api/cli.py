@@ -105,6 +105,7 @@ def rollup(
 ) -> None:
     """Keep the per-minute and per-hour rollups current (the API does this too unless
     F5G_API__ROLLUP_INTERVAL_S=0); idempotent, so several may run."""
+    from services.api.report import ledger
     from services.api.rollups import maintain
 
     async def go() -> None:
@@ -118,6 +119,7 @@ def rollup(
                 runs = await maintain.catch_up(
                     engine, gap_floor_s=settings.availability.gap_floor_s
                 )
+                runs += await ledger.catch_up(engine)
                 typer.echo(
                     f"rollups current after {runs} pass(es), {time.perf_counter() - started:.1f} s"
                 )

@@ -293,6 +293,13 @@ class ApiSettings(BaseModel):
     max_range_days: int = Field(
         400, ge=1, le=3650, description="Longest time range a query may ask for."
     )
+    export_max_rows: int = Field(
+        5_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="Most raw rows one CSV export (`export/{stream}.csv`) may stream; a "
+        "larger request is refused with 413 and asked to narrow the range or name a device.",
+    )
     rate_limit_per_s: float = Field(
         100.0,
         ge=0,

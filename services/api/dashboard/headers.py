@@ -2,15 +2,20 @@
 
 The pages load only their own scripts and styles, so a strict content security policy costs
 nothing and stops injected script; ECharts sets element styles from script (CSSOM), which
-the policy allows. Framing is refused so the wall screen cannot be clickjacked.
+the policy allows. Framing is refused so the wall screen cannot be clickjacked. The
+evidence report's one inline stylesheet is allowed by its hash, and nothing else inline:
+the dashboard opens the report as a blob page, which inherits this policy.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.report.render import STYLE_SOURCE as REPORT_STYLE
+
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; "
+    f"style-src 'self' {REPORT_STYLE}; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

@@ -103,6 +103,9 @@ const STRINGS = {
     oee_settings: "Shift plan and ideal cycle time", oee_timezone: "Time zone",
     oee_ideal_cycle: "Ideal cycle time (default)", oee_minutes: "min", oee_downtime: "Downtime",
     oee_stops: "stops", oee_bad_json: "Not valid JSON", oee_saved: "OEE settings saved",
+    // report page (evidence report buttons)
+    report: "Report", report_csv: "Report CSV", report_failed: "Report not produced",
+    report_hint: "Evidence report of the selected range: KPIs against targets, OEE, 5G scorecard, alarms, data completeness",
   },
   zh: {
     range: "时间范围", logout: "退出", live_title: "实时更新",
@@ -207,6 +210,9 @@ const STRINGS = {
     oee_settings: "班次计划与理想节拍", oee_timezone: "时区",
     oee_ideal_cycle: "理想节拍（默认）", oee_minutes: "分钟", oee_downtime: "停机时间",
     oee_stops: "次停机", oee_bad_json: "不是有效的 JSON", oee_saved: "OEE 设置已保存",
+    // report page (evidence report buttons)
+    report: "报告", report_csv: "报告 CSV", report_failed: "报告生成失败",
+    report_hint: "所选时间范围的成效报告：指标与目标、OEE、5G 服务可用性、告警、数据完整性",
   },
 };
 

@@ -4,6 +4,7 @@ import { RSRP_BANDS, SINR_BANDS, bands, draw, line, timeAxis } from "../charts.j
 import { fmtNum, fmtPct, fmtTime, t } from "../i18n.js";
 import { empty, fill, h, panel, severityBadge, statusChip, toast } from "../ui.js";
 import { causeChip } from "./availability.js";
+import { reportButtons } from "./report.js";
 
 export const NAME = "project";
 const STATES = ["moving", "loading", "idle", "charging", "error", "estop"];
@@ -96,7 +97,8 @@ export async function render(main, ctx) {
     h("a", { class: "chip", id: "floor-link", href: `#/p/${enc}/floor` }, t("floor_map")),
     h("a", { class: "chip av-link", href: `#/p/${enc}/availability` }, t("av_link")),
     h("a", { class: "chip", id: "oee-link", href: `#/p/${enc}/oee` }, t("oee_link")),
-    ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]));
+    ...(can ? [] : [h("span", { class: "chip" }, t("read_only"))]),
+    reportButtons(pid, ctx.range));
 
   function alarmRow(a) {
     const actions = h("span", { class: "actions" });
