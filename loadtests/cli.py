@@ -22,6 +22,8 @@ from loadtests.procs import INGESTORS, ingest_available
 from loadtests.runner import BenchEnv, run_workload
 from loadtests.scenarios import FAULT_SUITE, INGEST_SUITE, SCENARIOS, Scenario
 
+DRAIN_SCENARIOS = tuple(s.name for s in SCENARIOS.values() if s.kind == "drain")
+
 
 def parser() -> argparse.ArgumentParser:
     names = "\n".join(f"  {s.name:22} {s.title}" for s in SCENARIOS.values())
@@ -45,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate", type=float, help="total msg/s (0 = as fast as possible)")
     p.add_argument("--devices", type=int, help="simulated devices")
-    p.add_argument("--processes", type=int, help="publisher processes")
+    p.add_argument(
+        "--processes",
+        type=int,
+        help="publisher processes (drain scenarios: also drain with this many ingest processes)",
+    )
     p.add_argument("--qos", type=int, choices=(0, 1), help="MQTT QoS of device messages")
     p.add_argument(
         "--stream", choices=("link", "agv", "inspection", "telemetry", "vda5050", "sparkplug")
@@ -154,7 +160,8 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
-    if extra and args.scenario not in ("api", "notify-outbox", "commands"):
+    delegated = ("api", "notify-outbox", "commands", *DRAIN_SCENARIOS)
+    if extra and args.scenario not in delegated:
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.scenario == "render":  # factory5g bench render --results <result directory>
         print(report.rerender(args.results))
@@ -178,6 +185,17 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("loadtests.bench_notify", args, extra)
         if scenario.kind == "commands":
             return _delegate("loadtests.commands_bench", args, extra)
+        if scenario.kind == "drain":
+            argv = [name, *extra]
+            if args.processes is not None:
+                argv += ["--processes", str(args.processes)]
+            if args.no_baseline:
+                argv.append("--no-baseline")
+            if args.no_fsync:
+                argv.append("--no-fsync")
+            code = _delegate("loadtests.drain", args, argv)
+            ok = ok and code == 0
+            continue
         out, met = run_scenario(scenario, args)
         if out is None:
             return 2

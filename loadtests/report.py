@@ -277,6 +277,69 @@ def _get(run: dict[str, Any], path: str) -> Any:
     return node
 
 
+DRAIN_ROWS = (
+    ("state", "state"),
+    ("processes", "processes"),
+    ("messages", "messages"),
+    ("rows committed", "rows"),
+    ("drain time, process start to last row (s)", "wall_s"),
+    ("first row committed after (s)", "first_row_s"),
+    ("msg/s (including process start)", "msgs_per_s"),
+    ("msg/s (from the first committed row)", "msgs_per_s_after_first_row"),
+    ("rows/s (including process start)", "rows_per_s"),
+    ("drainer CPU s per 1,000 msgs", "cpu_s_per_1000_msgs"),
+    ("PostgreSQL CPU s per 1,000 msgs", "pg_cpu_s_per_1000_msgs"),
+    ("drainer RSS max (MB)", "rss_max_mb"),
+    ("records lost", "lost"),
+    ("rows duplicated", "duplicated"),
+)
+
+
+def _fmt_cpu(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) and value == value else _fmt(value)
+
+
+def _drain_section(fig: dict[str, Any]) -> list[str]:
+    """The drain runs side by side, the C reference first (loadtests/drain.py)."""
+    v, f = fig["variant"], fig["fill"]
+    lines = [
+        "## Drain",
+        "",
+        f"Backlog: {v['messages']:,} messages of stream `{v['stream']}`, {v['batch']} "
+        f"record(s) each, over {v['devices']:,} devices ({fig['rows_expected']:,} rows), "
+        f"plus {f['births']:,} birth messages; filled by {f['processes']} filler processes "
+        f"in {f['wall_s']:.1f} s ({_fmt(f['send_msgs_per_s'])} msg/s while sending, "
+        f"{f['cpu_s']:.1f} CPU s), before any timing.",
+        "",
+    ]
+    drains = fig["drains"]
+    c = fig.get("c")
+    names = (["C client"] if c else []) + list(drains)
+    lines += ["| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, key in DRAIN_ROWS:
+        cells = []
+        if c:
+            value = c.get(key) if key in ("messages", "wall_s", "msgs_per_s") else None
+            if key == "cpu_s_per_1000_msgs":
+                value = c[key]
+            cells.append(_fmt_cpu(value) if "cpu" in key else _fmt(value))
+        for d in drains.values():
+            value = d.get(key)
+            cells.append(_fmt_cpu(value) if "cpu" in key else _fmt(value))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, d in drains.items():
+        if d.get("crash"):
+            cr = d["crash"]
+            lines += [
+                f"{name}: SIGKILL at {_fmt(cr.get('at_rows'))} rows "
+                f"({_fmt(cr.get('at_s'))} s into the drain), restarted 1 s later; "
+                f"{_fmt(d['lost'])} records lost, {_fmt(d['duplicated'])} rows duplicated.",
+                "",
+            ]
+    return lines
+
+
 def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
     runs = result["runs"]
     m = result["machine"]
@@ -339,6 +402,8 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
                 f"({r['ratio_of']}) |"
             )
         lines.append("")
+    if result.get("drain"):
+        lines += _drain_section(result["drain"])
     if result.get("load"):
         lines += [
             "## Load generator",
