@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import report
+from loadtests import report, stats
 from loadtests.procs import INGESTORS, ingest_available
 from loadtests.runner import BenchEnv, run_workload
 from loadtests.scenarios import FAULT_SUITE, INGEST_SUITE, SCENARIOS, Scenario
@@ -135,6 +135,14 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
                 f"lost {report._fmt(result.audit['lost'])}, "
                 f"duplicated {result.audit['duplicated_rows']}"
             )
+            if s.get("generator_limited"):
+                print(
+                    f"[{name}] GENERATOR WAS THE LIMIT: offered "
+                    f"{s['generator_offered_msgs_per_s']:,.0f} msg/s for "
+                    f"{s['committed_steady_msgs_per_s']:,.0f} committed (needs "
+                    f"{stats.GENERATOR_HEADROOM:g}x), busiest publisher at "
+                    f"{s['generator_busiest_process_cpu_share']:.0%} CPU"
+                )
             if s["target_reached"] is False:
                 print(
                     f"[{name}] TARGET RATE NOT REACHED: published "
@@ -147,7 +155,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
     for t in doc["targets"]:
         print(
             f"  {t['label']}: {report._measured(t['value'], t['bound'])} "
-            f"({t['op']} {t['bound']:g}) {report.verdict(t['met'])}"
+            f"({t['op']} {t['bound']:g}) {report.verdict(t['met'], t.get('why'))}"
         )
     for t in doc["absolute"]:
         print(

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadtests.mqttbytes import mqtt_string, publish_packet, remaining_length
 from loadtests.payloads import make_format
 from loadtests.publisher import device_names
 
@@ -30,31 +31,11 @@ WINDOW = 10_000  # PUBLISH packets in flight per connection (ids stay unique bel
 CHUNK = 500  # packets per write
 
 
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(s: bytes) -> bytes:
-    return struct.pack("!H", len(s)) + s
-
-
 def connect_packet(client_id: str, keepalive_s: int = 60) -> bytes:
     """MQTT 3.1.1 CONNECT with clean session: the filler keeps no state at the broker."""
-    body = _string(b"MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive_s)
-    body += _string(client_id.encode())
-    return b"\x10" + _remaining_length(len(body)) + body
-
-
-def publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
-    """One QoS 1 PUBLISH (no DUP, no retain) with packet id `mid`."""
-    t = topic.encode()
-    variable = _string(t) + struct.pack("!H", mid)
-    return b"\x32" + _remaining_length(len(variable) + len(payload)) + variable + payload
+    body = mqtt_string(b"MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive_s)
+    body += mqtt_string(client_id.encode())
+    return b"\x10" + remaining_length(len(body)) + body
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ class Target:
     op: str  # ">=" or "<=" or "=="
     bound: float
     source: str
+    # A throughput or latency figure that means nothing when the load generator, not the
+    # ingestor, set the pace: a miss then reads "generator was the limit" (issue 21).
+    generator_bound: bool = False
 
     def value(self, run: dict[str, Any]) -> Any:
         node: Any = run
@@ -171,7 +174,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "ingest-throughput",
             "Ingest throughput: single ~200 B records, QoS 1, as fast as possible",
-            Workload(stream="link", devices=1000, processes=3, rate=0.0, duration_s=30.0),
+            # The backlog an ingestor slower than the raw publishers builds drains afterwards.
+            Workload(
+                stream="link", devices=1000, processes=3, rate=0.0, duration_s=30.0, drain_s=180.0
+            ),
             (
                 Target(
                     "committed msgs/s (steady)",
@@ -179,6 +185,7 @@ SCENARIOS: dict[str, Scenario] = {
                     ">=",
                     25_000,
                     "issue 3",
+                    generator_bound=True,
                 ),
                 RSS,
                 NO_LOSS,
@@ -203,6 +210,7 @@ SCENARIOS: dict[str, Scenario] = {
                     ">=",
                     150_000,
                     "issue 3",
+                    generator_bound=True,
                 ),
                 RSS,
                 NO_LOSS,
@@ -218,8 +226,9 @@ SCENARIOS: dict[str, Scenario] = {
                     "p99 publish-to-commit (ms)",
                     "summary.latency_steady.p99_ms",
                     "<=",
-                    250,
-                    "issue 3",
+                    100,
+                    "issue 21 (issue 3: 250)",
+                    generator_bound=True,
                 ),
                 RSS,
                 NO_LOSS,
@@ -238,6 +247,7 @@ SCENARIOS: dict[str, Scenario] = {
                     ">=",
                     100_000,
                     "issue 7",
+                    generator_bound=True,
                 ),
                 RSS,
                 NO_LOSS,
