@@ -559,6 +559,19 @@ def main(argv: list[str] | None = None) -> int:
             "subscriptions across a restart, so a shared subscription cannot hold a "
             "persistent backlog here (docs/benchmarks.md)."
         )
+    for name, d in fig["drains"].items():
+        if d["state"] != "complete":
+            notes.append(
+                f"{name}: the drain stalled (no new row for 30 s) with {d['rows']:,} of "
+                f"{d['rows_expected']:,} rows stored; see its log in {log_dir}. "
+                + (
+                    "Ingest acknowledges only after commit, so what it did not store is "
+                    "still queued at the broker, not lost: the figure below counts what "
+                    "was missing when the run ended."
+                    if d["drainer"].startswith("ingest")
+                    else ""
+                )
+            )
     doc = report.build_result(
         scenario, [], started, time.monotonic() - t0, notes, machine_info=machine, figures=fig
     )

@@ -300,7 +300,7 @@ DRAIN_ROWS = (
     ("PostgreSQL CPU s per 1,000 msgs", "pg_cpu_s_per_1000_msgs"),
     ("drainer RSS max, largest process (MB)", "rss_max_mb"),
     ("drainer RSS max, all processes (MB)", "rss_all_max_mb"),
-    ("records lost", "lost"),
+    ("records not stored at the end (lost, or still queued if the drain stalled)", "lost"),
     ("rows duplicated", "duplicated"),
 )
 
@@ -482,7 +482,10 @@ def render_markdown(result: dict[str, Any], plots: list[str]) -> str:
                 examples = ", ".join(r["audit"]["lost_examples"])
                 lines += [f"{r['ingestor']} {what}, e.g. {examples}", ""]
     if result.get("output"):
-        lines += ["## Output", "", "```text", result["output"].rstrip(), "```", ""]
+        output = result["output"]
+        if result.get("drain"):  # the per-second progress lines add nothing to the figures
+            output = "\n".join(x for x in output.splitlines() if " t=" not in x)
+        lines += ["## Output", "", "```text", output.rstrip(), "```", ""]
     for p in plots:
         lines += [f"![{p}]({p})", ""]
     if runs:
