@@ -120,13 +120,24 @@ def _publish(cfg: PublisherConfig, ticks: Queue[Any]) -> PublisherResult:
     client.on_disconnect = on_disconnect
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 600
-    client.connect(
-        cfg.host,
-        cfg.port,
-        keepalive=30,
-        clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-        properties=props,
-    )
+    # A spawned publisher may take seconds to start on a loaded machine, and a broker
+    # restart scheduled early in the run can fall before its first connection: keep trying
+    # for as long as acknowledgements are waited for, as the later reconnects do.
+    give_up = time.monotonic() + cfg.ack_wait_s
+    while True:
+        try:
+            client.connect(
+                cfg.host,
+                cfg.port,
+                keepalive=30,
+                clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=props,
+            )
+            break
+        except OSError:
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(0.2)
     while not state["connected"]:
         client.loop(timeout=0.05)
     for birth_topic, birth in fmt.births():
