@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         if d["state"] != "complete":
             notes.append(
                 f"{name}: the drain stalled (no new row for 30 s) with {d['rows']:,} of "
-                f"{d['rows_expected']:,} rows stored; see its log in {log_dir}. "
+                f"{d['rows_expected']:,} rows stored; its log is in the results' logs/ directory. "
                 + (
                     "Ingest acknowledges only after commit, so what it did not store is "
                     "still queued at the broker, not lost: the figure below counts what "
