@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import report
+from loadtests import report, stats
 from loadtests.procs import INGESTORS, ingest_available
 from loadtests.runner import BenchEnv, run_workload
 from loadtests.scenarios import FAULT_SUITE, INGEST_SUITE, SCENARIOS, Scenario
+
+DRAIN_SCENARIOS = tuple(s.name for s in SCENARIOS.values() if s.kind == "drain")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate", type=float, help="total msg/s (0 = as fast as possible)")
     p.add_argument("--devices", type=int, help="simulated devices")
-    p.add_argument("--processes", type=int, help="publisher processes")
+    p.add_argument(
+        "--processes",
+        type=int,
+        help="publisher processes (drain scenarios: also drain with this many ingest processes)",
+    )
     p.add_argument("--qos", type=int, choices=(0, 1), help="MQTT QoS of device messages")
     p.add_argument(
         "--stream", choices=("link", "agv", "inspection", "telemetry", "vda5050", "sparkplug")
@@ -129,6 +135,14 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
                 f"lost {report._fmt(result.audit['lost'])}, "
                 f"duplicated {result.audit['duplicated_rows']}"
             )
+            if s.get("generator_limited"):
+                print(
+                    f"[{name}] GENERATOR WAS THE LIMIT: offered "
+                    f"{s['generator_offered_msgs_per_s']:,.0f} msg/s for "
+                    f"{s['committed_steady_msgs_per_s']:,.0f} committed (needs "
+                    f"{stats.GENERATOR_HEADROOM:g}x), busiest publisher at "
+                    f"{s['generator_busiest_process_cpu_share']:.0%} CPU"
+                )
             if s["target_reached"] is False:
                 print(
                     f"[{name}] TARGET RATE NOT REACHED: published "
@@ -141,7 +155,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
     for t in doc["targets"]:
         print(
             f"  {t['label']}: {report._measured(t['value'], t['bound'])} "
-            f"({t['op']} {t['bound']:g}) {report.verdict(t['met'])}"
+            f"({t['op']} {t['bound']:g}) {report.verdict(t['met'], t.get('why'))}"
         )
     for t in doc["absolute"]:
         print(
@@ -154,7 +168,8 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> tuple[Path | N
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
-    if extra and args.scenario not in ("api", "notify-outbox", "commands", "plant"):
+    delegated = ("api", "notify-outbox", "commands", "plant", *DRAIN_SCENARIOS)
+    if extra and args.scenario not in delegated:
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.scenario == "render":  # factory5g bench render --results <result directory>
         print(report.rerender(args.results))
@@ -180,6 +195,17 @@ def main(argv: list[str] | None = None) -> int:
             return _delegate("loadtests.commands_bench", args, extra)
         if scenario.kind == "plant":
             return _delegate("loadtests.bench_plant", args, extra)
+        if scenario.kind == "drain":
+            argv = [name, *extra]
+            if args.processes is not None:
+                argv += ["--processes", str(args.processes)]
+            if args.no_baseline:
+                argv.append("--no-baseline")
+            if args.no_fsync:
+                argv.append("--no-fsync")
+            code = _delegate("loadtests.drain", args, argv)
+            ok = ok and code == 0
+            continue
         out, met = run_scenario(scenario, args)
         if out is None:
             return 2

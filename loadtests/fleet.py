@@ -32,6 +32,7 @@ class FleetConfig:
     window: int = 2000
     seed: int = 0
     run_id: str = "bench"
+    raw: bool = False  # pre-encoded packets on a plain socket (publisher._publish_raw)
 
     def publisher(self, index: int) -> PublisherConfig:
         per, extra = divmod(self.devices, self.processes)
@@ -49,6 +50,7 @@ class FleetConfig:
             window=self.window,
             seed=self.seed,
             run_id=self.run_id,
+            raw=self.raw,
         )
 
     @property

@@ -67,6 +67,9 @@ class Workload:
     probes_per_process: int = 2
     faults: tuple[Fault, ...] = ()
     ha: bool = False  # the database is a Patroni cluster (db-failover, db-switchover)
+    # The raw-socket publisher (pre-encoded packets, issue 21) unless a fault needs paho's
+    # reconnects or the run is QoS 0; False forces paho.
+    raw_publisher: bool = True
 
     @property
     def rows_per_message(self) -> int:
@@ -85,6 +88,7 @@ class Workload:
             duration_s=self.duration_s,
             batch=self.batch,
             run_id=run_id,
+            raw=self.raw_publisher and self.qos > 0 and not self.faults,
         )
 
 

@@ -127,7 +127,40 @@ def summarise(
         "acked_without_subscriber": sum(r.no_subscribers for r in totals.results),
         "publisher_reconnects": sum(r.reconnects for r in totals.results),
     }
+    summary.update(generator_figures(work, totals, pub_steady, committed_steady))
     return summary
+
+
+# A throughput figure is the ingestor's only if the generator offered this much more than
+# was committed (issue 21); below it the run says "generator was the limit".
+GENERATOR_HEADROOM = 2.0
+
+
+def generator_figures(
+    work: Workload, totals: FleetTotals, offered: float, committed: float
+) -> dict[str, Any]:
+    """What the load generator offered and what it cost, and whether it bounded the run.
+
+    A fixed-rate run's generator was the limit when it missed its rate. An as-fast-as-
+    possible run's was when it offered less than GENERATOR_HEADROOM times what was
+    committed: an ingestor that kept up with everything offered has shown no ceiling.
+    Its CPU share (CPU seconds / publishing seconds, per process) says why: near 1, the
+    generator itself was saturated."""
+    span = max(totals.publish_end - totals.started, 1e-9)
+    cpu = sum(r.cpu_s for r in totals.results)
+    busiest = max((r.cpu_s for r in totals.results), default=0.0) / span
+    if work.rate:
+        limited = totals.achieved_rate < RATE_TOLERANCE * work.rate
+    else:
+        limited = not (committed > 0 and offered >= GENERATOR_HEADROOM * committed)
+    return {
+        "generator_offered_msgs_per_s": offered,
+        "generator_offered_to_committed": offered / committed if committed > 0 else None,
+        "generator_cpu_s": cpu,
+        "generator_busiest_process_cpu_share": busiest,
+        "generator_processes": len(totals.results),
+        "generator_limited": limited,
+    }
 
 
 # A load generator that used this share of its threads' time was itself saturated.
