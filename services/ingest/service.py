@@ -113,9 +113,6 @@ class IngestService:
         batcher.added()
 
     def _sealed(self, batch: Batch) -> None:
-        if not batch.sources:  # only other shards' messages: nothing to write, acknowledge
-            self.consumer.ack(batch.gen, batch.mids)
-            return
         batch.device_args = self.devices.upsert_args(batch.touches)
         m = self.metrics
         m.messages_received.inc(len(batch))
