@@ -99,9 +99,7 @@ class Batcher:
             return
         # A batch of only other replicas' messages (mids, no sources) is sealed too, and
         # goes to the writer like any other (an empty transaction): they are acknowledged
-        # in turn, not held until a message of this replica's own arrives. Acknowledging
-        # them at once, ahead of the writer, made Mosquitto 2.0.11 send packet ids that
-        # were still in flight under a 140,000-message backlog (a reconnect loop); 0 so.
+        # in turn, not held until a message of this replica's own arrives.
         self.current = Batch(self.gen)
         self._on_sealed(b)
 
