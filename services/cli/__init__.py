@@ -103,10 +103,24 @@ def db_status() -> None:
 @app.command(
     help=_help("Ingest: MQTT device streams into TimescaleDB.", (IngestSettings, "ingest"))
 )
-def ingest() -> None:
+def ingest(
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Ingest processes on this host, each its own session and shard of the "
+            "devices (default: ingest.processes, 1).",
+        ),
+    ] = None,
+) -> None:
     from services.ingest.service import run
 
-    run(_settings())
+    settings = _settings()
+    if processes is not None:
+        ingest_settings = settings.ingest.model_copy(update={"processes": processes})
+        settings = settings.model_copy(update={"ingest": ingest_settings})
+    run(settings)
 
 
 @app.command(

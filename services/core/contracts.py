@@ -357,6 +357,13 @@ _DECODERS: Final = {
     name: msgspec.json.Decoder(_payload_type(rec)) for name, rec in RECORD_TYPES.items()
 }
 
+
+def payload_decoder(stream: str) -> msgspec.json.Decoder[Any] | None:
+    """The decoder `decode` uses for a native stream (None: unknown stream); ingest's fast
+    path decodes with the very same one, so both accept exactly the same payloads."""
+    return _DECODERS.get(stream)
+
+
 _RFC3339_RE: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )

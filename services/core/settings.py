@@ -133,6 +133,15 @@ class IngestSettings(BaseModel):
         description="Ingest replicas that split devices by stable hash: Sparkplug edge nodes, "
         "VDA 5050 AGVs, and native devices unless `share_group` is set.",
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Ingest processes on this host (`factory5g ingest --processes`). Process i "
+        "has its own persistent session, client id `{client_id}-{i}of{processes}`, and shard "
+        "`shard_index * processes + i` of `shard_count * processes`; its metrics port is "
+        "`metrics_port + i`. Changing it starts new sessions: let the old ones drain first.",
+    )
     vda5050_interface: str = Field(
         "uagv", description="VDA 5050 interface name: the first topic level."
     )

@@ -27,13 +27,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from services.core.metrics import MetricsServer, service_registry
-from services.core.runtime import run_async
+from services.core.runtime import run_async, setup_logging
 from services.core.settings import Settings
 from services.ingest.consumer import Consumer
 from services.ingest.devices import DeviceRegistry
@@ -208,6 +211,99 @@ async def serve(settings: Settings) -> None:
     await service.run_until(stop)
 
 
+def process_settings(settings: Settings, index: int, processes: int) -> Settings:
+    """The settings of process `index` of `processes` on this host.
+
+    Each process needs a session of its own: its own client id, so the broker keeps a queue
+    per process while ingest is down, and its own shard of the devices, so that each
+    message is stored by exactly one of them (the others acknowledge it). Replicas on
+    several hosts (`shard_count`) multiply with the processes per host."""
+    ingest = settings.ingest
+    child = ingest.model_copy(
+        update={
+            "client_id": f"{ingest.client_id}-{index}of{processes}",
+            "shard_index": ingest.shard_index * processes + index,
+            "shard_count": ingest.shard_count * processes,
+            "metrics_port": ingest.metrics_port + index if ingest.metrics_port else 0,
+            "processes": 1,
+        }
+    )
+    return settings.model_copy(update={"ingest": child})
+
+
+def _process_main(settings: Settings, index: int, processes: int) -> None:
+    mine = process_settings(settings, index, processes)
+    setup_logging(settings.log_level)
+    log.info(
+        "ingest process %d of %d: client id %s, shard %d of %d",
+        index,
+        processes,
+        mine.ingest.client_id,
+        mine.ingest.shard_index,
+        mine.ingest.shard_count,
+    )
+    run_async(serve(mine), settings.log_level)
+
+
+def run_processes(settings: Settings, processes: int) -> int:
+    """Fork `processes` ingest processes and supervise them; returns the exit code.
+
+    Why processes, not threads: the per-message work is Python, which one interpreter
+    runs on one core at a time. Forked before any event loop or thread exists, the
+    children share the parent's imported code. SIGTERM/SIGINT are passed on, and each
+    child shuts down as a single ingest does (commit, acknowledge, disconnect). A child
+    that dies on its own stops the others and the parent exits non-zero, so that the
+    service manager restarts the set; what was not committed stays unacknowledged and is
+    redelivered to the same sessions."""
+    setup_logging(settings.log_level)
+    ctx = multiprocessing.get_context("fork")
+    children = [
+        ctx.Process(
+            target=_process_main, args=(settings, i, processes), name=f"ingest-{i}", daemon=False
+        )
+        for i in range(processes)
+    ]
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.pid is not None and child.exitcode is None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    code = 0
+    try:
+        for child in children:
+            child.start()
+        running = list(children)
+        while running:
+            ready = multiprocessing.connection.wait([c.sentinel for c in running])
+            for child in [c for c in running if c.sentinel in ready]:
+                child.join()
+                running.remove(child)
+                if child.exitcode != 0:
+                    code = code or 1
+                if not stopping:
+                    log.error(
+                        "%s exited with %s; stopping the other ingest processes",
+                        child.name,
+                        child.exitcode,
+                    )
+                    stop(signal.SIGTERM, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
 def run(settings: Settings) -> None:
     """Entry of `factory5g ingest`."""
+    processes = settings.ingest.processes
+    if processes > 1:
+        code = run_processes(settings, processes)
+        if code:
+            raise SystemExit(code)
+        return
     run_async(serve(settings), settings.log_level)

@@ -95,8 +95,11 @@ class Batcher:
             self._timer.cancel()
             self._timer = None
         b = self.current
-        if not b.sources:
+        if not b.sources and not b.mids:
             return
+        # A batch of only other replicas' messages (mids, no sources) is sealed too, and
+        # goes to the writer like any other (an empty transaction): they are acknowledged
+        # in turn, not held until a message of this replica's own arrives.
         self.current = Batch(self.gen)
         self._on_sealed(b)
 
