@@ -209,8 +209,10 @@ def measure(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 state = {"end": end.isoformat(), "seeded": datetime.now(UTC).isoformat(),
                          **{k: getattr(args, k) for k in
                             ("days", "devices", "projects", "rows_per_day")}}  # fmt: skip
+                # Written before the rollups are built: a run that fails after seeding
+                # must reuse the rows next time, never seed a second copy on top of them.
+                state_file.write_text(json.dumps(state))
             _prepare(args, url, figures)
-            state_file.write_text(json.dumps(state))
         else:
             pg = _cluster(tmp / "postgres")
             pg.start()
