@@ -292,6 +292,17 @@ async def test_not_on_allow_list_is_refused_and_nothing_sent(url: str, broker: M
             assert r.status_code == 403
             bad = await pf.send("p1", "n2", name="ping", params=[1])
             assert bad.status_code == 422
+            # What jsonb cannot store is a 422 naming it, not a 500 from the database.
+            for params in ({"\x00": None}, {"v": "a\x00b"}, {"v": [[{"k": "\x00"}]]}):
+                bad = await pf.send("p1", "n2", name="ping", params=params)
+                assert bad.status_code == 422, bad.text
+                assert "NUL" in bad.text
+            deep: object = 1
+            for _ in range(40):
+                deep = [deep]
+            bad = await pf.send("p1", "n2", name="ping", params={"v": deep})
+            assert bad.status_code == 422, bad.text
+            assert "nested" in bad.text
             rows = await fetch(url, "SELECT count(*) FROM commands WHERE device_id IN ('n2','a9')")
             assert rows[0][0] == 0
             # An allowed command afterwards is the only one the device ever receives.

@@ -6,9 +6,28 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.core.contracts import ID_PATTERN
+
+# Parameters are stored as jsonb, which cannot hold NUL, and sent to devices: refuse what
+# cannot be stored (422) instead of failing in the database (500), and bound the nesting.
+_MAX_PARAM_DEPTH = 32
+
+
+def _check_params(value: Any, depth: int = 0) -> None:
+    if depth > _MAX_PARAM_DEPTH:
+        raise ValueError(f"nested more than {_MAX_PARAM_DEPTH} levels deep")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("NUL characters are not allowed")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_params(k, depth)
+            _check_params(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_params(v, depth + 1)
 
 
 class CommandRequest(BaseModel):
@@ -32,6 +51,12 @@ class CommandRequest(BaseModel):
         description="For an offline device: keep the command queued until the deadline "
         "(sent when the device is back) instead of refusing it with 409.",
     )
+
+    @field_validator("params")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_params(value)
+        return value
 
 
 class Command(BaseModel):
