@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from f5gdev.seed.generate import TELEMETRY_METRICS
 from tests.test_api_support import (
     PLAN_DEVICES,
     Keys,
@@ -65,7 +66,8 @@ async def test_device_detail_has_latest_values(env: tuple[httpx.AsyncClient, Key
     assert 0 <= agv["last"]["agv"]["battery"] <= 100
     assert "project_id" not in agv["last"]["agv"]
     machine = (await c.get(f"/api/v1/projects/p1/devices/{by_kind['machine']}", headers=h)).json()
-    assert set(machine["last"]["telemetry"]) == {"temperature_c", "vibration_mm_s", "spindle_rpm"}
+    # The seeded machines report the process metrics and the OEE machine-state convention.
+    assert set(machine["last"]["telemetry"]) == set(TELEMETRY_METRICS)
     cpe = (await c.get(f"/api/v1/projects/p1/devices/{by_kind['cpe']}", headers=h)).json()
     assert -156 <= cpe["last"]["link"]["rsrp"] <= -31
 
