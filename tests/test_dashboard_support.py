@@ -96,6 +96,9 @@ def stack_fixture(
         broker.port,
         api={"rollup_interval_s": 0, "key_cache_s": 0, "port": port},
         rules={"rules_file": str(rules_file), "client_id": f"dash-rules-{port}"},
+        # The notifications page's webhook receiver listens on loopback: the named opt-out,
+        # as the local stack sets it (docs/notifications.md).
+        notify={"allow_private_targets": ["127.0.0.0/8"]},
     )
     st = Stack(f"http://127.0.0.1:{port}", db_url, broker.port, keys, settings, loop, "")
     st.sql("UPDATE projects SET targets = $1::jsonb WHERE id = 'p1'", TARGETS)
