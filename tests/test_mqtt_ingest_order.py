@@ -35,6 +35,10 @@ async def test_ingest_acks_in_receive_order_while_writers_commit_out_of_order(
             first, body = await peer.next()
             if first == codec.PUBACK:
                 acked.append(codec.decode_puback(body).packet_id)
+        # Hold the connection until ingest leaves: a broker that hung up here would make
+        # ingest reconnect and this script publish all of it again while the test stops it.
+        while await peer.reader.read(65536):
+            pass
 
     server, port, _ = await _serve(script)
     settings = make_settings(
