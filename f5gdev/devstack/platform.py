@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from f5gdev.devstack.demo_commands import seed_command_allowlist
+from f5gdev.devstack.demo_registry import seed_demo_registry
 from f5gdev.devstack.notify_seed import seed_local_notifications
 from f5gdev.devstack.receivers import HOST, MAIL_DIR, SMTP_PORT, WEBHOOK_LOG, WEBHOOK_PORT
 from f5gdev.devstack.stack import LocalStack, use_local_passfile
@@ -79,6 +80,8 @@ def run_platform(settings: Settings, with_simulator: bool = True) -> None:
         # The simulated fleet's commands, so the dashboard has something to send.
         added = seed_command_allowlist(settings)
         print(f"command allow-list for the simulated fleet: {added} name(s) added")
+        pairs = seed_demo_registry(settings)
+        print(f"simulated plant registered: hall 1 floor maps, {pairs} module-station pairs")
     log_dir = stack.base_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 

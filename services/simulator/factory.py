@@ -147,7 +147,9 @@ def register_modules(settings: Settings, pairs: list[tuple[str, str, str]]) -> N
                 [{"p": p, "m": m, "s": st} for p, m, st in pairs],
             )
     except sa.exc.SQLAlchemyError as exc:
-        log.warning("modules not related to their stations (%s)", exc.__class__.__name__)
+        # The simulator's own role may not write the registry; `factory5g up` records the
+        # pairs with the owner's rights before starting it.
+        log.info("modules not related to their stations here (%s)", exc.__class__.__name__)
     finally:
         engine.dispose()
 
@@ -174,11 +176,16 @@ def register_projects(settings: Settings) -> None:
                 }
                 stmt = insert(projects).values(**values)
                 conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not register project names (%s); continuing", exc.__class__.__name__)
+    try:
+        # The simulator's own role may not write floor maps (`factory5g up` registers
+        # hall 1 with the owner's rights first); with a role that may, it does it here.
         with engine.begin() as conn:
             for info in project_infos(settings.simulator.projects):
                 register_floor(conn, info.id)
     except sa.exc.SQLAlchemyError as exc:
-        log.warning("could not register project names (%s); continuing", exc.__class__.__name__)
+        log.info("floor maps not registered by the simulator (%s)", exc.__class__.__name__)
     finally:
         engine.dispose()
 
