@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -46,6 +46,9 @@ from f5gdev.devstack.servers import Postgres, free_port
 from f5gdev.seed.generate import SeedPlan, default_end, describe, seed
 from loadtests import reference_sql, report, stats
 from loadtests.procs import CpuMeter, run_measured
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 from loadtests.scenarios import SCENARIOS
 from services.core import db
 
@@ -190,19 +193,25 @@ def _create_key(url: str) -> str:
     return asyncio.run(go())
 
 
-def _build_rollups(url: str) -> int:
+def _with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[int]]) -> int:
+    """Run `work` (a maintainer's catch-up) on an API engine of `url`; returns its count."""
     from services.api.app import make_engine
-    from services.api.rollups import maintain
     from services.core.settings import load_settings
 
     async def go() -> int:
         engine = make_engine(load_settings(database={"url": url}))
         try:
-            return await maintain.catch_up(engine)
+            return await work(engine)
         finally:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def _build_rollups(url: str) -> int:
+    from services.api.rollups import maintain
+
+    return _with_engine(url, maintain.catch_up)
 
 
 def _analyze(url: str) -> None:

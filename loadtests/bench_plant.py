@@ -42,7 +42,14 @@ import httpx
 from f5gdev.devstack.servers import Postgres, free_port
 from f5gdev.seed.generate import SeedPlan, default_end, describe, seed
 from loadtests import report, stats
-from loadtests.bench_api import _analyze, _build_rollups, _create_key, _figures, _print_latency
+from loadtests.bench_api import (
+    _analyze,
+    _build_rollups,
+    _create_key,
+    _figures,
+    _print_latency,
+    _with_engine,
+)
 from loadtests.scenarios import SCENARIOS
 from services.core import db
 
@@ -50,18 +57,9 @@ STATE = "plant.json"  # what --reuse DIR holds besides the cluster
 
 
 def _build_ledger(url: str) -> int:
-    from services.api.app import make_engine
     from services.api.report import ledger
-    from services.core.settings import load_settings
 
-    async def go() -> int:
-        engine = make_engine(load_settings(database={"url": url}))
-        try:
-            return await ledger.catch_up(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
+    return _with_engine(url, ledger.catch_up)
 
 
 def _cluster(base: Path) -> Postgres:
