@@ -182,7 +182,10 @@ export async function render(main, ctx) {
         }
       }
       lastBox.replaceChildren(lastTable(dev.last));
-      lastBox.dataset.liveRecords = String(Number(lastBox.dataset.liveRecords || 0) + ev.records.length);
+      // Which streams the live feed delivered, one entry per record, in arrival order: a
+      // periodic refresh can show a stored row before its live event, so a count of what was
+      // on the page would not say what was forwarded.
+      lastBox.dataset.liveStreams = (lastBox.dataset.liveStreams || "") + ev.records.map(() => `${ev.stream} `).join("");
     },
     onAlarm(ev) {
       if (ev.project === pid && ev.device === did) fill(alarmsBox, loadAlarms);
