@@ -97,8 +97,35 @@ def _prepare(args: argparse.Namespace, url: str, figures: dict[str, Any]) -> Non
     figures["ledger_build_s"] = time.perf_counter() - t
     print(f"  loss ledger built in {figures['ledger_build_s']:.1f} s ({steps} steps)", flush=True)
     t = time.perf_counter()
-    _analyze(url)
-    print(f"  analyzed in {time.perf_counter() - t:.1f} s", flush=True)
+    if args.reuse is not None and args.reuse.joinpath(STATE).exists():
+        tables = _analyze_changed(url)
+        print(f"  analyzed {tables} changed tables in {time.perf_counter() - t:.1f} s", flush=True)
+    else:
+        _analyze(url)
+        print(f"  analyzed in {time.perf_counter() - t:.1f} s", flush=True)
+
+
+def _analyze_changed(url: str) -> int:
+    """ANALYZE the tables changed since their last analysis (a tenth of their rows or more,
+    or never analysed): a reused 51.8 M-row cluster takes six minutes to ANALYZE whole,
+    while between runs only the rollups and the ledger change."""
+    import asyncpg
+
+    async def go() -> int:
+        conn = await asyncpg.connect(db.asyncpg_dsn(url))
+        try:
+            rows = await conn.fetch(
+                "SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables "
+                "WHERE coalesce(last_analyze, last_autoanalyze) IS NULL "
+                "OR n_mod_since_analyze > greatest(n_live_tup / 10, 1000)"
+            )
+            for r in rows:
+                await conn.execute(f"ANALYZE {r['t']}")
+            return len(rows)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
 
 
 def _measure_route(

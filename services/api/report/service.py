@@ -11,12 +11,13 @@ may be a pydantic model, a dataclass or plain data; the renderers show any of th
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -26,6 +27,7 @@ from services.api.params import TimeRange
 from services.api.report import ledger
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # section -> (module, async function(conn, project_id, start, end)); imported lazily.
 PROVIDERS: Final[dict[str, tuple[str, str]]] = {
@@ -182,9 +184,18 @@ async def completeness(
 
 
 async def build(engine: AsyncEngine, project: str, rng: TimeRange) -> dict[str, Any]:
-    """The whole report as plain data (rendered by `render`)."""
-    kpis = await project_kpis(engine, project, rng)
-    async with engine.connect() as conn:
+    """The whole report as plain data (rendered by `render`).
+
+    Why concurrently: each section is an independent read of its own rollups (KPIs, OEE,
+    scorecard, alarms, ledger), and one after the other their times add up (about 350 ms
+    over 30 days of 200 devices, more than any single section). Each section runs on a
+    connection of its own, so the report takes about as long as its slowest section."""
+
+    async def on_conn(fn: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        async with engine.connect() as conn:
+            return await fn(conn)
+
+    async def project_info(conn: AsyncConnection) -> dict[str, Any]:
         row = (
             await conn.execute(
                 sa.text(
@@ -194,17 +205,26 @@ async def build(engine: AsyncEngine, project: str, rng: TimeRange) -> dict[str, 
                 {"p": project},
             )
         ).first()
-        info: dict[str, Any] = dict(row._mapping) if row is not None else {"id": project}
-        targets: dict[str, Any] = info.get("targets") or {}
-        sections: dict[str, Any] = {}
-        for name in PROVIDERS:
-            try:
-                sections[name] = await provided_section(conn, name, project, rng.start, rng.end)
-            except Exception:  # one section's failure must not lose the rest of the report
-                log.exception("report section %s failed", name)
-                sections[name] = {"available": False, "error": True}
-        alarms = await alarm_stats(conn, project, rng.start, rng.end)
-        ledger_section = await completeness(conn, project, rng.start, rng.end)
+        return dict(row._mapping) if row is not None else {"id": project}
+
+    async def section(name: str) -> dict[str, Any]:
+        try:
+            return await on_conn(
+                lambda conn: provided_section(conn, name, project, rng.start, rng.end)
+            )
+        except Exception:  # one section's failure must not lose the rest of the report
+            log.exception("report section %s failed", name)
+            return {"available": False, "error": True}
+
+    kpis, info, alarms, ledger_section, *provided = await asyncio.gather(
+        project_kpis(engine, project, rng),
+        on_conn(project_info),
+        on_conn(lambda conn: alarm_stats(conn, project, rng.start, rng.end)),
+        on_conn(lambda conn: completeness(conn, project, rng.start, rng.end)),
+        *(section(name) for name in PROVIDERS),
+    )
+    targets: dict[str, Any] = info.get("targets") or {}
+    sections = dict(zip(PROVIDERS, provided, strict=True))
     return {
         "project": {k: info.get(k) for k in ("id", "name", "enterprise", "city", "scenario")},
         "start": rng.start,
