@@ -65,6 +65,18 @@ def test_settings_reference_is_current() -> None:
     assert page.read_text() == render(), "regenerate: factory5g settings --markdown"
 
 
+def test_settings_reference_shows_every_default_as_the_variable_takes_it() -> None:
+    """A default built by a factory (a list) is shown as the JSON the variable takes, in the
+    page and in `--help`, not as pydantic's "undefined" marker."""
+    from services.core.settings import NotifySettings, describe
+    from services.core.settings_doc import render
+
+    page = render()
+    assert "Undefined" not in page
+    assert "| `F5G_NOTIFY__ALLOW_PRIVATE_TARGETS` | `[]` |" in page
+    assert "F5G_NOTIFY__ALLOW_PRIVATE_TARGETS=[]  " in describe(NotifySettings, "notify")
+
+
 def test_keys_list_prints_only_the_keys(database_url: str) -> None:
     """`keys list` is read by people and scripts: one line per key on stdout, no log noise."""
     env = {"F5G_DATABASE__URL": database_url}

@@ -5,11 +5,13 @@ refuses to render, naming the value."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import helm_python as helm
 import pytest
 
+from services.core.settings import load_settings
 from tests.helm_support import (
     NAMESPACE,
     OPERATIONS_DOC,
@@ -81,3 +83,31 @@ def test_enabled_without_its_login_user_fails_naming_the_value(chart: helm.Chart
 
 def test_enabled_lints_clean() -> None:
     assert lint_problems(with_credentials(ENABLED)) == []
+
+
+def test_private_targets_are_refused_unless_named(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Secure by default: the chart names no private network for the channels, so a webhook
+    cannot be pointed at an in-cluster service; `notify.allowPrivateTargets` is the named
+    opt-out, and the settings the API and the notifier read from it are the ones given."""
+    default = render(chart, ENABLED).config_env()
+    assert "F5G_NOTIFY__ALLOW_PRIVATE_TARGETS" not in default
+
+    networks = ["10.20.0.0/16", "receiver.plant.svc"]
+    config = render(chart, deep_merge(ENABLED, {"notify": {"allowPrivateTargets": networks}}))
+    value = config.config_env()["F5G_NOTIFY__ALLOW_PRIVATE_TARGETS"]
+    for name in list(os.environ):
+        if name.upper().startswith("F5G_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("F5G_NOTIFY__ALLOW_PRIVATE_TARGETS", value)
+    assert load_settings().notify.allow_private_targets == networks
+    # Both readers get it: the API (checks a channel when saved) and the notifier (sends).
+    for component in ("api", "notify"):
+        (container,) = config.workload(component).obj["spec"]["template"]["spec"]["containers"]
+        refs = [s["configMapRef"]["name"] for s in container.get("envFrom") or []]
+        assert f"{fullname()}-config" in refs, component
+
+    bad = deep_merge(ENABLED, {"notify": {"allowPrivateTargets": [""]}})
+    with pytest.raises(helm.HelmValuesError, match="/notify/allowPrivateTargets/0"):
+        chart.render(with_credentials(bad), name=RELEASE, namespace=NAMESPACE)

@@ -9,6 +9,7 @@ the environment name of a nested key joins the parts with `__`, for example
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -21,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "F5G_"
@@ -528,13 +530,24 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
 
 
+def env_default(field: FieldInfo) -> str:
+    """A field's default as its environment variable would spell it: lists and maps (built by
+    a default factory) as JSON, secrets masked, no default as "(unset)"."""
+    default = field.get_default(call_default_factory=True)
+    if default is None:
+        return "(unset)"
+    if isinstance(default, SecretStr):
+        return "***"
+    if isinstance(default, list | dict | tuple):
+        return json.dumps(default)
+    return str(default)
+
+
 def describe(section: type[BaseModel], prefix: str) -> str:
     """Plain-text table of a section's environment keys, defaults and meaning, for --help."""
     lines = []
     for name, field in section.model_fields.items():
-        default = field.default if field.default is not None else "(unset)"
-        if isinstance(default, SecretStr):
-            default = "***"
+        default = env_default(field)
         key = f"{ENV_PREFIX}{prefix.upper()}{ENV_DELIMITER}{name.upper()}"
         lines.append(f"{key}={default}  {field.description or ''}")
     return "\n".join(lines)

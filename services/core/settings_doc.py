@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from services.core.settings import ENV_DELIMITER, ENV_PREFIX, Settings
+from services.core.settings import ENV_DELIMITER, ENV_PREFIX, Settings, env_default
 
 
-def _default(field_default: object) -> str:
-    if field_default is None:
-        return "(unset)"
-    if isinstance(field_default, SecretStr):
-        return "***"
-    return f"`{field_default}`"
+def _default(field: FieldInfo) -> str:
+    default = env_default(field)
+    return default if default in ("(unset)", "***") else f"`{default}`"
 
 
 def render() -> str:
@@ -31,9 +29,7 @@ def render() -> str:
             lines += [f"## {name}", "", "| variable | default | meaning |", "| --- | --- | --- |"]
             for sub, sub_field in annotation.model_fields.items():
                 key = f"{ENV_PREFIX}{name.upper()}{ENV_DELIMITER}{sub.upper()}"
-                lines.append(
-                    f"| `{key}` | {_default(sub_field.default)} | {sub_field.description or ''} |"
-                )
+                lines.append(f"| `{key}` | {_default(sub_field)} | {sub_field.description or ''} |")
             lines.append("")
         else:
             lines += [
@@ -41,8 +37,7 @@ def render() -> str:
                 "",
                 "| variable | default | meaning |",
                 "| --- | --- | --- |",
-                f"| `{ENV_PREFIX}{name.upper()}` | {_default(field.default)} | "
-                f"{field.description or ''} |",
+                f"| `{ENV_PREFIX}{name.upper()}` | {_default(field)} | {field.description or ''} |",
                 "",
             ]
     return "\n".join(lines)
