@@ -812,6 +812,18 @@ def _metrics_used(text: str) -> set[str]:
     return {re.sub(r"_(bucket|sum|count)$", "", name) for name in found}
 
 
+def test_monitoring_with_every_service_lints_and_validates(chart: helm.Chart) -> None:
+    assert lint_problems(with_credentials(MONITORED)) == []
+    out = render(chart, MONITORED)
+    for kind in ("PrometheusRule", "ServiceMonitor", "ConfigMap"):
+        for manifest in out.of_kind(kind):
+            validate_manifest(manifest)
+    monitors = {m.name for m in out.of_kind("ServiceMonitor")}
+    assert monitors == {
+        f"{fullname()}-{c}" for c in ("ingest", "rules", "api", "notify", "commands")
+    }
+
+
 def test_dashboard_and_alerts_use_only_listed_metrics(chart: helm.Chart) -> None:
     listed = set(metric_names())
     out = render(chart, MONITORED)
