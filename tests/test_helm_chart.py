@@ -12,7 +12,10 @@ import base64
 import json
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -145,7 +148,25 @@ REQUIRED_ALERTS = {
     "Factory5gConsumerDisconnected",
     "Factory5gDatabaseUnreachable",
     "Factory5gApi5xxRateHigh",
+    "Factory5gTargetDown",
+    "Factory5gNotificationsUndelivered",
+    "Factory5gNotificationDeliveriesFailing",
+    "Factory5gCommanderDisconnected",
+    "Factory5gCommandsExpiring",
+    "Factory5gCommandsFailing",
 }
+# Every feature and both optional services whose metrics the chart lists (the notifier and
+# the commander): what the monitoring tests render.
+MONITORED: Obj = deep_merge(
+    ALL_FEATURES,
+    {
+        "notify": {"enabled": True},
+        "commands": {"enabled": True},
+        "database": {
+            "serviceUrls": {"notify": "postgresql://f5g_notify:pw-notify@timescaledb:5432/f5g"}
+        },
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -779,9 +800,11 @@ def test_names_fit_kubernetes_limits(chart: helm.Chart) -> None:
 
 def test_metrics_list_is_well_formed() -> None:
     names = metric_names()
-    assert len(names) == len(set(names)) == 15
+    assert len(names) == len(set(names)) == 25
     for name in names:
-        assert re.fullmatch(r"factory5g_(ingest|rules|api)_[a-z0-9_]+", name), name
+        assert re.fullmatch(r"factory5g_(ingest|rules|api|notify|commands)_[a-z0-9_]+", name), name
+    services = {name.split("_")[1] for name in names}
+    assert services == {"ingest", "rules", "api", "notify", "commands"}
 
 
 def _metrics_used(text: str) -> set[str]:
@@ -789,9 +812,21 @@ def _metrics_used(text: str) -> set[str]:
     return {re.sub(r"_(bucket|sum|count)$", "", name) for name in found}
 
 
+def test_monitoring_with_every_service_lints_and_validates(chart: helm.Chart) -> None:
+    assert lint_problems(with_credentials(MONITORED)) == []
+    out = render(chart, MONITORED)
+    for kind in ("PrometheusRule", "ServiceMonitor", "ConfigMap"):
+        for manifest in out.of_kind(kind):
+            validate_manifest(manifest)
+    monitors = {m.name for m in out.of_kind("ServiceMonitor")}
+    assert monitors == {
+        f"{fullname()}-{c}" for c in ("ingest", "rules", "api", "notify", "commands")
+    }
+
+
 def test_dashboard_and_alerts_use_only_listed_metrics(chart: helm.Chart) -> None:
     listed = set(metric_names())
-    out = render(chart, ALL_FEATURES)
+    out = render(chart, MONITORED)
     (dashboard,) = [m for m in out.of_kind("ConfigMap") if m.name.endswith("-dashboard")]
     assert dashboard.labels["grafana_dashboard"] == "1"
     assert dashboard.obj["metadata"]["namespace"] == "monitoring"
@@ -805,7 +840,7 @@ def test_dashboard_and_alerts_use_only_listed_metrics(chart: helm.Chart) -> None
 
 
 def test_alerts_are_complete_and_have_runbooks(chart: helm.Chart) -> None:
-    out = render(chart, ALL_FEATURES)
+    out = render(chart, MONITORED)
     (rule,) = out.of_kind("PrometheusRule")
     alerts = {r["alert"]: r for g in rule.obj["spec"]["groups"] for r in g["rules"]}
     assert set(alerts) >= REQUIRED_ALERTS
@@ -836,6 +871,176 @@ def test_alerts_are_complete_and_have_runbooks(chart: helm.Chart) -> None:
         assert monitor.obj["spec"]["endpoints"][0]["port"] in ports
         # Alerts select series by job, which the Prometheus Operator sets to the Service name.
         assert service.name in " ".join(a["expr"] for a in alerts.values())
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: scripts/install-stack.sh installs it (`make servers`)"
+    return path
+
+
+def _run_promtool(*args: str) -> str:
+    result = subprocess.run(
+        [_promtool(), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0, f"promtool {' '.join(args)}:\n{output}"
+    return output
+
+
+def _rule_groups(out: Rendered) -> list[Obj]:
+    (rule,) = out.of_kind("PrometheusRule")
+    return list(rule.obj["spec"]["groups"])
+
+
+def test_alert_and_dashboard_queries_pass_promtool(chart: helm.Chart, tmp_path: Path) -> None:
+    """Every alert and every dashboard query parses as PromQL (`promtool check rules`): a
+    typo in a selector would otherwise show up only as an alert that never fires or an
+    empty panel."""
+    out = render(chart, MONITORED)
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(yaml.safe_dump({"groups": _rule_groups(out)}))
+    assert re.search(r"SUCCESS: (\d+) rules found", _run_promtool("check", "rules", str(alerts)))
+
+    board = json.loads((CHART_DIR / "dashboards" / "factory5g-overview.json").read_text())
+    records = []
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            # The Grafana variables, as Grafana substitutes them.
+            expr = target["expr"].replace("$namespace", ".+")
+            expr = expr.replace("$__rate_interval", "2m")
+            assert "$" not in expr, expr
+            records.append(
+                {"record": f"dashboard:panel{panel['id']}_{target['refId']}", "expr": expr}
+            )
+    assert len(records) >= len(metric_names())
+    queries = tmp_path / "dashboard.yaml"
+    queries.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]}))
+    output = _run_promtool("check", "rules", str(queries))
+    assert f"SUCCESS: {len(records)} rules found" in output
+
+
+def test_notify_and_commands_alerts_fire_on_their_series(chart: helm.Chart, tmp_path: Path) -> None:
+    """The notifier's and the commander's alerts, as rendered, evaluated by Prometheus's own
+    rule engine (`promtool test rules`) on series the services export: each fires on the
+    fault and stays quiet on healthy series next to it."""
+    out = render(chart, MONITORED)
+    groups = _rule_groups(out)
+    for group in groups:
+        for rule in group["rules"]:
+            rule.pop("annotations")  # texts, not behaviour; they would have to be copied here
+    labels = {r["alert"]: r["labels"] for g in groups for r in g["rules"]}
+    rules_file = tmp_path / "alerts.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": groups}))
+    prefix = f'namespace="{NAMESPACE}", job="{fullname()}-'
+
+    def series(job: str, name: str, values: str, **extra: str) -> Obj:
+        more = "".join(f', {k}="{v}"' for k, v in extra.items())
+        return {"series": f'{name}{{{prefix}{job}"{more}}}', "values": values}
+
+    def fired(alert: str, **extra: str) -> Obj:
+        return {"exp_labels": {**labels[alert], **extra}}
+
+    transitions = "factory5g_commands_transitions_total"
+    deliveries = "factory5g_notify_deliveries_total"
+    test = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # A commander pod that lost the broker at minute 2; its sibling is fine.
+                    series("commands", "factory5g_commands_mqtt_connected", "1 1 0x20", pod="c-0"),
+                    series("commands", "factory5g_commands_mqtt_connected", "1x22", pod="c-1"),
+                    # VDA 5050 commands expire from minute 10; native ones complete by the
+                    # hundred and one of them expired long ago.
+                    series(
+                        "commands",
+                        transitions,
+                        "0x10 1 2 2x20",
+                        protocol="vda5050",
+                        state="expired",
+                    ),
+                    series(
+                        "commands", transitions, "0+100x40", protocol="native", state="completed"
+                    ),
+                    series("commands", transitions, "1x40", protocol="native", state="expired"),
+                    # Sparkplug writes fail from minute 10.
+                    series(
+                        "commands", transitions, "0x10 3x30", protocol="sparkplug", state="failed"
+                    ),
+                    series(
+                        "commands", transitions, "0+5x40", protocol="sparkplug", state="completed"
+                    ),
+                    # Half of the webhook attempts fail; e-mail fails one attempt in eleven.
+                    series("notify", deliveries, "0+6x40", channel="webhook", outcome="failed"),
+                    series("notify", deliveries, "0+6x40", channel="webhook", outcome="sent"),
+                    series("notify", deliveries, "0+1x40", channel="email", outcome="failed"),
+                    series("notify", deliveries, "0+10x40", channel="email", outcome="sent"),
+                    # The notifier cannot be scraped from minute 1.
+                    series("notify", "up", "1 0x40", pod="n-0"),
+                    series("commands", "up", "1x40", pod="c-0"),
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "1m",
+                        "alertname": "Factory5gCommanderDisconnected",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "5m",
+                        "alertname": "Factory5gCommanderDisconnected",
+                        "exp_alerts": [fired("Factory5gCommanderDisconnected", pod="c-0")],
+                    },
+                    {"eval_time": "9m", "alertname": "Factory5gCommandsExpiring", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "Factory5gCommandsExpiring",
+                        "exp_alerts": [fired("Factory5gCommandsExpiring", protocol="vda5050")],
+                    },
+                    {
+                        "eval_time": "25m",
+                        "alertname": "Factory5gCommandsExpiring",
+                        "exp_alerts": [],
+                    },
+                    {"eval_time": "9m", "alertname": "Factory5gCommandsFailing", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "Factory5gCommandsFailing",
+                        "exp_alerts": [fired("Factory5gCommandsFailing", protocol="sparkplug")],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "Factory5gNotificationDeliveriesFailing",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "35m",
+                        "alertname": "Factory5gNotificationDeliveriesFailing",
+                        "exp_alerts": [
+                            fired("Factory5gNotificationDeliveriesFailing", channel="webhook")
+                        ],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "Factory5gTargetDown",
+                        "exp_alerts": [
+                            fired(
+                                "Factory5gTargetDown",
+                                namespace=NAMESPACE,
+                                job=f"{fullname()}-notify",
+                                pod="n-0",
+                            )
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "alerts_test.yaml"
+    test_file.write_text(yaml.safe_dump(test))
+    _run_promtool("test", "rules", str(test_file))
 
 
 def test_notes_explain_access(default: Rendered, chart: helm.Chart) -> None:

@@ -27,7 +27,7 @@ from f5gdev.devstack.servers import Mosquitto, free_port
 from services.protocols import sparkplug_b_pb2 as pb
 from tests.helm_support import CHART_DIR, REPO_ROOT, metric_names
 
-SERVICES = ("ingest", "rules", "api", "notify")
+SERVICES = ("ingest", "rules", "api", "notify", "commands")
 # Where metric names are written down for operators: docs, the chart's alerts and
 # dashboard, and the chart's list of names.
 NAMED_IN = (
@@ -36,7 +36,7 @@ NAMED_IN = (
     *sorted((CHART_DIR / "dashboards").glob("*.json")),
     CHART_DIR / "metrics.txt",
 )
-METRIC_RE = re.compile(r"\bfactory5g_(?:ingest|rules|api|notify)_[a-z0-9_]*[a-z0-9]\b")
+METRIC_RE = re.compile(r"\bfactory5g_(?:ingest|rules|api|notify|commands)_[a-z0-9_]*[a-z0-9]\b")
 # Process metrics named in inline code (`process_open_fds`); every service exports them.
 PROCESS_RE = re.compile(r"`((?:process|python)_[a-z0-9_]*[a-z0-9])`")
 # Sample suffixes of counters and histograms; the family is the name without them.
@@ -51,6 +51,9 @@ PROCESS_METRICS = (
 )
 SPARKPLUG_NDATA_TOPIC = "spBv1.0/metrics-test/NDATA/edge-1"
 REBIRTHS = "factory5g_ingest_sparkplug_rebirth_requests_total"
+# A device reply naming no command (no correlation data): the commander dead-letters it.
+STRAY_REPLY_TOPIC = "f5g/v1/metrics-test/machine/m-1/reply"
+REPLY_DEAD_LETTERS = "factory5g_commands_dead_letters_total"
 
 
 def _scrape(url: str, timeout: float = 30) -> str:
@@ -118,8 +121,9 @@ def _sparkplug_ndata() -> bytes:
 
 @pytest.fixture(scope="module")
 def services(database_url: str, broker: Mosquitto) -> Iterator[dict[str, str]]:
-    """The four services as processes; ingest has counted one Sparkplug rebirth request."""
-    ports = {"ingest": free_port(), "rules": free_port(), "api": free_port(), "notify": free_port()}
+    """The five services as processes; ingest has counted one Sparkplug rebirth request and
+    the commander one dead-lettered reply."""
+    ports = {name: free_port() for name in SERVICES}
     env = {
         **os.environ,
         "F5G_DATABASE__URL": database_url,
@@ -130,6 +134,8 @@ def services(database_url: str, broker: Mosquitto) -> Iterator[dict[str, str]]:
         "F5G_RULES__CLIENT_ID": f"metrics-rules-{ports['rules']}",
         "F5G_API__PORT": str(ports["api"]),
         "F5G_NOTIFY__METRICS_PORT": str(ports["notify"]),
+        "F5G_COMMANDS__METRICS_PORT": str(ports["commands"]),
+        "F5G_COMMANDS__CLIENT_ID": f"metrics-commands-{ports['commands']}",
     }
     procs = [
         subprocess.Popen(
@@ -144,6 +150,7 @@ def services(database_url: str, broker: Mosquitto) -> Iterator[dict[str, str]]:
     try:
         _wait_sample(urls["ingest"], "factory5g_ingest_mqtt_connected", {})
         _wait_sample(urls["rules"], "factory5g_rules_mqtt_connected", {})
+        _wait_sample(urls["commands"], "factory5g_commands_mqtt_connected", {})
         _scrape(urls["notify"])
         # Both subscribe to Sparkplug; only ingest, the primary host, acts on what it sees.
         mqtt_publish.single(
@@ -154,6 +161,14 @@ def services(database_url: str, broker: Mosquitto) -> Iterator[dict[str, str]]:
             port=broker.port,
         )
         _wait_sample(urls["ingest"], REBIRTHS, {"reason": "no_birth"})
+        mqtt_publish.single(
+            STRAY_REPLY_TOPIC,
+            b'{"status": "completed"}',
+            qos=1,
+            hostname="127.0.0.1",
+            port=broker.port,
+        )
+        _wait_sample(urls["commands"], REPLY_DEAD_LETTERS, {"reason": "unknown_command"})
         yield urls
     finally:
         for proc in procs:
@@ -221,6 +236,9 @@ def test_each_service_exports_only_its_own_metrics_and_its_process(
     assert _sample(scraped["ingest"], REBIRTHS, {"reason": "no_birth"}) == 1
     assert "sparkplug" not in scraped["rules"]
     assert "vda5050" not in scraped["rules"]
+    # The commander dead-lettered the stray reply and exports it; no one else does.
+    assert _sample(scraped["commands"], REPLY_DEAD_LETTERS, {"reason": "unknown_command"}) == 1
+    assert [s for s, text in scraped.items() if "factory5g_commands_" in text] == ["commands"]
 
 
 def _promtool() -> str:
@@ -251,6 +269,7 @@ def test_nothing_registers_on_the_global_registry(database_url: str, broker: Mos
     from prometheus_client import REGISTRY
 
     from services.api.app import create_app
+    from services.commands.service import Commander
     from services.ingest.service import IngestService
     from services.protocols.adapters.registry import load_adapters
     from services.rules.service import RulesService
@@ -261,6 +280,7 @@ def test_nothing_registers_on_the_global_registry(database_url: str, broker: Mos
         create_app(settings),
         IngestService(settings),
         RulesService(settings),
+        Commander(settings),
         load_adapters(settings),
     )
     assert all(built)
