@@ -138,8 +138,16 @@ def _publish(cfg: PublisherConfig, ticks: Queue[Any]) -> PublisherResult:
             if time.monotonic() > give_up:
                 raise
             time.sleep(0.2)
+    # The CONNACK can be lost too: a broker restart just after the TCP connect closes the
+    # socket before it, and `loop` alone would then wait for it forever.
     while not state["connected"]:
-        client.loop(timeout=0.05)
+        if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+            if time.monotonic() > give_up:
+                raise ConnectionError("no CONNACK from the broker within ack_wait_s")
+            try:
+                client.reconnect()
+            except OSError:
+                time.sleep(0.2)
     for birth_topic, birth in fmt.births():
         client.publish(birth_topic, birth, qos=1)
     client.loop(timeout=0.05)

@@ -11,6 +11,8 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -213,6 +215,41 @@ def test_acks_without_any_subscriber_are_told_apart(new_broker: Callable[[], Mos
     assert result.messages > 50
     assert result.acked == result.messages
     assert result.no_subscribers == result.acked
+
+
+def test_a_publisher_whose_connack_is_lost_connects_again(stack_tmp: Path) -> None:
+    """A broker restart between a publisher's TCP connect and its CONNACK (as a loaded
+    machine's slow-starting publisher meets `fault-broker-restart`) must not leave it waiting
+    for that CONNACK forever: here the first connection is closed unanswered, then a real
+    broker comes up on the same port, and the publisher connects to it and publishes."""
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
+    closed = threading.Event()
+
+    def close_first() -> None:
+        conn, _ = listener.accept()
+        conn.recv(1024)  # the CONNECT
+        conn.close()
+        listener.close()
+        closed.set()
+
+    threading.Thread(target=close_first, daemon=True).start()
+    ticks: Any = multiprocessing.get_context("spawn").Queue()
+    cfg = PublisherConfig(0, "127.0.0.1", port, "bench", "link", 4, 200.0, 1, 0.5, ack_wait_s=60)
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(_publish(cfg, ticks)), daemon=True)
+    worker.start()
+    assert closed.wait(30), "the publisher never connected"
+    broker = Mosquitto(stack_tmp / f"mosquitto-{uuid.uuid4().hex[:8]}", port=port)
+    broker.start()
+    try:
+        worker.join(90)
+        assert not worker.is_alive(), "the publisher still waits for the lost CONNACK"
+        (result,) = outcome
+        assert result.messages > 50
+        assert result.acked == result.messages
+    finally:
+        broker.stop()
 
 
 def test_rules_alarm_latency_is_measured_per_trigger(env: BenchEnv, stack_tmp: Path) -> None:
