@@ -352,6 +352,19 @@ def _drain_section(fig: dict[str, Any]) -> list[str]:
             + (f" Ingest drained at {ratio:.2f} of it." if ratio is not None else ""),
             "",
         ]
+        main = fig.get("ingest", {}).get("rows_per_s")
+        for c in ceiling.get("by_connections", [])[1:]:
+            of = (
+                f"; ingest drained at {main / c['rows_per_s']:.2f} of it."
+                if isinstance(main, float) and main == main
+                else "."
+            )
+            lines += [
+                f"The same with {c['connections']} connections taking the batches in turn, "
+                f"as ingest's {c['connections']} writers do: {_fmt(c['rows_per_s'])} rows/s, "
+                f"PostgreSQL {c['pg_cpu_us_per_row']:.2f} CPU µs per row{of}",
+                "",
+            ]
     for name, d in drains.items():
         if d.get("crash"):
             cr = d["crash"]
