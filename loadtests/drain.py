@@ -27,6 +27,7 @@ Variants: `single` (one `link` record per message), `arrays` (arrays of 50 `link
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import math
 import os
@@ -40,16 +41,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import asyncpg
 import psycopg2
 
 from f5gdev.devstack.servers import Mosquitto, Postgres
 from loadtests import report
-from loadtests.filler import Fill, fill
+from loadtests.filler import Fill, fill, plan, render_slice
 from loadtests.observer import CommittedCounter, Observer
 from loadtests.payloads import ROWS_PER_RECORD, SEQ_AUDITED, STREAM_TABLE
 from loadtests.procs import INGESTORS, Ingestor, cpu_seconds, run_measured, wait_until
 from loadtests.runner import BenchEnv, wait_ready
 from loadtests.scenarios import SCENARIOS, Scenario, Target
+from services.core.db import asyncpg_dsn
+from services.core.settings import IngestSettings
+from services.core.tables import STREAM_COLUMNS
+from services.protocols.rows import FAST_BUILDERS, Row
 
 PROJECT: Final = "bench"
 SESSION_S: Final = 3600
@@ -63,11 +69,12 @@ class Variant:
     batch: int
     messages: int  # default backlog size
     devices: int = 1000
+    copy_ceiling: bool = False  # also time the same rows COPYed with no drainer at all
 
 
 VARIANTS: Final = {
     "single": Variant("link", 1, 300_000),
-    "arrays": Variant("link", 50, 12_000, devices=300),
+    "arrays": Variant("link", 50, 12_000, devices=300, copy_ceiling=True),
     "sparkplug": Variant("sparkplug", 1, 30_000, devices=200),
 }
 VARIANT_OF_SCENARIO: Final = {
@@ -331,6 +338,106 @@ def drain(
     return out
 
 
+# ---------------------------------------------------------------------------- COPY ceiling
+#
+# Issue 21 puts "COPY's ceiling" at ~300,000 rows/s; a figure from another machine or day
+# says nothing about this run. So the arrays report measures it here: the backlog's own rows,
+# built beforehand by ingest's own row builder from the filler's payloads (same devices,
+# records and values), COPYed by one asyncpg connection in batches of ingest's default
+# `batch_max_rows`, one transaction each, into a fresh migrated database (the same
+# hypertable, indexes and unique key). No broker, no decoding, no acknowledgement: what
+# one connection and PostgreSQL do with the rows alone.
+
+
+def _no_slow_ts(value: Any, received: datetime) -> datetime:
+    raise ValueError(f"ts {value!r} is not epoch ms")
+
+
+def backlog_rows(
+    variant: Variant, messages: int, devices: int, fill_processes: int
+) -> tuple[str, list[Row]]:
+    """(table, rows) ingest stores for the backlog `fill` queues, in sending order."""
+    table, build = FAST_BUILDERS[variant.stream]
+    received = datetime.now(UTC)
+    ts_ms = int(received.timestamp() * 1000)
+    rows: list[Row] = []
+    slices = plan("", 0, variant.stream, PROJECT, devices, messages, fill_processes, variant.batch)
+    for s in slices:
+        names, payloads, _ = render_slice(s, ts_ms)
+        for d, payload in payloads:
+            build(payload, PROJECT, names[d], -math.inf, math.inf, received, rows, _no_slow_ts)
+    return table, rows
+
+
+async def _copy_batches(
+    url: str, table: str, batches: list[list[Row]], connections: int = 1
+) -> tuple[float, float]:
+    """COPY each batch in a transaction of its own, `connections` connections taking the
+    next batch as each finishes (as ingest's writers do): (wall s, client CPU s)."""
+    conns = [await asyncpg.connect(asyncpg_dsn(url)) for _ in range(connections)]
+    try:
+        columns = STREAM_COLUMNS[table]
+        pending = iter(batches)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            for batch in pending:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(table, records=batch, columns=columns)
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(write(conn) for conn in conns))
+        return time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def copy_ceiling(
+    env: BenchEnv,
+    variant: Variant,
+    messages: int,
+    devices: int,
+    fill_processes: int,
+    pg_pid: int | None,
+    batch_rows: int | None = None,
+    connections: tuple[int, ...] = (1,),
+) -> dict[str, Any]:
+    """The backlog's rows COPYed with no drainer: rows/s and CPU per row, the rows counted;
+    the first of `connections` at the top level, each under `by_connections`."""
+    batch_rows = batch_rows or IngestSettings().batch_max_rows
+    table, rows = backlog_rows(variant, messages, devices, fill_processes)
+    batches = [rows[i : i + batch_rows] for i in range(0, len(rows), batch_rows)]
+    n = len(rows)
+    runs: dict[int, dict[str, Any]] = {}
+    for k in connections:
+        url = env.new_database()
+        try:
+            pg0 = cpu_seconds(pg_pid) if pg_pid else math.nan
+            wall, client_cpu = asyncio.run(_copy_batches(url, table, batches, k))
+            pg_cpu = (cpu_seconds(pg_pid) - pg0) if pg_pid else math.nan
+            counter = Counter(url, table, 0.0)
+            try:
+                stored = counter.rows()
+            finally:
+                counter.close()
+        finally:
+            env.drop_database(url)
+        runs[k] = {
+            "rows": n,
+            "rows_stored": stored,
+            "batch_rows": batch_rows,
+            "batches": len(batches),
+            "connections": k,
+            "wall_s": round(wall, 3),
+            "rows_per_s": n / wall,
+            "pg_cpu_s": round(pg_cpu, 2),
+            "pg_cpu_us_per_row": 1e6 * pg_cpu / n,
+            "client_cpu_s": round(client_cpu, 2),
+            "client_cpu_us_per_row": 1e6 * client_cpu / n,
+        }
+    return {**runs[connections[0]], "by_connections": list(runs.values())}
+
+
 def run(
     env: BenchEnv,
     variant: Variant,
@@ -343,9 +450,13 @@ def run(
     crash_at: float | None = None,
     with_c: bool = True,
     stall_s: float = 30.0,
+    with_ceiling: bool | None = None,
 ) -> dict[str, Any]:
-    """One drain run: register every session, fill the backlog once, drain each in turn."""
+    """One drain run: register every session, fill the backlog once, drain each in turn;
+    then, for a variant with `copy_ceiling` (or `with_ceiling`), the COPY ceiling."""
     devices = devices or variant.devices
+    if with_ceiling is None:
+        with_ceiling = variant.copy_ceiling
     broker = env.new_broker()
     run_id = uuid.uuid4().hex[:6]
     table = STREAM_TABLE[variant.stream]
@@ -424,6 +535,21 @@ def run(
             f"{r['rss_max_mb']:.0f} MB"
         )
         env.drop_database(url)
+    if with_ceiling and variant.stream in FAST_BUILDERS:
+        progress("COPY ceiling: the same rows by asyncpg connections, no drainer ...")
+        # One connection, as the issue's figure; and as many as ingest has writers.
+        writers = IngestSettings().writers
+        ceiling = copy_ceiling(
+            env, variant, messages, devices, fill_processes, pg_pid, connections=(1, writers)
+        )
+        for c in ceiling["by_connections"]:
+            if c["rows_stored"] != c["rows"]:
+                raise RuntimeError(f"COPY ceiling: {c['rows_stored']} of {c['rows']} stored")
+            progress(
+                f"[copy x{c['connections']}] {c['rows_per_s']:,.0f} rows/s, PostgreSQL "
+                f"{c['pg_cpu_us_per_row']:.1f} CPU µs per row"
+            )
+        result["copy_ceiling"] = ceiling
     return result
 
 
@@ -435,6 +561,9 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
     c = result.get("c")
     if c and main["msgs_per_s"] == main["msgs_per_s"]:
         out["ratio_to_c"] = main["msgs_per_s"] / c["msgs_per_s"]
+    ceiling = result.get("copy_ceiling")
+    if ceiling and main["rows_per_s"] == main["rows_per_s"]:
+        out["ratio_to_copy"] = main["rows_per_s"] / ceiling["rows_per_s"]
     multi = [d for d in drains.values() if d["processes"] > 1]
     if multi and main["processes"] == 1:
         out["scaling"] = multi[0]["msgs_per_s"] / main["msgs_per_s"]
@@ -472,6 +601,42 @@ def references(fig: dict[str, Any]) -> list[dict[str, Any]]:
                     "ratio_of": f"C / {name}",
                 }
             )
+    ceiling: dict[str, Any] = fig.get("copy_ceiling") or {}
+    for name, d in fig["drains"].items() if ceiling else ():
+        rows_per_msg = d["rows_expected"] / d["messages"]
+        pg_us_per_row = d["pg_cpu_s_per_1000_msgs"] * 1000 / rows_per_msg
+        refs += [
+            {
+                "label": f"{name} drain (rows)",
+                "value": d["rows_per_s"],
+                "unit": "rows/s",
+                "reference": "COPY ceiling: the same rows pre-built, one asyncpg connection",
+                "reference_value": ceiling["rows_per_s"],
+                "ratio": d["rows_per_s"] / ceiling["rows_per_s"],
+                "ratio_of": f"{name} / COPY",
+            },
+            *(
+                {
+                    "label": f"{name} drain (rows)",
+                    "value": d["rows_per_s"],
+                    "unit": "rows/s",
+                    "reference": f"COPY ceiling with {c['connections']} connections",
+                    "reference_value": c["rows_per_s"],
+                    "ratio": d["rows_per_s"] / c["rows_per_s"],
+                    "ratio_of": f"{name} / COPY x{c['connections']}",
+                }
+                for c in ceiling.get("by_connections", [])[1:]
+            ),
+            {
+                "label": f"PostgreSQL CPU per row, {name}",
+                "value": pg_us_per_row,
+                "unit": "CPU µs",
+                "reference": "PostgreSQL CPU per row, COPY ceiling",
+                "reference_value": ceiling["pg_cpu_us_per_row"],
+                "ratio": ceiling["pg_cpu_us_per_row"] / pg_us_per_row,
+                "ratio_of": f"COPY / {name}",
+            },
+        ]
     if "scaling" in fig:
         refs.append(
             {

@@ -68,6 +68,20 @@ class FillResult:
     notes: list[str] = field(default_factory=list)
 
 
+def render_slice(s: FillSlice, ts_ms: int) -> tuple[list[str], list[tuple[int, bytes]], list[int]]:
+    """Slice `s`'s device names, its messages after the births in sending order as
+    (device index, payload), and the highest record seq per device."""
+    names = device_names(s.index, s.devices)
+    fmt = make_format(s.stream, s.project, s.index, names, s.batch, 0)
+    next_seq = [1] * s.devices
+    out: list[tuple[int, bytes]] = []
+    for i in range(s.messages):
+        d = i % s.devices
+        out.append((d, fmt.render(d, next_seq[d], ts_ms)))
+        next_seq[d] += s.batch
+    return names, out, [n - 1 for n in next_seq]
+
+
 def encode_slice(s: FillSlice) -> tuple[list[bytes], FillResult]:
     """Every packet of slice `s`, births first, and what they carry."""
     names = device_names(s.index, s.devices)
@@ -83,15 +97,11 @@ def encode_slice(s: FillSlice) -> tuple[list[bytes], FillResult]:
     for birth_topic, birth in fmt.births():
         packets.append(publish_packet(birth_topic, birth, next_mid()))
     births = len(packets)
-    next_seq = [1] * s.devices
-    ts_ms = int(time.time() * 1000)
+    _, messages, last_seq = render_slice(s, int(time.time() * 1000))
     topics = fmt.topics
-    for i in range(s.messages):
-        d = i % s.devices
-        packets.append(publish_packet(topics[d], fmt.render(d, next_seq[d], ts_ms), next_mid()))
-        next_seq[d] += s.batch
-    result = FillResult(s.index, names, [n - 1 for n in next_seq], births=births)
-    return packets, result
+    for d, payload in messages:
+        packets.append(publish_packet(topics[d], payload, next_mid()))
+    return packets, FillResult(s.index, names, last_seq, births=births)
 
 
 def send_all(host: str, port: int, client_id: str, packets: list[bytes]) -> int:
@@ -182,7 +192,7 @@ class Fill:
         }
 
 
-def fill(
+def plan(
     host: str,
     port: int,
     stream: str,
@@ -192,13 +202,12 @@ def fill(
     processes: int = 2,
     batch: int = 1,
     run_id: str = "fill",
-) -> Fill:
-    """Publish `messages` (plus the stream's births) from `processes` processes and wait for
-    every PUBACK. Raises if any process failed: a partial backlog would time nothing."""
+) -> list[FillSlice]:
+    """How `fill` splits the devices and messages over its processes."""
     processes = max(1, min(processes, devices))
     per_dev, extra_dev = divmod(devices, processes)
     per_msg, extra_msg = divmod(messages, processes)
-    slices = [
+    return [
         FillSlice(
             i,
             host,
@@ -212,12 +221,28 @@ def fill(
         )
         for i in range(processes)
     ]
+
+
+def fill(
+    host: str,
+    port: int,
+    stream: str,
+    project: str,
+    devices: int,
+    messages: int,
+    processes: int = 2,
+    batch: int = 1,
+    run_id: str = "fill",
+) -> Fill:
+    """Publish `messages` (plus the stream's births) from `processes` processes and wait for
+    every PUBACK. Raises if any process failed: a partial backlog would time nothing."""
+    slices = plan(host, port, stream, project, devices, messages, processes, batch, run_id)
     t0 = time.perf_counter()
-    if processes == 1:
+    if len(slices) == 1:
         results = [fill_slice(slices[0])]
     else:
         ctx: Any = multiprocessing.get_context("spawn")
-        with ctx.Pool(processes) as pool:
+        with ctx.Pool(len(slices)) as pool:
             results = pool.map(fill_slice, slices)
     wall = time.perf_counter() - t0
     errors = [r.error for r in results if r.error]

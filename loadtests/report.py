@@ -338,6 +338,33 @@ def _drain_section(fig: dict[str, Any]) -> list[str]:
             cells.append(_fmt_cpu(value) if "cpu" in key else _fmt(value))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
+    ceiling = fig.get("copy_ceiling")
+    if ceiling:
+        ratio = fig.get("ratio_to_copy")
+        lines += [
+            f"COPY ceiling, no drainer (same run, after the drains): the same "
+            f"{ceiling['rows']:,} rows, built beforehand by ingest's row builder, COPYed by "
+            f"one asyncpg connection in {ceiling['batches']:,} transactions of "
+            f"{ceiling['batch_rows']:,} rows into a fresh database: "
+            f"**{_fmt(ceiling['rows_per_s'])} rows/s** in {ceiling['wall_s']:.1f} s, "
+            f"PostgreSQL {ceiling['pg_cpu_us_per_row']:.2f} CPU µs per row, the client "
+            f"{ceiling['client_cpu_us_per_row']:.2f}."
+            + (f" Ingest drained at {ratio:.2f} of it." if ratio is not None else ""),
+            "",
+        ]
+        main = fig.get("ingest", {}).get("rows_per_s")
+        for c in ceiling.get("by_connections", [])[1:]:
+            of = (
+                f"; ingest drained at {main / c['rows_per_s']:.2f} of it."
+                if isinstance(main, float) and main == main
+                else "."
+            )
+            lines += [
+                f"The same with {c['connections']} connections taking the batches in turn, "
+                f"as ingest's {c['connections']} writers do: {_fmt(c['rows_per_s'])} rows/s, "
+                f"PostgreSQL {c['pg_cpu_us_per_row']:.2f} CPU µs per row{of}",
+                "",
+            ]
     for name, d in drains.items():
         if d.get("crash"):
             cr = d["crash"]

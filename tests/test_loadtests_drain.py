@@ -24,19 +24,21 @@ from loadtests.drain import (
     COMPETENT,
     Drainer,
     Variant,
+    backlog_rows,
     drain_c,
     figures,
     references,
     register_c,
     run,
 )
-from loadtests.filler import fill
+from loadtests.filler import fill, plan, render_slice
 from loadtests.fleet import FleetTotals
 from loadtests.procs import INGESTORS
 from loadtests.publisher import PublisherConfig, PublisherResult, _publish_raw
 from loadtests.runner import BenchEnv, Workload, run_workload
 from loadtests.scenarios import SCENARIOS
 from loadtests.stats import GENERATOR_HEADROOM, generator_figures
+from services.core.settings import IngestSettings
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,66 @@ def test_drain_times_ingest_and_the_baseline_and_finds_every_row(
     verdicts = {t["label"]: t["met"] for t in doc["targets"]}
     assert verdicts["records lost"] is True
     assert verdicts["rows duplicated"] is True
+
+
+def test_copy_ceiling_copies_the_backlogs_own_rows_and_reports_ingest_against_it(
+    env: BenchEnv, stack_tmp: Path
+) -> None:
+    variant = Variant("link", 5, 0, devices=8, copy_ceiling=True)
+    # The ceiling's rows are the backlog's: every device of every filler slice, with the
+    # record seqs the filler sent, nothing more.
+    table, rows = backlog_rows(variant, 201, 8, 2)
+    assert table == "link_kpis"
+    sent = set()
+    for s in plan("", 0, "link", "bench", 8, 201, 2, 5):
+        names, _, last = render_slice(s, 0)
+        sent |= {
+            (name, seq) for name, top in zip(names, last, strict=True) for seq in range(1, top + 1)
+        }
+    assert len(sent) == 201 * 5
+    assert sorted((r[2], r[3]) for r in rows) == sorted(sent)
+    assert {r[1] for r in rows} == {"bench"}
+
+    lines: list[str] = []
+    result = run(
+        env,
+        variant,
+        201,
+        [Drainer("ingest", INGESTORS["ingest"])],
+        stack_tmp / "drain-logs",
+        progress=lines.append,
+        with_c=False,
+    )
+    ceiling = result["copy_ceiling"]
+    assert (ceiling["rows"], ceiling["rows_stored"]) == (1_005, 1_005)
+    assert ceiling["batches"] == 1  # ingest's default batch_max_rows is above 1,005
+    # Also with as many connections as ingest has writers, each storing every row.
+    writers = IngestSettings().writers
+    assert [c["connections"] for c in ceiling["by_connections"]] == [1, writers]
+    assert all(c["rows_stored"] == 1_005 for c in ceiling["by_connections"])
+    assert ceiling["rows_per_s"] > 0
+    assert ceiling["pg_cpu_us_per_row"] > 0
+    assert result["drains"]["ingest"]["rows"] == 1_005
+    fig = figures(result)
+    assert fig["ratio_to_copy"] == fig["ingest"]["rows_per_s"] / ceiling["rows_per_s"]
+    ratios = {r["ratio_of"] for r in references(fig)}
+    assert {"ingest / COPY", f"ingest / COPY x{writers}", "COPY / ingest"} <= ratios
+    doc = report.build_result(
+        SCENARIOS["ingest-drain-arrays"],
+        [],
+        "now",
+        1.0,
+        [],
+        machine_info=report.machine(),
+        figures=fig,
+    )
+    doc["drain"] = fig
+    text = report.render_markdown(doc, [])
+    assert "COPY ceiling, no drainer" in text
+    assert f"Ingest drained at {fig['ratio_to_copy']:.2f} of it." in text
+    assert f"The same with {writers} connections" in text
+    verdicts = {t["label"]: t["met"] for t in doc["targets"]}
+    assert "rows/s drained" in verdicts  # the absolute target stays in the report
 
 
 def test_drain_counts_a_record_the_drainer_dropped_as_lost(env: BenchEnv, stack_tmp: Path) -> None:

@@ -34,6 +34,38 @@ def _link(ts: Any, seq: int = 1, **over: Any) -> dict[str, Any]:
     return {"ts": ts, "seq": seq, "rsrp": -90.5, "sinr": 15.2, "latency_ms": 8.25, **over}
 
 
+def _arrays(edge_future: datetime, edge_past: datetime) -> list[list[Any]]:
+    """Arrays of 50 `link` records, valid and with one bad record at the start, middle or
+    end: the exact path dead-letters such a message whole (it lands whole or not at all),
+    and so must the fast path, keeping none of the 49 good records' rows."""
+    now = _ms(RECEIVED)
+    iso = (RECEIVED - timedelta(seconds=7)).isoformat().replace("+00:00", "Z")
+    valid = [_link(now - i, i + 1) for i in range(50)]
+    bad: list[dict[str, Any]] = [
+        _link(_ms(edge_future) + 10),  # outside the window
+        _link(_ms(edge_past) - 10),
+        _link(_ms(edge_future) - 1),  # inside, but too near the edge for the fast bounds
+        _link(iso),  # RFC 3339: converted exactly, stored
+        _link(now, rsrp="loud"),
+        _link(now, extra=1),
+        _link(now, cell_id="a\u0000b"),
+        _link(now, cell_id="x" * 300),
+        _link(True),
+        _link(now, seq=-1),
+        {"seq": 1, "rsrp": -90.5, "sinr": 15.2, "latency_ms": 8.25},  # no ts
+        [],  # not an object
+    ]
+    out: list[list[Any]] = [valid, [*valid, _link(iso, 51)]]
+    for k, record in enumerate(bad):
+        at = (0, 25, 49)[k % 3]
+        arr = [dict(r) for r in valid]
+        arr[at] = record
+        out.append(arr)
+    # Mixed times in one array: epoch ms and RFC 3339 alternating, all valid.
+    out.append([_link(now - i if i % 2 else iso, i + 1) for i in range(50)])
+    return out
+
+
 def _messages() -> list[tuple[str, bytes]]:
     topic = "f5g/v1/p1/module/m-1/link"
     edge_future = RECEIVED + timedelta(seconds=FUTURE_S)
@@ -49,6 +81,7 @@ def _messages() -> list[tuple[str, bytes]]:
     docs += [
         (topic, [_link(_ms(RECEIVED) - i, i + 1) for i in range(50)]),
         (topic, [_link(_ms(RECEIVED)), _link(_ms(edge_future) + 10, 2)]),  # one bad record
+        *((topic, arr) for arr in _arrays(edge_future, edge_past)),
         (topic, []),
         (topic, _link(_ms(RECEIVED), cell_id="a\u0000b")),
         (topic, _link(_ms(RECEIVED), rsrp="loud")),
@@ -121,6 +154,33 @@ def test_fast_path_equals_exact_path(known: bool) -> None:
     assert sum(len(rows) for rows in a.rows.values()) >= 60
 
 
+def test_an_array_with_one_bad_record_is_dead_lettered_whole_both_ways() -> None:
+    """What the exact path does with the 49 good records of an array whose 26th is bad:
+    none is stored, the message is one dead letter naming the device. The fast path keeps
+    that: it appends 25 rows before it meets the bad record and must take them back."""
+    now = _ms(RECEIVED)
+    records = [_link(now - i, i + 1) for i in range(50)]
+    records[25] = _link(now + int(FUTURE_S * 1000) + 10_000, 26)  # decodes, then fails
+    payload = json.dumps(records).encode()
+    topic = "f5g/v1/p1/module/m-1/link"
+    fast, exact = _pipeline(True), _pipeline(True)
+    a, b = Batch(1), Batch(1)
+    # A valid array before it in the same batch, so taking back rows must stop at its own.
+    before = json.dumps([_link(now - i, 100 + i) for i in range(50)]).encode()
+    for pipeline, batch in ((fast, a), (exact, b)):
+        pipeline.fill(batch, topic, before, RECEIVED, 1, 1, False)
+        if pipeline is fast:
+            pipeline.fill(batch, topic, payload, RECEIVED, 2, 1, False)
+        else:
+            batch.mids.append(2)
+            pipeline._fill_exact(batch, topic, payload, RECEIVED, False)
+    assert _view(a) == _view(b)
+    assert [r[3] for r in a.rows["link_kpis"]] == list(range(100, 150))
+    assert len(a.dead) == 1
+    assert a.rejected == {"ts_future": 1}
+    assert a.spans == [(0, "link_kpis", 0, 50)]
+
+
 def test_valid_messages_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Else the comparison above would compare the exact path with itself."""
     pipeline = _pipeline(True)
@@ -134,6 +194,13 @@ def test_valid_messages_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
         pipeline.fill(b, "f5g/v1/p1/module/m-1/link", json.dumps(doc).encode(), now, seq, 1, False)
     assert exact == []
     assert len(b.rows["link_kpis"]) == 100
+    # Arrays too: one call per message, 50 rows each, epoch ms and RFC 3339 times mixed.
+    for seq in range(1, 21):
+        records = [_link(_ms(now) - k if k % 3 else iso, seq * 100 + k) for k in range(50)]
+        payload = json.dumps(records).encode()
+        pipeline.fill(b, "f5g/v1/p1/module/m-1/link", payload, now, 1000 + seq, 1, False)
+    assert exact == []
+    assert len(b.rows["link_kpis"]) == 100 + 20 * 50
 
 
 def test_another_shards_device_is_skipped_and_acknowledged() -> None:

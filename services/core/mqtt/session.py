@@ -81,6 +81,7 @@ class Session:
         self.up = asyncio.Event()
         self.refused: list[str] = []
         self._paused = False
+        self._accepted = False  # the current connection's CONNACK was read
 
     # ------------------------------------------------------------------ controls
 
@@ -89,9 +90,14 @@ class Session:
         return self._paused
 
     def pause(self) -> None:
-        """Stop reading (backpressure or shutdown); applied once subscribed."""
+        """Stop reading (backpressure or shutdown); applied from CONNACK on.
+
+        A persistent session's queued messages follow CONNACK at once, up to Receive
+        Maximum of them, and the SUBACK comes after them: a pause that waited for the
+        SUBACK let all of them be read first (8,000 arrays of 50 records, 403 MB, in a
+        drain). Paused before the SUBACK, the reader takes it once reading resumes."""
         self._paused = True
-        if self.connection is not None and self.up.is_set():  # CONNACK, SUBACK are read
+        if self.connection is not None and self._accepted:
             self.connection.pause_reading()
 
     def resume(self) -> None:
@@ -169,19 +175,26 @@ class Session:
             self.connection = conn  # acks may come for messages that follow CONNACK at once
             await conn.connect(ep.host, ep.port, ep.tls, ep.connect_timeout_s)
             self.backoff.reset()
-            await self._subscribe(conn)
-            self.up.set()
+            self._accepted = True
             if self._paused:
                 conn.pause_reading()
-            log.info("MQTT connected to %s:%d", ep.host, ep.port)
-            if self.on_up is not None:
-                self.on_up()
+            # Paused, the SUBACK may wait behind queued messages until reading resumes: a
+            # stop meanwhile still drains and disconnects.
+            subscribed = asyncio.ensure_future(self._subscribe(conn))
             stopping = asyncio.ensure_future(stop.wait())
             try:
-                waits: set[asyncio.Future[Any]] = {conn.closed, stopping}
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({subscribed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if subscribed.done():
+                    subscribed.result()
+                    self.up.set()
+                    log.info("MQTT connected to %s:%d", ep.host, ep.port)
+                    if self.on_up is not None:
+                        self.on_up()
+                    waits: set[asyncio.Future[Any]] = {conn.closed, stopping}
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 stopping.cancel()
+                subscribed.cancel()
             if conn.closed.done():
                 raise conn.error or MqttError("connection closed")
             conn.pause_reading()
@@ -189,6 +202,7 @@ class Session:
                 await drain()
             await conn.disconnect()
         finally:
+            self._accepted = False
             was_up = self.up.is_set()
             self.backoff.disconnected(time.monotonic())
             self.up.clear()
