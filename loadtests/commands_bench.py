@@ -226,6 +226,37 @@ def _f(value: Any) -> float | None:
     return float(value) if value is not None else None
 
 
+# What PostgreSQL wrote for the run: WAL bytes, commits, and the row versions of the
+# commands tables (inserts, updates, how many of the updates were HOT, i.e. wrote no index
+# entry). Read before the load and after the drain; the difference per command says where
+# the database's CPU goes besides the statements themselves.
+_DB_COUNTERS = """
+SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_bytes,
+       (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::float8
+           AS commits,
+       (SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables
+        WHERE relname IN ('commands', 'command_events'))::float8 AS rows_inserted,
+       (SELECT coalesce(sum(n_tup_upd), 0) FROM pg_stat_user_tables
+        WHERE relname = 'commands')::float8 AS command_updates,
+       (SELECT coalesce(sum(n_tup_hot_upd), 0) FROM pg_stat_user_tables
+        WHERE relname = 'commands')::float8 AS command_hot_updates
+"""
+
+
+def db_counters(url: str) -> dict[str, float]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute(_DB_COUNTERS)
+            row = cur.fetchone()
+            assert row is not None
+            assert cur.description is not None
+            return {d[0]: float(v) for d, v in zip(cur.description, row, strict=True)}
+    finally:
+        conn.close()
+
+
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -392,6 +423,7 @@ def run(
                 if profile and api.pid and commander.pid
                 else []
             )
+            db_before = db_counters(url)
             gen = generate(wrk, base, token, n_devices, rate, duration_s, connections, meter)
             (log_dir / "commands-wrk.txt").write_text(gen.pop("wrk_output"))
             load_at_end = [round(x, 2) for x in os.getloadavg()]
@@ -401,6 +433,8 @@ def run(
                 except subprocess.TimeoutExpired:
                     spy.kill()
             wait_until(lambda: _all_done(url, None), 60.0)
+            time.sleep(1.5)  # backends report their table counters at most once a second
+            db_after = db_counters(url)
         finally:
             for p in device_procs:
                 p.send_signal(signal.SIGTERM)
@@ -440,6 +474,8 @@ def run(
     # (a shared machine slows a run down, but changes this far less than the latency).
     per_command = {k: v * wall / max(gen["requests"], 1) * 1000 for k, v in cores.items()}
     figures = stats.latency_figures(lat)
+    n_cmd = max(gen["requests"], 1)
+    db_per_command = {k: (db_after[k] - db_before[k]) / n_cmd for k in db_before}
     reached = gen["achieved_per_s"] >= 0.98 * rate
     profiles = {}
     for name in ("api", "commander") if profile else ():
@@ -468,6 +504,7 @@ def run(
         "sent_twice_rows": twice_row,
         "cores_used": cores,
         "cpu_ms_per_command": per_command,
+        "database_per_command": db_per_command,
         "load_avg_at_end": load_at_end,
         "machine_busy_share": (meter.machine_busy_s / meter.machine_total_s)
         if meter.machine_total_s
@@ -630,6 +667,17 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         ),
         f"| cores used while loading | {cores} |",
         f"| CPU per command (ms) | {per_command} |",
+        *(
+            [
+                "| database per command: WAL bytes, commits, rows inserted, command row "
+                "updates (HOT) | {wal_bytes:,.0f}, {commits:.2f}, {rows_inserted:.2f}, "
+                "{command_updates:.2f} ({command_hot_updates:.2f}) |".format(
+                    **summary["database_per_command"]
+                )
+            ]
+            if summary.get("database_per_command")
+            else []
+        ),
         f"| machine busy share | {summary['machine_busy_share']:.2f} |",
         f"| generator CPU per request (ms) | {summary['generator_cpu_ms_per_request']:.2f} |",
         "",
