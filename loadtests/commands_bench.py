@@ -222,6 +222,17 @@ def _outcomes(url: str) -> dict[str, dict[str, Any]]:
         conn.close()
 
 
+def _dead_letters(url: str) -> int:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM dead_letters")
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
 def _f(value: Any) -> float | None:
     return float(value) if value is not None else None
 
@@ -446,6 +457,7 @@ def run(
             commander.stop()
             api.stop()
         outcomes = _outcomes(url)
+        dead_letters = _dead_letters(url)
     received: dict[str, int] = {}
     for out in outs:
         if out.exists():
@@ -457,6 +469,16 @@ def run(
     answered_2xx = gen["requests"] - gen["non_2xx"]
     lat = [o["accepted"] - o["request"] for o in load.values() if o["accepted"] is not None]
     not_completed = sum(1 for o in load.values() if o["state"] != "completed")
+    # Where the commands that did not complete (or have no `accepted`) stopped, and whether
+    # their device had them: "sent, received" means a reply went missing between the device
+    # and the commander.
+    stuck: dict[str, int] = {}
+    for cid, o in load.items():
+        if o["state"] != "completed":
+            where = f"{o['state']}, {'received' if received.get(cid) else 'not received'}"
+            stuck[where] = stuck.get(where, 0) + 1
+        elif o["accepted"] is None:  # its `accepted` came after `completed`, or never
+            stuck["completed without accepted"] = stuck.get("completed without accepted", 0) + 1
     # A 2xx answer without its row would be a command the API acknowledged and lost.
     missing_rows = max(0, answered_2xx - len(load))
     steps = {"request -> queued": ("request", "queued"), "queued -> sent": ("queued", "sent"),
@@ -499,6 +521,8 @@ def run(
         "breakdown": breakdown,
         "lost": not_completed + missing_rows,
         "not_completed": not_completed,
+        "not_completed_by_state": stuck,
+        "dead_letters": dead_letters,
         "missing_rows": missing_rows,
         "sent_twice_devices": twice_device,
         "sent_twice_rows": twice_row,
@@ -655,6 +679,15 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         f"| requests sent (wrk) | {summary['requests_sent']:,} |",
         f"| non-2xx answers / socket errors | {summary['non_2xx']} / {summary['socket_errors']} |",
         f"| commands created | {summary['rows']:,} |",
+        *(
+            [
+                "| not completed (or no accepted), by state and device | "
+                + ", ".join(f"{k}: {v}" for k, v in summary["not_completed_by_state"].items())
+                + f" (dead letters: {summary.get('dead_letters', 0)}) |"
+            ]
+            if summary.get("not_completed_by_state")
+            else []
+        ),
         f"| not completed / 2xx without a row | {summary['not_completed']} / "
         f"{summary['missing_rows']} |",
         f"| request -> accepted p50 (ms) | {f['p50_ms']:.1f} |",
