@@ -161,3 +161,59 @@ async def _queue_without_events(url: str, ids: list[tuple[uuid.UUID, str]]) -> N
         )
     finally:
         await conn.close()
+
+
+async def test_a_reply_naming_another_devices_command_in_the_same_batch_moves_nothing(
+    new_database: Callable[..., str], new_broker: Callable[[], Mosquitto]
+) -> None:
+    """Replies are recorded in bulk, two per command at once: a device answering for another
+    device's command must be dead-lettered even when the owner's own replies are in the
+    same batch (held together here behind a table lock), and must never move that command."""
+    url = new_database()
+    broker = new_broker()
+    names = ["owner", "stranger"]
+    await add_devices(url, [("p1", "press", n, True) for n in names])
+    settings = command_settings(url, broker.port, client_id="cmd-stranger")
+    devices = {n: Device(broker.port, "p1", "press", n, answer=None) for n in names}
+    ids = [(uuid.uuid4(), "owner") for _ in range(20)]
+    try:
+        await wait_for(lambda: all(d.subscribed.is_set() for d in devices.values()))
+        async with commander(settings):
+            await _queue(url, ids)
+            await wait_for(lambda: _count(url, "sent", len(ids)), within=120, what="all sent")
+            hold = await asyncpg.connect(asyncpg_dsn(url))
+            try:
+                tx = hold.transaction()
+                await tx.start()
+                await hold.execute("LOCK TABLE command_events IN SHARE MODE")
+                for cid, _ in ids:
+                    mine, theirs = "f5g/v1/p1/press/owner/reply", "f5g/v1/p1/press/stranger/reply"
+                    devices["owner"].reply(mine, str(cid).encode(), {"status": "accepted"})
+                    # Between the owner's two replies: it would pair with the first.
+                    devices["stranger"].reply(theirs, str(cid).encode(), {"status": "failed"})
+                    devices["owner"].reply(mine, str(cid).encode(), {"status": "completed"})
+                await asyncio.sleep(3)  # every reply waiting in one batch; not a figure
+                await tx.rollback()
+            finally:
+                await hold.close()
+            assert await _wait_completed(url, len(ids)) == len(ids)
+            dead = await wait_for(
+                lambda: fetch(url, "SELECT reason FROM dead_letters WHERE device_id = 'stranger'"),
+                what="the stranger's replies dead-lettered",
+            )
+            await asyncio.sleep(1)  # the rest of them; not a figure
+        dead = await fetch(url, "SELECT reason FROM dead_letters WHERE device_id = 'stranger'")
+        assert [r["reason"] for r in dead] == ["unknown_command"] * len(ids)
+        events = await fetch(
+            url,
+            "SELECT state, actor FROM command_events "
+            "WHERE state IN ('accepted', 'completed', 'failed')",
+        )
+        assert {(r["state"], r["actor"]) for r in events} == {
+            ("accepted", "device:owner"),
+            ("completed", "device:owner"),
+        }
+        assert len(events) == 2 * len(ids)
+    finally:
+        for d in devices.values():
+            d.close()

@@ -178,6 +178,7 @@ _REPLY_ALLOWED = ", ".join(
 # land in one batch. Applied one round each, they cost two locks, two row versions and two
 # sets of index entries (`state` is in the partial indexes' predicates, so no update of a
 # command is HOT); applied together, one of each. Every transition still has its event.
+# (`step1` and `plan` are materialized: inlined, each use repeated the transition check.)
 _REPLY_BATCH = f"""
 WITH m AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -189,11 +190,11 @@ WITH m AS (
     JOIN m ON c.id = m.id AND c.project_id = m.project_id AND c.device_id = m.device_id
     ORDER BY c.id
     FOR UPDATE OF c
-), step1 AS (
+), step1 AS MATERIALIZED (
     SELECT cur.state, m.*,
            CASE WHEN (m.s1, cur.state) IN ({_REPLY_ALLOWED}) THEN m.s1 END AS t1
     FROM cur JOIN m ON m.i = cur.i
-), plan AS (
+), plan AS MATERIALIZED (
     SELECT f.*,
            CASE WHEN (f.s2, coalesce(f.t1, f.state)) IN ({_REPLY_ALLOWED}) THEN f.s2 END AS t2
     FROM step1 f
@@ -724,9 +725,11 @@ class Commander:
     async def _apply_native(self, conn: asyncpg.Connection, replies: list[NativeReply]) -> None:
         """Record native replies with one statement per round, a round holding at most two
         replies per command in arrival order (accepted and completed: one row update)."""
-        per_command: dict[uuid.UUID, list[NativeReply]] = {}
+        # Paired by command *and* replying device: a reply naming another device's command
+        # must be judged (and dead-lettered) as its own, never applied as that device's.
+        per_command: dict[tuple[uuid.UUID, str, str], list[NativeReply]] = {}
         for r in replies:
-            per_command.setdefault(r.cid, []).append(r)
+            per_command.setdefault((r.cid, r.project, r.device), []).append(r)
         rounds: list[list[tuple[NativeReply, NativeReply | None]]] = []
         for mine in per_command.values():
             for n, k in enumerate(range(0, len(mine), 2)):
