@@ -222,8 +222,50 @@ def _outcomes(url: str) -> dict[str, dict[str, Any]]:
         conn.close()
 
 
+def _dead_letters(url: str) -> int:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM dead_letters")
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
 def _f(value: Any) -> float | None:
     return float(value) if value is not None else None
+
+
+# What PostgreSQL wrote for the run: WAL bytes, commits, and the row versions of the
+# commands tables (inserts, updates, how many of the updates were HOT, i.e. wrote no index
+# entry). Read before the load and after the drain; the difference per command says where
+# the database's CPU goes besides the statements themselves.
+_DB_COUNTERS = """
+SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_bytes,
+       (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::float8
+           AS commits,
+       (SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables
+        WHERE relname IN ('commands', 'command_events'))::float8 AS rows_inserted,
+       (SELECT coalesce(sum(n_tup_upd), 0) FROM pg_stat_user_tables
+        WHERE relname = 'commands')::float8 AS command_updates,
+       (SELECT coalesce(sum(n_tup_hot_upd), 0) FROM pg_stat_user_tables
+        WHERE relname = 'commands')::float8 AS command_hot_updates
+"""
+
+
+def db_counters(url: str) -> dict[str, float]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute(_DB_COUNTERS)
+            row = cur.fetchone()
+            assert row is not None
+            assert cur.description is not None
+            return {d[0]: float(v) for d, v in zip(cur.description, row, strict=True)}
+    finally:
+        conn.close()
 
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -392,6 +434,7 @@ def run(
                 if profile and api.pid and commander.pid
                 else []
             )
+            db_before = db_counters(url)
             gen = generate(wrk, base, token, n_devices, rate, duration_s, connections, meter)
             (log_dir / "commands-wrk.txt").write_text(gen.pop("wrk_output"))
             load_at_end = [round(x, 2) for x in os.getloadavg()]
@@ -401,6 +444,8 @@ def run(
                 except subprocess.TimeoutExpired:
                     spy.kill()
             wait_until(lambda: _all_done(url, None), 60.0)
+            time.sleep(1.5)  # backends report their table counters at most once a second
+            db_after = db_counters(url)
         finally:
             for p in device_procs:
                 p.send_signal(signal.SIGTERM)
@@ -412,6 +457,7 @@ def run(
             commander.stop()
             api.stop()
         outcomes = _outcomes(url)
+        dead_letters = _dead_letters(url)
     received: dict[str, int] = {}
     for out in outs:
         if out.exists():
@@ -423,6 +469,16 @@ def run(
     answered_2xx = gen["requests"] - gen["non_2xx"]
     lat = [o["accepted"] - o["request"] for o in load.values() if o["accepted"] is not None]
     not_completed = sum(1 for o in load.values() if o["state"] != "completed")
+    # Where the commands that did not complete (or have no `accepted`) stopped, and whether
+    # their device had them: "sent, received" means a reply went missing between the device
+    # and the commander.
+    stuck: dict[str, int] = {}
+    for cid, o in load.items():
+        if o["state"] != "completed":
+            where = f"{o['state']}, {'received' if received.get(cid) else 'not received'}"
+            stuck[where] = stuck.get(where, 0) + 1
+        elif o["accepted"] is None:  # its `accepted` came after `completed`, or never
+            stuck["completed without accepted"] = stuck.get("completed without accepted", 0) + 1
     # A 2xx answer without its row would be a command the API acknowledged and lost.
     missing_rows = max(0, answered_2xx - len(load))
     steps = {"request -> queued": ("request", "queued"), "queued -> sent": ("queued", "sent"),
@@ -440,6 +496,8 @@ def run(
     # (a shared machine slows a run down, but changes this far less than the latency).
     per_command = {k: v * wall / max(gen["requests"], 1) * 1000 for k, v in cores.items()}
     figures = stats.latency_figures(lat)
+    n_cmd = max(gen["requests"], 1)
+    db_per_command = {k: (db_after[k] - db_before[k]) / n_cmd for k in db_before}
     reached = gen["achieved_per_s"] >= 0.98 * rate
     profiles = {}
     for name in ("api", "commander") if profile else ():
@@ -463,11 +521,14 @@ def run(
         "breakdown": breakdown,
         "lost": not_completed + missing_rows,
         "not_completed": not_completed,
+        "not_completed_by_state": stuck,
+        "dead_letters": dead_letters,
         "missing_rows": missing_rows,
         "sent_twice_devices": twice_device,
         "sent_twice_rows": twice_row,
         "cores_used": cores,
         "cpu_ms_per_command": per_command,
+        "database_per_command": db_per_command,
         "load_avg_at_end": load_at_end,
         "machine_busy_share": (meter.machine_busy_s / meter.machine_total_s)
         if meter.machine_total_s
@@ -618,6 +679,15 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         f"| requests sent (wrk) | {summary['requests_sent']:,} |",
         f"| non-2xx answers / socket errors | {summary['non_2xx']} / {summary['socket_errors']} |",
         f"| commands created | {summary['rows']:,} |",
+        *(
+            [
+                "| not completed (or no accepted), by state and device | "
+                + ", ".join(f"{k}: {v}" for k, v in summary["not_completed_by_state"].items())
+                + f" (dead letters: {summary.get('dead_letters', 0)}) |"
+            ]
+            if summary.get("not_completed_by_state")
+            else []
+        ),
         f"| not completed / 2xx without a row | {summary['not_completed']} / "
         f"{summary['missing_rows']} |",
         f"| request -> accepted p50 (ms) | {f['p50_ms']:.1f} |",
@@ -630,6 +700,17 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         ),
         f"| cores used while loading | {cores} |",
         f"| CPU per command (ms) | {per_command} |",
+        *(
+            [
+                "| database per command: WAL bytes, commits, rows inserted, command row "
+                "updates (HOT) | {wal_bytes:,.0f}, {commits:.2f}, {rows_inserted:.2f}, "
+                "{command_updates:.2f} ({command_hot_updates:.2f}) |".format(
+                    **summary["database_per_command"]
+                )
+            ]
+            if summary.get("database_per_command")
+            else []
+        ),
         f"| machine busy share | {summary['machine_busy_share']:.2f} |",
         f"| generator CPU per request (ms) | {summary['generator_cpu_ms_per_request']:.2f} |",
         "",

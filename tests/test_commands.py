@@ -25,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from f5gdev.devstack.servers import Mosquitto
+from services.api.commands.models import Command
 from services.commands.service import Commander
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
@@ -273,6 +274,28 @@ async def test_native_command_accepted_then_completed(url: str, broker: Mosquitt
         device.close()
         watcher.loop_stop()
         watcher.disconnect()
+
+
+async def test_the_queued_answer_is_what_the_response_model_writes(
+    url: str, broker: Mosquitto
+) -> None:
+    """The POST writes its row with orjson itself; it must be the document the `Command`
+    model would have written, and what GET answers for the same command (no commander
+    runs here, so the command stays queued)."""
+    await add_devices(url, [("p1", "press", "shape", True)])
+    settings = command_settings(url, broker.port)
+    async with platform(settings) as pf:
+        await pf.allow("p1", "press", "ping")
+        params = {"speed": 1.5, "n": 3, "names": ["a", "b"], "on": True, "none": None}
+        r = await pf.send("p1", "shape", name="ping", params=params)
+        assert r.status_code == 202, r.text
+        assert r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert Command.model_validate(body).model_dump(mode="json") == body
+        assert body["params"] == params
+        assert body["state"] == "queued"
+        got = await pf.get("p1", body["id"])
+        assert {k: v for k, v in got.items() if k != "history"} == body
 
 
 async def test_not_on_allow_list_is_refused_and_nothing_sent(url: str, broker: Mosquitto) -> None:

@@ -177,7 +177,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.include_router(health_router)
+    # Routes are matched in order, router by router: the commands router comes first
+    # because its POST is the one route driven at hundreds of requests a second (the
+    # commands benchmark), and trying nine routers before it was a tenth of the API's CPU
+    # per command. No other router has a path its routes could match.
     for router in (
+        commands_router,
         projects_router,
         devices_router,
         series_router,
@@ -187,7 +192,6 @@ def create_app(settings: Settings) -> FastAPI:
         alarms_router,
         notify_alarm_router,
         notify_router,
-        commands_router,
         ingest_router,
         dashboard_router,
         live_router,

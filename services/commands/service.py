@@ -167,38 +167,60 @@ VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 _REPLY_ALLOWED = ", ".join(
     f"('{status}', '{state}')" for status, states in REPLY_FROM.items() for state in states
 )
-# One statement for a batch of native replies, at most one per command (`_apply_native`
-# splits the batch into such rounds): lock the commands (waiting for a sender that still
-# holds one, then judging it on what the sender committed, as `_CURRENT` does), move those
-# the reply may move, write their events. One row per reply whose command exists: `id` is
-# null when the command was already past the reply (stale).
+# One statement for a batch of native replies, at most two per command in arrival order
+# (`_apply_native` splits the batch into such rounds): lock the commands (waiting for a
+# sender that still holds one, then judging it on what the sender committed, as `_CURRENT`
+# does), move each by its first reply if allowed, then by its second if allowed from there,
+# in one row update, and write one event per step taken. One row per command that exists:
+# `t1`/`t2` are null for a reply the command was already past (stale).
+#
+# Why two at once: a device answers `accepted` and `completed` together, and both usually
+# land in one batch. Applied one round each, they cost two locks, two row versions and two
+# sets of index entries (`state` is in the partial indexes' predicates, so no update of a
+# command is HOT); applied together, one of each. Every transition still has its event.
+# (`step1` and `plan` are materialized: inlined, each use repeated the transition check.)
 _REPLY_BATCH = f"""
 WITH m AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::text[], $8::int[])
-        AS m(id, project_id, device_id, status, message, result, detail, i)
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::int[])
+        AS m(id, project_id, device_id, s1, m1, r1, d1, s2, m2, r2, d2, i)
 ), cur AS (
     SELECT c.id, c.state, m.i FROM commands c
     JOIN m ON c.id = m.id AND c.project_id = m.project_id AND c.device_id = m.device_id
     ORDER BY c.id
     FOR UPDATE OF c
-), ok AS (
-    UPDATE commands c SET state = m.status, updated_at = now(),
-        message = coalesce(m.message, c.message),
-        result = coalesce(m.result::jsonb, c.result),
-        finished_at = CASE WHEN m.status IN ('rejected', 'completed', 'failed') THEN now() END
+), step1 AS MATERIALIZED (
+    SELECT cur.state, m.*,
+           CASE WHEN (m.s1, cur.state) IN ({_REPLY_ALLOWED}) THEN m.s1 END AS t1
     FROM cur JOIN m ON m.i = cur.i
-    WHERE c.id = cur.id AND (m.status, cur.state) IN ({_REPLY_ALLOWED})
+), plan AS MATERIALIZED (
+    SELECT f.*,
+           CASE WHEN (f.s2, coalesce(f.t1, f.state)) IN ({_REPLY_ALLOWED}) THEN f.s2 END AS t2
+    FROM step1 f
+), ok AS (
+    UPDATE commands c SET state = coalesce(p.t2, p.t1), updated_at = now(),
+        message = coalesce(CASE WHEN p.t2 IS NOT NULL THEN p.m2 END,
+                           CASE WHEN p.t1 IS NOT NULL THEN p.m1 END, c.message),
+        result = coalesce(CASE WHEN p.t2 IS NOT NULL THEN p.r2::jsonb END,
+                          CASE WHEN p.t1 IS NOT NULL THEN p.r1::jsonb END, c.result),
+        finished_at = CASE WHEN coalesce(p.t2, p.t1) IN ('rejected', 'completed', 'failed')
+                           THEN now() END
+    FROM plan p
+    WHERE c.id = p.id AND coalesce(p.t2, p.t1) IS NOT NULL
     RETURNING c.id, c.project_id, c.device_id, c.kind, c.name, c.protocol, c.message,
-              c.updated_at, m.i, m.status, m.detail
+              c.updated_at, p.i, p.t1, p.t2, p.d1, p.d2
 ), ev AS (
     INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
-    SELECT id, project_id, device_id, updated_at, status, 'device:' || device_id,
-           detail::jsonb
-    FROM ok
+    SELECT ok.id, ok.project_id, ok.device_id, ok.updated_at, v.state,
+           'device:' || ok.device_id, v.detail::jsonb
+    FROM ok CROSS JOIN LATERAL (VALUES (1, ok.t1, ok.d1), (2, ok.t2, ok.d2))
+        AS v(k, state, detail)
+    WHERE v.state IS NOT NULL
+    ORDER BY ok.i, v.k
 )
 SELECT cur.i, cur.state AS was, ok.id, ok.project_id, ok.device_id, ok.kind, ok.name,
-       ok.protocol, ok.message, ok.updated_at
+       ok.protocol, ok.message, ok.updated_at, ok.t1, ok.t2
 FROM cur LEFT JOIN ok ON ok.i = cur.i
 """
 _ANNOUNCED = ("id", "project_id", "device_id", "kind", "name", "protocol", "message", "updated_at")
@@ -225,6 +247,20 @@ _DEAD = (
     f"INSERT INTO {deadletter.TABLE} ({', '.join(deadletter.COLUMNS)}) "
     f"VALUES ({', '.join(f'${i + 1}' for i in range(len(deadletter.COLUMNS)))})"
 )
+
+
+def _result_json(r: NativeReply | None) -> str | None:
+    return orjson.dumps(r.result).decode() if r is not None and r.result is not None else None
+
+
+def _detail_json(r: NativeReply | None) -> str | None:
+    """The event's detail: the reply's message and result, if any."""
+    if r is None:
+        return None
+    detail: dict[str, Any] = {"message": r.message} if r.message else {}
+    if r.result is not None:
+        detail["result"] = r.result
+    return orjson.dumps(detail).decode()
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -687,52 +723,62 @@ class Commander:
         return NativeReply(msg, cid, project, device, reply.status, reply.message, reply.result)
 
     async def _apply_native(self, conn: asyncpg.Connection, replies: list[NativeReply]) -> None:
-        """Record native replies with one statement per round, a round holding at most one
-        reply per command in arrival order (accepted, then completed)."""
-        rounds: list[list[NativeReply]] = []
-        seen: dict[uuid.UUID, int] = {}
+        """Record native replies with one statement per round, a round holding at most two
+        replies per command in arrival order (accepted and completed: one row update)."""
+        # Paired by command *and* replying device: a reply naming another device's command
+        # must be judged (and dead-lettered) as its own, never applied as that device's.
+        per_command: dict[tuple[uuid.UUID, str, str], list[NativeReply]] = {}
         for r in replies:
-            n = seen.get(r.cid, 0)
-            seen[r.cid] = n + 1
-            if n == len(rounds):
-                rounds.append([])
-            rounds[n].append(r)
+            per_command.setdefault((r.cid, r.project, r.device), []).append(r)
+        rounds: list[list[tuple[NativeReply, NativeReply | None]]] = []
+        for mine in per_command.values():
+            for n, k in enumerate(range(0, len(mine), 2)):
+                if n == len(rounds):
+                    rounds.append([])
+                rounds[n].append((mine[k], mine[k + 1] if k + 1 < len(mine) else None))
         for part in rounds:
-            details = []
-            for r in part:
-                detail: dict[str, Any] = {"message": r.message} if r.message else {}
-                if r.result is not None:
-                    detail["result"] = r.result
-                details.append(orjson.dumps(detail).decode())
+            firsts = [a for a, _ in part]
+            seconds = [b for _, b in part]
             rows = await conn.fetch(
                 _REPLY_BATCH,
-                [r.cid for r in part],
-                [r.project for r in part],
-                [r.device for r in part],
-                [r.status for r in part],
-                [r.message for r in part],
-                [orjson.dumps(r.result).decode() if r.result is not None else None for r in part],
-                details,
+                [a.cid for a in firsts],
+                [a.project for a in firsts],
+                [a.device for a in firsts],
+                [a.status for a in firsts],
+                [a.message for a in firsts],
+                [_result_json(a) for a in firsts],
+                [_detail_json(a) for a in firsts],
+                [b.status if b else None for b in seconds],
+                [b.message if b else None for b in seconds],
+                [_result_json(b) for b in seconds],
+                [_detail_json(b) for b in seconds],
                 list(range(len(part))),
             )
             found = {row["i"]: row for row in rows}
-            for i, r in enumerate(part):
+            for i, pair in enumerate(part):
                 row = found.get(i)
+                sent = [r for r in pair if r is not None]
                 if row is None:
-                    unknown = ContractError(
-                        Reason.UNKNOWN_COMMAND,
-                        f"correlation data {str(r.cid)!r} names no command of device "
-                        f"{r.project}/{r.device}",
-                    )
-                    await self._dead(conn, r.msg, unknown, r.project, r.device)
-                elif row["id"] is None:
-                    self.metrics.replies.labels("stale").inc()
-                    log.info("%r for command %s ignored: it is %s already", r.status, r.cid,
-                             row["was"])  # fmt: skip
-                else:
+                    for r in sent:
+                        unknown = ContractError(
+                            Reason.UNKNOWN_COMMAND,
+                            f"correlation data {str(r.cid)!r} names no command of device "
+                            f"{r.project}/{r.device}",
+                        )
+                        await self._dead(conn, r.msg, unknown, r.project, r.device)
+                    continue
+                announced = {k: row[k] for k in _ANNOUNCED} if row["id"] is not None else {}
+                for k, (r, took) in enumerate(zip(sent, (row["t1"], row["t2"]), strict=False)):
+                    if took is None:
+                        self.metrics.replies.labels("stale").inc()
+                        log.info("%r for command %s ignored: it was %s", r.status, r.cid,
+                                 row["was"])  # fmt: skip
+                        continue
                     self.metrics.replies.labels("recorded").inc()
-                    announced = {k: row[k] for k in _ANNOUNCED}
-                    self._deferred.append((announced, r.status, row["updated_at"]))
+                    step = announced
+                    if k == 0 and row["t2"] is not None:  # the first of two, with its message
+                        step = {**announced, "message": r.message}
+                    self._deferred.append((step, took, row["updated_at"]))
 
     async def _handle_safely(self, conn: asyncpg.Connection, msg: Incoming) -> None:
         """One message; a bug its content trips is logged and the message dead-lettered,

@@ -390,7 +390,7 @@ class CommandsSettings(BaseModel):
         gt=0,
         le=60,
         description="Seconds between scans for queued commands and passed deadlines (new "
-        "commands also arrive at once by LISTEN/NOTIFY).",
+        "commands also wake the commander at once by the API's `queued` announcement).",
     )
     batch_max: int = Field(200, ge=1, le=10_000, description="Most commands claimed at once.")
     default_timeout_s: float = Field(
