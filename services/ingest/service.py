@@ -88,6 +88,7 @@ class IngestService:
             self.metrics,
             on_generation=self.batcher.new_generation,
             on_disconnected=self.batcher.seal,
+            on_window_full=self.batcher.seal,
         )
         # Only with unknown_devices = dead_letter: a set of registered devices, refreshed.
         self.known = (

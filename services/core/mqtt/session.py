@@ -55,6 +55,7 @@ class Session:
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[bool], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
+        on_window_full: Callable[[], None] | None = None,
         keep_properties: bool = False,
     ) -> None:
         """`options` and `subscriptions` (if callable) are asked anew per connection (a
@@ -62,7 +63,9 @@ class Session:
 
         `on_generation(gen)` runs before CONNECT (messages may follow CONNACK at once),
         `on_up()` once subscribed, `on_down(was_up)` when a connection ends,
-        `on_attempt(n)` before each connection attempt (n from 1). With `keep_properties`,
+        `on_attempt(n)` before each connection attempt (n from 1), `on_window_full()` when
+        the messages held unacknowledged reach the Receive Maximum (reading stops until
+        some are acknowledged; see `Connection`). With `keep_properties`,
         `publish_properties()` gives the properties of the PUBLISH being handled (the
         commander reads correlation data; ingest and rules skip them for speed)."""
         self.endpoint = endpoint
@@ -75,6 +78,7 @@ class Session:
         self.on_up = on_up
         self.on_down = on_down
         self.on_attempt = on_attempt
+        self.on_window_full = on_window_full
         self.keep_properties = keep_properties
         self.gen = 0
         self.connection: Connection | None = None
@@ -164,7 +168,7 @@ class Session:
         ep = self.endpoint
         conn: Connection | None = None
         try:
-            conn = Connection(self.options(), self.on_publish)
+            conn = Connection(self.options(), self.on_publish, self.on_window_full)
             conn.keep_properties(self.keep_properties)
             self.connection = conn  # acks may come for messages that follow CONNACK at once
             await conn.connect(ep.host, ep.port, ep.tls, ep.connect_timeout_s)
