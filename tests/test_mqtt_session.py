@@ -314,6 +314,41 @@ async def _receive_window() -> None:
     assert len(peers) == 1  # one connection: no id was taken as reused
 
 
+def test_no_new_connection_while_paused() -> None:
+    """The caller paused (its writer is behind) and the connection drops: the session
+    reconnects only once resumed. Otherwise every reconnection would bring another window
+    of the persistent session's queue (sent right after CONNACK, before a pause applies)
+    on top of what the caller could not yet write."""
+    asyncio.run(_paused_reconnect())
+
+
+async def _paused_reconnect() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.handshake()
+        peer.writer.write(codec.encode_publish("t/x", b"m", 1, packet_id=len(peers)))
+        await peer.writer.drain()
+        # and the connection ends (the script returns)
+
+    server, port, peers = await _serve(script)
+    got: list[int] = []
+
+    def on_publish(topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        got.append(mid)
+        session.pause()
+
+    session = _session(port, on_publish)
+    stop = asyncio.Event()
+    task = asyncio.create_task(session.run(stop))
+    await _until(lambda: got == [1] and session.connection is None)
+    await asyncio.sleep(0.5)  # backoff is 0.05-0.1 s: a reconnection would have come
+    assert len(peers) == 1
+    session.resume()
+    await _until(lambda: got == [1, 2])
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    server.close()
+
+
 def test_backoff_doubles_to_its_cap_and_resets() -> None:
     """Ingest's cap bounds the window after a broker restart (services/ingest/consumer.py)."""
     b = Backoff(0.25, 1.0, jitter=False)

@@ -85,6 +85,8 @@ class Session:
         self.up = asyncio.Event()
         self.refused: list[str] = []
         self._paused = False
+        self._reading = asyncio.Event()  # set while not paused
+        self._reading.set()
 
     # ------------------------------------------------------------------ controls
 
@@ -95,11 +97,13 @@ class Session:
     def pause(self) -> None:
         """Stop reading (backpressure or shutdown); applied once subscribed."""
         self._paused = True
+        self._reading.clear()
         if self.connection is not None and self.up.is_set():  # CONNACK, SUBACK are read
             self.connection.pause_reading()
 
     def resume(self) -> None:
         self._paused = False
+        self._reading.set()
         if self.connection is not None:
             self.connection.resume_reading()
 
@@ -142,9 +146,18 @@ class Session:
         """Until `stop`: connect, subscribe, serve, reconnect after backoff.
 
         On stop: stop reading, await `drain` (commit and acknowledge what was read) while
-        still connected, then DISCONNECT normally (the will is not published)."""
+        still connected, then DISCONNECT normally (the will is not published).
+
+        While paused, no new connection is made: a persistent session's broker sends its
+        queue right after CONNACK, before the pause could apply, so each reconnection
+        while the caller cannot keep up would add a Receive Maximum of messages to what
+        it holds (a connection that keeps failing would grow it without bound)."""
         attempt = 0
         while not stop.is_set():
+            if self._paused:
+                await _first(self._reading.wait(), stop.wait())
+                if stop.is_set():
+                    break
             attempt += 1
             if self.on_attempt is not None:
                 self.on_attempt(attempt)
@@ -231,6 +244,16 @@ class Session:
             raise SubscriptionRefusedError(f"subscription refused: {', '.join(refused)}")
         if refused:
             log.warning("broker refused subscriptions %s", refused)
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Until the first of `waits` is done (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 __all__ = ["Endpoint", "MqttError", "RefusedError", "Session", "SubscriptionRefusedError"]
