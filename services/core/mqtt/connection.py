@@ -212,12 +212,9 @@ class Connection(asyncio.Protocol):
         return codec.decode_properties(raw, 0, len(raw))[0]
 
     def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
-        if qos:
-            acks = self._acks
-            acks.received(mid)
+        if qos and self._acks.received(mid) >= self._window:
             self._user_publish(topic, payload, mid, qos, dup)
-            if acks.held >= self._window:
-                self._window_filled()
+            self._window_filled()  # after the message: a batch sealed now includes it
             return
         self._user_publish(topic, payload, mid, qos, dup)
 
