@@ -27,6 +27,8 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
+import pytest
+
 from f5gdev.devstack.servers import Mosquitto
 from loadtests.filler import send_all
 from loadtests.mqttbytes import publish_packet
@@ -39,6 +41,7 @@ MESSAGES = 80_000  # the first Receive Maximum (8,000) plus more than 65,535
 DEVICES = 10
 
 
+@pytest.mark.slow
 async def test_a_backlog_beyond_the_packet_id_space_drains_exactly_once(
     new_database: Callable[[], str], new_broker: Callable[[], Mosquitto]
 ) -> None:
