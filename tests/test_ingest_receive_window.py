@@ -54,6 +54,7 @@ async def test_a_backlog_beyond_the_packet_id_space_drains_exactly_once(
             "client_id": f"window-{uuid.uuid4().hex[:8]}",
             "shard_index": 0,
             "shard_count": 2,
+            "receive_maximum": 8000,  # as in the failing drains (MESSAGES depends on it)
             # Batches wider than the backlog: only the receive window bounds what is held.
             "batch_max_rows": 200_000,
             "batch_max_delay_ms": 10_000,
