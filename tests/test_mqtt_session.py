@@ -247,6 +247,108 @@ async def _publish_codes() -> None:
     assert max_inflight == 2
 
 
+def test_the_client_keeps_its_receive_maximum_when_the_broker_does_not() -> None:
+    """The client announces Receive Maximum 10; the peer sends 40 messages at once, with
+    packet ids 1..20 twice (as Mosquitto 2.0.11 does past its window on a backlog of more
+    than 65,535). The client reads 10, stops, and reads on only as it acknowledges: every
+    message arrives once on one connection, and no id is ever held twice. A pause by the
+    caller outlasts the acknowledgements that reopen the window."""
+    asyncio.run(_receive_window())
+
+
+async def _receive_window() -> None:
+    acked: list[int] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.handshake()
+        for i in range(40):
+            peer.writer.write(codec.encode_publish("t/x", bytes([i]), 1, packet_id=i % 20 + 1))
+        while len(acked) < 40:
+            first, body = await peer.next()
+            if first == codec.PUBACK:
+                acked.append(codec.decode_puback(body).packet_id)
+
+    server, port, peers = await _serve(script)
+    got: list[int] = []
+    fulls: list[int] = []
+
+    def on_publish(topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        got.append(payload[0])
+
+    session = Session(
+        Endpoint("127.0.0.1", port, None, 10.0),
+        lambda: ConnectOptions("test", keepalive_s=30, receive_maximum=10),
+        [("t/#", 1)],
+        on_publish,
+        Backoff(0.05, 0.1),
+        on_window_full=lambda: fulls.append(len(got)),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(session.run(stop))
+    await _until(lambda: len(got) == 10)
+    conn = session.connection
+    assert conn is not None
+    assert fulls == [10]
+    await asyncio.sleep(0.2)  # the other 30 are on the socket; none is read
+    assert len(got) == 10
+    session.ack(session.gen, [i % 20 + 1 for i in range(5)])
+    await _until(lambda: len(got) == 15)
+    session.pause()
+    session.ack(session.gen, [i % 20 + 1 for i in range(5, 15)])
+    await asyncio.sleep(0.2)
+    assert len(got) == 15  # paused by the caller: acknowledgements do not resume reading
+    session.resume()
+    await _until(lambda: len(got) == 25)
+    session.ack(session.gen, [i % 20 + 1 for i in range(15, 25)])
+    await _until(lambda: len(got) == 35)
+    session.ack(session.gen, [i % 20 + 1 for i in range(25, 35)])
+    await _until(lambda: len(got) == 40)
+    session.ack(session.gen, [i % 20 + 1 for i in range(35, 40)])
+    await _until(lambda: len(acked) == 40)
+    stop.set()
+    await task
+    server.close()
+    assert got == list(range(40))
+    assert acked == [i % 20 + 1 for i in range(40)]
+    assert fulls == [10, 15, 25, 35]
+    assert len(peers) == 1  # one connection: no id was taken as reused
+
+
+def test_no_new_connection_while_paused() -> None:
+    """The caller paused (its writer is behind) and the connection drops: the session
+    reconnects only once resumed. Otherwise every reconnection would bring another window
+    of the persistent session's queue (sent right after CONNACK, before a pause applies)
+    on top of what the caller could not yet write."""
+    asyncio.run(_paused_reconnect())
+
+
+async def _paused_reconnect() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.handshake()
+        peer.writer.write(codec.encode_publish("t/x", b"m", 1, packet_id=len(peers)))
+        await peer.writer.drain()
+        # and the connection ends (the script returns)
+
+    server, port, peers = await _serve(script)
+    got: list[int] = []
+
+    def on_publish(topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        got.append(mid)
+        session.pause()
+
+    session = _session(port, on_publish)
+    stop = asyncio.Event()
+    task = asyncio.create_task(session.run(stop))
+    await _until(lambda: got == [1] and session.connection is None)
+    await asyncio.sleep(0.5)  # backoff is 0.05-0.1 s: a reconnection would have come
+    assert len(peers) == 1
+    session.resume()
+    await _until(lambda: got == [1, 2])
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    server.close()
+
+
 def test_backoff_doubles_to_its_cap_and_resets() -> None:
     """Ingest's cap bounds the window after a broker restart (services/ingest/consumer.py)."""
     b = Backoff(0.25, 1.0, jitter=False)

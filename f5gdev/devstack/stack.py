@@ -1,4 +1,9 @@
-"""The local stack: one Mosquitto and one PostgreSQL + TimescaleDB under `.stack/`."""
+"""The local stack: one Mosquitto and one PostgreSQL + TimescaleDB under `.stack/`.
+
+The HA database, the database accounts and the broker's accounts are imported where they
+are used: every service started from a checkout imports this module (for
+`use_local_passfile`), and those modules were a tenth of ingest's start.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,14 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from f5gdev.devstack.ha import HaPostgres
 from f5gdev.devstack.servers import REPO_ROOT, Mosquitto, Postgres, StackError
-from f5gdev.devstack.stack_accounts import DatabaseUsers
-from services.security.broker_auth import SERVICE_ACLS, BrokerAuth
+
+if TYPE_CHECKING:
+    from f5gdev.devstack.ha import HaPostgres
+    from f5gdev.devstack.stack_accounts import DatabaseUsers
+    from services.security.broker_auth import BrokerAuth
 
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-stack.sh"
 
@@ -46,11 +54,15 @@ class LocalStack:
     def ha_postgres(self) -> HaPostgres:
         """The HA database (`factory5g stack up --ha`): a 3-member etcd and two PostgreSQL +
         TimescaleDB members under Patroni, in `ha/` beside the single PostgreSQL."""
+        from f5gdev.devstack.ha import HaPostgres
+
         return HaPostgres(self.base_dir / "ha", etcd_members=3)
 
     @property
     def broker_auth(self) -> BrokerAuth:
         """Broker accounts; inside the broker's directory so it owns and can read them."""
+        from services.security.broker_auth import BrokerAuth
+
         return BrokerAuth(self.base_dir / "mosquitto" / "auth")
 
     @property
@@ -59,6 +71,8 @@ class LocalStack:
 
     @property
     def db_users(self) -> DatabaseUsers:
+        from f5gdev.devstack.stack_accounts import DatabaseUsers
+
         return DatabaseUsers(self.base_dir / "secrets")
 
     @property
@@ -74,6 +88,8 @@ class LocalStack:
 
     def ensure_accounts(self) -> None:
         """Broker files and every service account, before the broker first reads them."""
+        from services.security.broker_auth import SERVICE_ACLS
+
         auth = self.broker_auth
         auth.ensure_files()
         for name in SERVICE_ACLS:

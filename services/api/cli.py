@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.runtime import run_async
 from services.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 keys_app = typer.Typer(help="API keys: create, revoke, list. Tokens are shown once.")
 # The key commands print what people and scripts read (tokens, the key list); library INFO

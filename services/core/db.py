@@ -1,18 +1,20 @@
-"""Database access shared by the services: URLs, migrations and TimescaleDB facts."""
+"""Database access shared by the services: URLs, migrations and TimescaleDB facts.
+
+SQLAlchemy and Alembic are imported by the functions that use them (migrations, the
+schema checks): the services' hot paths take only URLs and `PrimaryWatch` from here, and
+importing both cost ingest a quarter of a second at every start.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -56,6 +58,8 @@ def _with_driver(url: str, scheme: str) -> str:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -80,6 +84,10 @@ def migrate(url: str, revision: str = "heads") -> None:
 
     A database migrated while the graph branched is first re-recorded on the linear chain
     (`_adopt_branched`), so no revision it has runs again."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     engine = sa.create_engine(sync_url(url))
     try:
         with engine.begin() as conn:
@@ -114,6 +122,9 @@ def branched_closure(recorded: set[str]) -> set[str]:
 def _adopt_branched(cfg: Config, recorded: set[str]) -> None:
     """Walk the linear chain up to the last revision the database has: stamp what it has
     (no DDL), run what it lacks (a branch it never took), so it ends on one chain revision."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     applied = branched_closure(recorded)
     script = ScriptDirectory.from_config(cfg)
     chain = [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
@@ -132,17 +143,24 @@ def _adopt_branched(cfg: Config, recorded: set[str]) -> None:
 
 def head_revisions() -> set[str]:
     """What a fully migrated database records: the head of the linear chain."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return set(script.get_heads())
 
 
 def revision_chain() -> list[str]:
     """Every revision of the linear chain, oldest first."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
 def current_revisions(url: str) -> set[str]:
+    import sqlalchemy as sa
+    from alembic.runtime.migration import MigrationContext
+
     engine = sa.create_engine(sync_url(url))
     try:
         with engine.connect() as conn:
@@ -153,6 +171,8 @@ def current_revisions(url: str) -> set[str]:
 
 def applied_revisions(url: str) -> set[str]:
     """Every revision the database has: what it records and all below it on the chain."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return {
         rev.revision
@@ -174,6 +194,8 @@ class TimescaleInfo:
 
 
 def timescale_info(url: str) -> TimescaleInfo:
+    import sqlalchemy as sa
+
     engine = sa.create_engine(sync_url(url))
     try:
         with engine.connect() as conn:

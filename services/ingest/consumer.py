@@ -3,7 +3,10 @@
 The session is bound to `ingest.client_id` with clean start off and a session expiry, so
 while ingest is down or reconnecting the broker keeps queueing its QoS 1 messages. The
 CONNECT property Receive Maximum caps the messages the broker sends without our PUBACK:
-acknowledging only after commit turns a slow database into broker-side queueing.
+acknowledging only after commit turns a slow database into broker-side queueing. The
+session keeps that cap itself, whatever the broker sends (`services.core.mqtt.connection`),
+and when it is reached the service seals its batch at once (`on_window_full`): nothing
+more arrives before a commit, so waiting for the batch's delay would only stall.
 Acknowledgements leave in receive order even though several writers commit batches in
 any order (`services.core.mqtt.acks`).
 
@@ -56,6 +59,7 @@ class Consumer:
         metrics: IngestMetrics,
         on_generation: Callable[[int], None],
         on_disconnected: Callable[[], None],
+        on_window_full: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.adapters = adapters
@@ -73,6 +77,7 @@ class Consumer:
             on_up=self._up,
             on_down=self._down,
             on_attempt=self._attempt,
+            on_window_full=on_window_full,
         )
 
     @property

@@ -88,6 +88,7 @@ class IngestService:
             self.metrics,
             on_generation=self.batcher.new_generation,
             on_disconnected=self.batcher.seal,
+            on_window_full=self.batcher.seal,
         )
         # Only with unknown_devices = dead_letter: a set of registered devices, refreshed.
         self.known = (
@@ -107,10 +108,21 @@ class IngestService:
 
     # ------------------------------------------------------------------ hot path
 
+    _received: datetime | None = None  # the time of the read being handled
+
     def _handle(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        # One receive time per read of the socket, not per message: the messages of one
+        # read arrived together, and `datetime.now` was 0.36 µs of every message.
+        received = self._received
+        if received is None:
+            received = self._received = datetime.now(UTC)
+            asyncio.get_running_loop().call_soon(self._read_done)
         batcher = self.batcher
-        self._fill(batcher.current, topic, payload, datetime.now(UTC), mid, qos, dup)
+        self._fill(batcher.current, topic, payload, received, mid, qos, dup)
         batcher.added()
+
+    def _read_done(self) -> None:
+        self._received = None
 
     def _sealed(self, batch: Batch) -> None:
         batch.device_args = self.devices.upsert_args(batch.touches)

@@ -25,12 +25,17 @@ class AckOrder:
         self._state = bytearray(65536)
         self._order: deque[int] = deque()
 
-    def received(self, packet_id: int) -> None:
-        if self._state[packet_id]:
+    def received(self, packet_id: int) -> int:
+        """Note `packet_id` as received; returns the messages now held (one call per
+        message on the hot path instead of a second for `held`)."""
+        state = self._state
+        if state[packet_id]:
             # The server must not reuse an id before our PUBACK [MQTT-2.2.1-3].
             raise ProtocolError(f"packet id {packet_id} reused before acknowledgement")
-        self._state[packet_id] = _IN_FLIGHT
-        self._order.append(packet_id)
+        state[packet_id] = _IN_FLIGHT
+        order = self._order
+        order.append(packet_id)
+        return len(order)
 
     def complete(self, packet_ids: list[int]) -> list[int]:
         """Mark `packet_ids` done; return the ids that may now be acknowledged, in order."""

@@ -7,6 +7,16 @@ writes (PUBACKs, PINGREQs) still go out. TLS is the loop's own (`ssl=` context).
 
 While reading is paused the broker's PINGRESPs wait unread, so the keepalive only judges
 the broker dead when reading is on and nothing arrived for 1.5 keepalive intervals.
+
+The client itself keeps the Receive Maximum it announced: once that many QoS 1 messages are
+unacknowledged it stops reading (and tells `on_window_full`) until acknowledgements bring
+it under, whatever the broker sends. Mosquitto 2.0.11 sends more (each PUBACK for the
+oldest message in flight moves up to Receive Maximum queued messages into flight; fixed in
+2.0.13), and it numbers queued messages when it queues them, so a backlog of more than
+65,535 holds each packet id more than once: a client that read on held an id twice
+("packet id 8001 reused before acknowledgement"), closed the connection, was sent the
+same flight again on the next, and never finished the backlog. Within the window the ids
+it holds are consecutive in the broker's queue, so they are distinct.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import logging
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 from services.core.mqtt import codec
@@ -74,9 +85,21 @@ class RefusedError(MqttError):
 class Connection(asyncio.Protocol):
     """Use `await Connection.open(...)`; `closed` completes when the connection ends."""
 
-    def __init__(self, options: ConnectOptions, on_publish: PublishHandler) -> None:
+    def __init__(
+        self,
+        options: ConnectOptions,
+        on_publish: PublishHandler,
+        on_window_full: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_window_full()` runs when the messages held unacknowledged reach the Receive
+        Maximum announced in `options`: reading stops until some are acknowledged (a
+        batching caller should commit what it holds now, as nothing more arrives)."""
         self.options = options
         self._user_publish = on_publish
+        self._window = options.receive_maximum
+        self._on_window_full = on_window_full
+        self._window_full = False  # reading stopped by the receive window
+        self._paused = False  # reading stopped by `pause_reading`
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self._connack: asyncio.Future[codec.Connack] = self._loop.create_future()
@@ -189,9 +212,17 @@ class Connection(asyncio.Protocol):
         return codec.decode_properties(raw, 0, len(raw))[0]
 
     def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
-        if qos:
-            self._acks.received(mid)
+        if qos and self._acks.received(mid) >= self._window:
+            self._user_publish(topic, payload, mid, qos, dup)
+            self._window_filled()  # after the message: a batch sealed now includes it
+            return
         self._user_publish(topic, payload, mid, qos, dup)
+
+    def _window_filled(self) -> None:
+        self._window_full = True
+        self._stop_reading()
+        if self._on_window_full is not None:
+            self._on_window_full()
 
     def _on_packet(self, first: int, body: bytes) -> None:
         kind = first & 0xF0
@@ -311,6 +342,10 @@ class Connection(asyncio.Protocol):
         ready = self._acks.complete(packet_ids)
         if ready and self._transport is not None and not self.closed.done():
             self._transport.write(codec.encode_pubacks(ready))
+            if self._window_full and self._acks.held < self._window:
+                self._window_full = False
+                if not self._paused:
+                    self._start_reading()
         return len(ready)
 
     @property
@@ -320,6 +355,17 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ flow control
 
     def pause_reading(self) -> None:
+        self._paused = True
+        self._stop_reading()
+
+    def resume_reading(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        if not self._window_full:
+            self._start_reading()
+
+    def _stop_reading(self) -> None:
         self._stream.paused = True
         if self._resume_handle is not None:
             self._resume_handle.cancel()
@@ -327,7 +373,7 @@ class Connection(asyncio.Protocol):
         if self._transport is not None and self._transport.is_reading():
             self._transport.pause_reading()
 
-    def resume_reading(self) -> None:
+    def _start_reading(self) -> None:
         if not self._stream.paused:
             return
         self._stream.paused = False

@@ -55,6 +55,7 @@ class Session:
         on_up: Callable[[], None] | None = None,
         on_down: Callable[[bool], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
+        on_window_full: Callable[[], None] | None = None,
         keep_properties: bool = False,
     ) -> None:
         """`options` and `subscriptions` (if callable) are asked anew per connection (a
@@ -62,7 +63,9 @@ class Session:
 
         `on_generation(gen)` runs before CONNECT (messages may follow CONNACK at once),
         `on_up()` once subscribed, `on_down(was_up)` when a connection ends,
-        `on_attempt(n)` before each connection attempt (n from 1). With `keep_properties`,
+        `on_attempt(n)` before each connection attempt (n from 1), `on_window_full()` when
+        the messages held unacknowledged reach the Receive Maximum (reading stops until
+        some are acknowledged; see `Connection`). With `keep_properties`,
         `publish_properties()` gives the properties of the PUBLISH being handled (the
         commander reads correlation data; ingest and rules skip them for speed)."""
         self.endpoint = endpoint
@@ -75,6 +78,7 @@ class Session:
         self.on_up = on_up
         self.on_down = on_down
         self.on_attempt = on_attempt
+        self.on_window_full = on_window_full
         self.keep_properties = keep_properties
         self.gen = 0
         self.connection: Connection | None = None
@@ -82,6 +86,8 @@ class Session:
         self.refused: list[str] = []
         self._paused = False
         self._accepted = False  # the current connection's CONNACK was read
+        self._reading = asyncio.Event()  # set while not paused
+        self._reading.set()
 
     # ------------------------------------------------------------------ controls
 
@@ -97,11 +103,13 @@ class Session:
         SUBACK let all of them be read first (8,000 arrays of 50 records, 403 MB, in a
         drain). Paused before the SUBACK, the reader takes it once reading resumes."""
         self._paused = True
+        self._reading.clear()
         if self.connection is not None and self._accepted:
             self.connection.pause_reading()
 
     def resume(self) -> None:
         self._paused = False
+        self._reading.set()
         if self.connection is not None:
             self.connection.resume_reading()
 
@@ -144,9 +152,18 @@ class Session:
         """Until `stop`: connect, subscribe, serve, reconnect after backoff.
 
         On stop: stop reading, await `drain` (commit and acknowledge what was read) while
-        still connected, then DISCONNECT normally (the will is not published)."""
+        still connected, then DISCONNECT normally (the will is not published).
+
+        While paused, no new connection is made: a persistent session's broker sends its
+        queue right after CONNACK, before the pause could apply, so each reconnection
+        while the caller cannot keep up would add a Receive Maximum of messages to what
+        it holds (a connection that keeps failing would grow it without bound)."""
         attempt = 0
         while not stop.is_set():
+            if self._paused:
+                await _first(self._reading.wait(), stop.wait())
+                if stop.is_set():
+                    break
             attempt += 1
             if self.on_attempt is not None:
                 self.on_attempt(attempt)
@@ -170,7 +187,7 @@ class Session:
         ep = self.endpoint
         conn: Connection | None = None
         try:
-            conn = Connection(self.options(), self.on_publish)
+            conn = Connection(self.options(), self.on_publish, self.on_window_full)
             conn.keep_properties(self.keep_properties)
             self.connection = conn  # acks may come for messages that follow CONNACK at once
             await conn.connect(ep.host, ep.port, ep.tls, ep.connect_timeout_s)
@@ -241,6 +258,16 @@ class Session:
             raise SubscriptionRefusedError(f"subscription refused: {', '.join(refused)}")
         if refused:
             log.warning("broker refused subscriptions %s", refused)
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Until the first of `waits` is done (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 __all__ = ["Endpoint", "MqttError", "RefusedError", "Session", "SubscriptionRefusedError"]
