@@ -339,7 +339,13 @@ async def _paused_reconnect() -> None:
     session = _session(port, on_publish)
     stop = asyncio.Event()
     task = asyncio.create_task(session.run(stop))
-    await _until(lambda: got == [1] and session.connection is None)
+    await _until(lambda: got == [1])
+    # Paused from the message on, the client reads nothing more, so it would not see the
+    # peer's close either: the drop comes as a keepalive timeout would end it, by abort.
+    conn = session.connection
+    if conn is not None:
+        conn.abort()
+    await _until(lambda: session.connection is None)
     await asyncio.sleep(0.5)  # backoff is 0.05-0.1 s: a reconnection would have come
     assert len(peers) == 1
     session.resume()
