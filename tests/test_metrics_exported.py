@@ -286,3 +286,23 @@ def test_nothing_registers_on_the_global_registry(database_url: str, broker: Mos
     assert all(built)
     registered = sorted(f.name for f in REGISTRY.collect() if f.name.startswith("factory5g_"))
     assert registered == []
+
+
+def test_the_commanders_transition_series_exist_from_start() -> None:
+    """The commands alerts take `increase()` of the expired and failed series; a series that
+    the first expiry creates has no earlier sample, so that first expiry would not count.
+    Every protocol x state the commander announces is exported at 0 from the start."""
+    from prometheus_client import CollectorRegistry
+
+    from services.commands.metrics import CommandsMetrics
+    from services.protocols.commands import PROTOCOLS, STATES
+
+    registry = CollectorRegistry()
+    CommandsMetrics(registry)
+    name = "factory5g_commands_transitions_total"
+    for protocol in PROTOCOLS:
+        for state in STATES:
+            if state == "queued":  # the API queues; the commander never announces it
+                continue
+            value = registry.get_sample_value(name, {"protocol": protocol, "state": state})
+            assert value == 0, (protocol, state, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.core.metrics import LATENCY_BUCKETS, metric_name
+from services.protocols.commands import PROTOCOLS, STATES
 
 
 class CommandsMetrics:
@@ -16,6 +17,12 @@ class CommandsMetrics:
             ["protocol", "state"],
             registry=r,
         )
+        # Every series from the start at 0: an alert's `increase()` misses the first event
+        # of a series that this event creates (no earlier sample to increase from).
+        for protocol in PROTOCOLS:
+            for state in STATES:
+                if state != "queued":  # queued by the API, never announced here
+                    self.transitions.labels(protocol, state)
         self.replies = Counter(
             metric_name("commands", "replies", "total"),
             "Device replies read, by outcome: recorded, stale (the command had moved on, e.g. "
