@@ -399,9 +399,11 @@ async def _keepalive() -> None:
     task = asyncio.create_task(session.run(stop))
     await _until(lambda: len(peers) >= 2)  # the silent first connection was given up
     assert reasons[0] == 0x8D
-    # Paused: PINGREQs still go out, silence is tolerated for several intervals.
-    session.pause()  # applied at once, or to the next connection once it is subscribed
+    # Paused: PINGREQs still go out, silence is tolerated for several intervals. The pause
+    # comes once the new connection is up: a paused session makes no new connection, and
+    # a connection paused before its SUBACK reads nothing more (not even the SUBACK).
     await _until(session.up.is_set)
+    session.pause()
     before, pings_before = len(peers), pings
     await _until(lambda: pings >= pings_before + 3)
     assert len(peers) == before
