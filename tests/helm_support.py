@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,3 +361,10 @@ def deep_merge(base: Obj, override: Mapping[str, Any]) -> Obj:
         else:
             merged[key] = value
     return merged
+
+
+def promtool() -> str:
+    """Path of promtool; a missing one fails the test (CI installs it, never a skip)."""
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: scripts/install-stack.sh installs it (`make servers`)"
+    return path

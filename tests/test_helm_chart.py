@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +42,7 @@ from tests.helm_support import (
     lint_problems,
     load_chart,
     metric_names,
+    promtool,
     read_values,
     render,
     secret_refs,
@@ -873,15 +873,9 @@ def test_alerts_are_complete_and_have_runbooks(chart: helm.Chart) -> None:
         assert service.name in " ".join(a["expr"] for a in alerts.values())
 
 
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    assert path, "promtool is missing: scripts/install-stack.sh installs it (`make servers`)"
-    return path
-
-
 def _run_promtool(*args: str) -> str:
     result = subprocess.run(
-        [_promtool(), *args], capture_output=True, text=True, timeout=120, check=False
+        [promtool(), *args], capture_output=True, text=True, timeout=120, check=False
     )
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 0, f"promtool {' '.join(args)}:\n{output}"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import aiomqtt
 import asyncpg
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.core.db import asyncpg_dsn
 from services.core.settings import Settings
@@ -25,6 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "services" / "core" / "schemas" / "examples"
 ROOT = "f5g/v1"
 KINDS = {"inspection": "camera", "agv": "agv", "link": "cpe", "telemetry": "machine"}
+
+
+def rows_written(port: int) -> float:
+    """Ingest's committed-rows counter, scraped from its /metrics on `port`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "factory5g_ingest_rows_written_total"
+    )
 
 
 def topic(project: str, stream: str, device: str) -> str:

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from f5gdev.devstack.servers import Mosquitto, free_port
 from services.protocols.adapters.native import NativeAdapter
@@ -29,20 +27,9 @@ from tests.test_ingest_faults import (
     _settings,
     _wait_healthy,
 )
-from tests.test_ingest_helpers import IngestProcess, ingest_env, query, topic
+from tests.test_ingest_helpers import IngestProcess, ingest_env, query, rows_written, topic
 
 pytestmark = pytest.mark.slow
-
-
-def _rows_written(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "factory5g_ingest_rows_written_total"
-    )
 
 
 @contextlib.contextmanager
@@ -115,7 +102,7 @@ async def test_broker_restart_with_two_sharded_replicas_loses_nothing(
             sum(n for device, n in rows if shard.owns(topic("partitions", "inspection", device)))
             for shard in shards
         ]
-        shares = [_rows_written(port) for _, port in replicas]
+        shares = [rows_written(port) for _, port in replicas]
         assert all(n > 0 for n in expected), expected
         assert shares == expected
         for proc, port in replicas:

@@ -17,14 +17,12 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from f5gdev.devstack.servers import Mosquitto, free_port
 from services.core.settings import load_settings
@@ -37,6 +35,7 @@ from tests.test_ingest_helpers import (
     inspection,
     publish,
     query,
+    rows_written,
     running,
     scalar,
     topic,
@@ -184,7 +183,7 @@ async def test_two_processes_drain_a_backlog_exactly_once(
             await wait_count(url, sql, len(messages), within=180)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{log.read_text(errors='replace')[-4000:]}") from None
-        shares = [_rows_written(metrics + i) for i in range(2)]
+        shares = [rows_written(metrics + i) for i in range(2)]
     finally:
         _stop(proc, log)
 
@@ -220,14 +219,3 @@ def _two_free_ports() -> int:
                 continue
         return port
     raise AssertionError("no two consecutive free ports")
-
-
-def _rows_written(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "factory5g_ingest_rows_written_total"
-    )

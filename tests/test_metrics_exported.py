@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from f5gdev.devstack.servers import Mosquitto, free_port
 from services.protocols import sparkplug_b_pb2 as pb
-from tests.helm_support import CHART_DIR, REPO_ROOT, metric_names
+from tests.helm_support import CHART_DIR, REPO_ROOT, metric_names, promtool
 
 SERVICES = ("ingest", "rules", "api", "notify", "commands")
 # Where metric names are written down for operators: docs, the chart's alerts and
@@ -241,16 +240,10 @@ def test_each_service_exports_only_its_own_metrics_and_its_process(
     assert [s for s, text in scraped.items() if "factory5g_commands_" in text] == ["commands"]
 
 
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    assert path, "promtool is missing: scripts/install-stack.sh installs it (`make servers`)"
-    return path
-
-
 @pytest.mark.parametrize("service", SERVICES)
 def test_promtool_check_metrics_is_clean(scraped: dict[str, str], service: str) -> None:
     result = subprocess.run(
-        [_promtool(), "check", "metrics"],
+        [promtool(), "check", "metrics"],
         input=scraped[service],
         capture_output=True,
         text=True,

@@ -212,11 +212,10 @@ class Connection(asyncio.Protocol):
         return codec.decode_properties(raw, 0, len(raw))[0]
 
     def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
-        if qos and self._acks.received(mid) >= self._window:
-            self._user_publish(topic, payload, mid, qos, dup)
-            self._window_filled()  # after the message: a batch sealed now includes it
-            return
+        full = qos and self._acks.received(mid) >= self._window
         self._user_publish(topic, payload, mid, qos, dup)
+        if full:
+            self._window_filled()  # after the message: a batch sealed now includes it
 
     def _window_filled(self) -> None:
         self._window_full = True
