@@ -40,13 +40,16 @@ METRIC_RE = re.compile(r"\bfactory5g_(?:ingest|rules|api|notify|commands)_[a-z0-
 PROCESS_RE = re.compile(r"`((?:process|python)_[a-z0-9_]*[a-z0-9])`")
 # Sample suffixes of counters and histograms; the family is the name without them.
 SAMPLE_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
-# What every service exports about its own process (ProcessCollector, PlatformCollector).
+# What every service exports about its own process (ProcessCollector, PlatformCollector,
+# services/core/heap.py).
 PROCESS_METRICS = (
     "process_cpu_seconds",
     "process_resident_memory_bytes",
     "process_start_time_seconds",
     "process_open_fds",
     "python_info",
+    "factory5g_process_gc_pause_seconds",
+    "factory5g_process_gc_frozen_objects",
 )
 SPARKPLUG_NDATA_TOPIC = "spBv1.0/metrics-test/NDATA/edge-1"
 REBIRTHS = "factory5g_ingest_sparkplug_rebirth_requests_total"
@@ -223,7 +226,9 @@ def test_each_service_exports_only_its_own_metrics_and_its_process(
     for service, text in scraped.items():
         families = _families(text)
         foreign[service] = sorted(
-            f for f in families if f.startswith("factory5g_") and f.split("_")[1] != service
+            f
+            for f in families
+            if f.startswith("factory5g_") and f.split("_")[1] not in (service, "process")
         )
         no_process[service] = [m for m in PROCESS_METRICS if m not in families]
     assert not any(foreign.values()), (
@@ -238,6 +243,18 @@ def test_each_service_exports_only_its_own_metrics_and_its_process(
     # The commander dead-lettered the stray reply and exports it; no one else does.
     assert _sample(scraped["commands"], REPLY_DEAD_LETTERS, {"reason": "unknown_command"}) == 1
     assert [s for s, text in scraped.items() if "factory5g_commands_" in text] == ["commands"]
+
+
+def test_each_service_settled_its_heap_before_serving(scraped: dict[str, str]) -> None:
+    """Each service's process entry froze its start-up heap (services/core/heap.py), so
+    full collections no longer walk it: the frozen count is the imported code (a bare
+    interpreter freezes about 8,000 objects, the services 47,000 to 141,000),
+    and the collection `settle()` ran before freezing was timed."""
+    for service, text in scraped.items():
+        frozen = _sample(text, "factory5g_process_gc_frozen_objects") or 0
+        full = _sample(text, "factory5g_process_gc_pause_seconds_count", {"generation": "2"}) or 0
+        assert frozen > 20_000, f"{service}: {frozen:.0f} objects frozen"
+        assert full >= 1, f"{service}: no full collection timed"
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from services.api.app import create_app
+from services.core import heap
 from services.core.runtime import setup_logging
 from services.core.settings import Settings
 
@@ -25,8 +26,10 @@ def run(settings: Settings) -> None:
             log_level=settings.log_level.lower(),
         )
         return
+    app = create_app(settings)
+    heap.settle()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.api.host,
         port=settings.api.port,
         loop="uvloop",
@@ -39,4 +42,6 @@ def run(settings: Settings) -> None:
 def app_from_env() -> object:
     from services.core.settings import load_settings
 
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    heap.settle()
+    return app

@@ -45,6 +45,7 @@ import asyncpg
 import orjson
 
 from services.commands.metrics import CommandsMetrics
+from services.core import heap
 from services.core.contracts import ContractError, Reason
 from services.core.db import asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
@@ -1025,6 +1026,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
 def run(settings: Settings) -> None:
     """Entry point of `factory5g commands`."""
+    heap.settle()
     run_async(serve(settings), settings.log_level)
 
 

@@ -33,6 +33,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from services.core import heap
+
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
 
 # Latency buckets in seconds, from sub-millisecond commits to minute-long outages.
@@ -62,7 +64,8 @@ def metric_name(subsystem: str, name: str, unit: str = "") -> str:
 
 def service_registry() -> CollectorRegistry:
     """A new registry for one service, with the standard `process_*`, `python_gc_*` and
-    `python_info` metrics.
+    `python_info` metrics, and the collector's pauses (`factory5g_process_gc_pause_seconds`,
+    services/core/heap.py).
 
     Scrape targets of every job then carry CPU, memory and file-descriptor figures, which
     the global registry used to provide only to the process that served it.
@@ -71,6 +74,7 @@ def service_registry() -> CollectorRegistry:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
+    heap.register(registry)
     return registry
 
 

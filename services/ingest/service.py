@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
+from services.core import heap
 from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import run_async, setup_logging
 from services.core.settings import Settings
@@ -312,6 +313,7 @@ def run_processes(settings: Settings, processes: int) -> int:
 
 def run(settings: Settings) -> None:
     """Entry of `factory5g ingest`."""
+    heap.settle()  # before any fork: the children share the frozen pages unwritten
     processes = settings.ingest.processes
     if processes > 1:
         code = run_processes(settings, processes)

@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 
+from services.core import heap
 from services.core.db import asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import cancel_and_wait, run_async
@@ -306,4 +307,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
 def run(settings: Settings) -> None:
     """Entry point of `factory5g notify`."""
+    heap.settle()
     run_async(serve(settings), settings.log_level)

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.core import heap
 from services.core.db import SERVER_SQL, PrimaryWatch, asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
 from services.core.runtime import cancel_and_wait, run_async
@@ -536,4 +537,5 @@ def run(settings: Settings) -> None:
     except RulesConfigError as exc:
         print(f"invalid rule file: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    heap.settle()
     run_async(serve(settings), settings.log_level)
