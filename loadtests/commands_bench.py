@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,7 @@ from loadtests import report, stats
 from loadtests.bench_api import ensure_wrk
 from loadtests.procs import CpuMeter, Ingestor, run_measured, wait_until
 from loadtests.runner import BenchEnv
+from services.core import heap
 
 PROJECT = "bench"
 NAME = "ping"
@@ -94,6 +96,9 @@ def run_devices(port: int, kind: str, out: Path) -> None:
     client.on_connect = on_connect
     client.on_message = on_message
     client.connect("127.0.0.1", port)
+    # The fleet's stand-in settles its heap as the services do (services/core/heap.py):
+    # its full collections paused it for 90-160 ms, a delay of the devices, not the platform.
+    heap.settle()
     signal.signal(signal.SIGTERM, lambda *_a: done.set())
     client.loop_start()
     done.wait()
@@ -254,6 +259,26 @@ SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_bytes,
 """
 
 
+_GC_FULL = ("factory5g_process_gc_pause_seconds_count", "factory5g_process_gc_pause_seconds_sum")
+
+
+def gc_full(metrics_url: str) -> tuple[float, float]:
+    """A service's full collections so far and their total pause in seconds, from its
+    /metrics (services/core/heap.py); zeros if it does not answer."""
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return (0.0, 0.0)
+    found = dict.fromkeys(_GC_FULL, 0.0)
+    for line in text.splitlines():
+        for name in _GC_FULL:
+            if line.startswith(name + '{generation="2"} '):
+                found[name] = float(line.rpartition(" ")[2])
+    count, total = found.values()
+    return (count, total)
+
+
 def db_counters(url: str) -> dict[str, float]:
     conn = psycopg2.connect(url)
     try:
@@ -371,6 +396,7 @@ def run(
             # flush (group commit) on a disk shared with other work.
             "F5G_DATABASE__POOL_MAX": os.environ.get("F5G_BENCH_POOL_MAX", "32"),
         }
+        commander_metrics = free_port()
         api = Ingestor(
             "api",
             [*CLI, "api"],
@@ -390,7 +416,7 @@ def run(
             {
                 **common,
                 "F5G_COMMANDS__CLIENT_ID": f"bench-commands-{uuid.uuid4().hex[:6]}",
-                "F5G_COMMANDS__METRICS_PORT": str(free_port()),
+                "F5G_COMMANDS__METRICS_PORT": str(commander_metrics),
             },
             log_dir / "commands.log",
         )
@@ -435,9 +461,18 @@ def run(
                 else []
             )
             db_before = db_counters(url)
+            gc_urls = {
+                "api": f"{base}/metrics",
+                "commander": f"http://127.0.0.1:{commander_metrics}/metrics",
+            }
+            gc_before = {k: gc_full(u) for k, u in gc_urls.items()}
             gen = generate(wrk, base, token, n_devices, rate, duration_s, connections, meter)
             (log_dir / "commands-wrk.txt").write_text(gen.pop("wrk_output"))
             load_at_end = [round(x, 2) for x in os.getloadavg()]
+            gc_during = {
+                k: (n - gc_before[k][0], t - gc_before[k][1])
+                for k, (n, t) in ((k, gc_full(u)) for k, u in gc_urls.items())
+            }
             for spy in spies:
                 try:
                     spy.wait(60)
@@ -536,6 +571,7 @@ def run(
         "generator_cpu_ms_per_request": gen["generator_cpu_s"] / max(gen["requests"], 1) * 1000,
         **verdict,
         "profiles": profiles,
+        "gc_full_collections": gc_during,
         "p99_met": figures["p99_ms"] <= P99_BOUND_MS,
     }
 
@@ -709,6 +745,18 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
                 )
             ]
             if summary.get("database_per_command")
+            else []
+        ),
+        *(
+            [
+                "| full garbage collections during the load: count (total pause ms) | "
+                + ", ".join(
+                    f"{k} {n:.0f} ({t * 1000:.1f})"
+                    for k, (n, t) in summary["gc_full_collections"].items()
+                )
+                + " |"
+            ]
+            if summary.get("gc_full_collections")
             else []
         ),
         f"| machine busy share | {summary['machine_busy_share']:.2f} |",
