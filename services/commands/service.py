@@ -50,7 +50,7 @@ from services.core.contracts import ContractError, Reason
 from services.core.db import asyncpg_dsn
 from services.core.metrics import MetricsServer, service_registry
 from services.core.mqtt import Backoff, ConnectOptions, ProtocolError, Session
-from services.core.mqtt.codec import Properties
+from services.core.mqtt.codec import NO_LOCAL, Properties
 from services.core.runtime import cancel_and_wait, mqtt_connect_options, mqtt_endpoint, run_async
 from services.core.settings import Settings
 from services.protocols import deadletter
@@ -345,7 +345,9 @@ class Commander:
             [
                 (reply_filter(self.root), 1),
                 # The API's `queued` announcements: a wake-up, QoS 0, nothing to store.
-                (announce_filter(self.root), 0),
+                # No Local: the commander's own announcements (sent, accepted, completed,
+                # ...: three of every command's four) are not sent back to it.
+                (announce_filter(self.root), NO_LOCAL),
                 (f"{self.vda_prefix}+/+/state", 1),
                 (f"{spb.NAMESPACE}/+/NBIRTH/+", 1),
                 (f"{spb.NAMESPACE}/+/DBIRTH/+/+", 1),

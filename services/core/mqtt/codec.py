@@ -303,14 +303,20 @@ def check_filter(topic_filter: str) -> None:
             raise ValueError(f"'+' must be a whole level: {topic_filter!r}")
 
 
+# A subscription option (MQTT 5.0, 3.8.3.1), or-ed into a filter's maximum QoS: the broker
+# does not send the client's own publications back to it on this subscription.
+NO_LOCAL: Final = 0x04
+
+
 def encode_subscribe(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
-    """`filters`: (topic filter, maximum QoS); options No Local etc. left at 0."""
+    """`filters`: (topic filter, options): the maximum QoS (0 or 1), or-ed with `NO_LOCAL`
+    if wanted; Retain As Published and Retain Handling stay 0."""
     body = struct.pack(">H", packet_id) + encode_properties({})
-    for topic, qos in filters:
+    for topic, options in filters:
         check_filter(topic)
-        if qos not in (0, 1):
-            raise ValueError("only QoS 0 and 1 are supported")
-        body += encode_str(topic) + bytes((qos,))
+        if options & ~(0x03 | NO_LOCAL) or options & 0x03 not in (0, 1):
+            raise ValueError("only QoS 0 and 1 (and No Local) are supported")
+        body += encode_str(topic) + bytes((options,))
     return _packet(SUBSCRIBE, body)
 
 
