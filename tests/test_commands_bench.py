@@ -46,7 +46,7 @@ def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
     rate, duration = 40.0, 3.0
     # Connections enough for the schedule to hold while each answer takes up to 0.8 s (a
     # loaded CI machine): with 8, a run at load average 10 sent 90 of 120 requests on time.
-    s = run(rate, 20, duration, 2, tmp_path, durable=False, connections=32)
+    s = run(rate, 20, duration, 2, tmp_path, durable=False, connections=32, warm_up_s=1.0)
     # wrk's schedule: rate x duration requests, give or take those in flight at the end.
     assert s["requests_sent"] >= 0.9 * rate * duration, s
     assert s["non_2xx"] == s["socket_errors"] == 0, s
@@ -63,6 +63,12 @@ def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
     per = s["cpu_ms_per_command"]
     assert min(per["api"], per["database"], per["commander"]) > 0, per
     assert len(s["load_avg_at_end"]) == 3, s
+    # The at-rate warm-up ran first, under its own name: timed apart, not in the figures.
+    warm = s["warm_up"]
+    assert warm["requests"] >= 0.9 * rate * 1.0, warm
+    assert warm["request_to_accepted"]["samples"] >= warm["requests"], warm
+    # The services' full collections during the load are read from their /metrics.
+    assert set(s["gc_full_collections"]) == {"api", "commander"}, s["gc_full_collections"]
 
 
 def test_profile_summary_shares_leaves_and_our_innermost_frames() -> None:
