@@ -52,7 +52,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from f5gdev.devstack.servers import free_port
-from loadtests import report, stats
+from loadtests import diskprobe, report, stats
 from loadtests.bench_api import ensure_wrk
 from loadtests.procs import CpuMeter, Ingestor, run_measured, wait_until
 from loadtests.runner import BenchEnv
@@ -497,6 +497,8 @@ def run(
                 "commander": f"http://127.0.0.1:{commander_metrics}/metrics",
             }
             gc_before = {k: gc_full(u) for k, u in gc_urls.items()}
+            # The disk's own flush latency beside the WAL, for the whole load and its drain.
+            probe = diskprobe.DiskProbe(Path(env.pg.base_dir)).start()
             gen = generate(wrk, base, token, n_devices, rate, duration_s, connections, meter)
             (log_dir / "commands-wrk.txt").write_text(gen.pop("wrk_output"))
             load_at_end = [round(x, 2) for x in os.getloadavg()]
@@ -510,6 +512,7 @@ def run(
                 except subprocess.TimeoutExpired:
                     spy.kill()
             wait_until(lambda: _all_done(url, None), 60.0)
+            flushes = probe.stop()
             time.sleep(1.5)  # backends report their table counters at most once a second
             db_after = db_counters(url)
         finally:
@@ -542,6 +545,16 @@ def run(
     answered_2xx = gen["requests"] - gen["non_2xx"]
     warm_2xx = warm_gen["requests"] - warm_gen["non_2xx"] if warm_gen else 0
     lat = [o["accepted"] - o["request"] for o in load.values() if o["accepted"] is not None]
+    # The same figure over the commands no disk stall overlapped: how much of the tail the
+    # disk's flushes made (a stall holds every commit, the API's, the claim's and the
+    # reply's).
+    disk_stalls = diskprobe.stalls(flushes)
+    clear = [
+        o["accepted"] - o["request"]
+        for o in load.values()
+        if o["accepted"] is not None
+        and not diskprobe.touched(disk_stalls, o["request"], o["accepted"])
+    ]
     not_completed = sum(1 for o in asked.values() if o["state"] != "completed")
     # Where the commands that did not complete (or have no `accepted`) stopped, and whether
     # their device had them: "sent, received" means a reply went missing between the device
@@ -612,6 +625,9 @@ def run(
         **verdict,
         "profiles": profiles,
         "gc_full_collections": gc_during,
+        "disk_flush": diskprobe.summary(flushes),
+        "disk_stall_max_ms": max((e - b for b, e in disk_stalls), default=0.0) * 1000,
+        "request_to_accepted_clear_of_disk_stalls": stats.latency_figures(clear),
         "warm_up": {
             "seconds": warm_up_s,
             "requests": warm_gen["requests"] if warm_gen else 0,
@@ -739,6 +755,24 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
             else "The generator and the device processes were not the limit."
         ),
         "",
+        *(
+            [
+                "**Disk:** {:.0f} flush stalls of at least {:.0f} ms beside the WAL during "
+                "the load (the longest {:.0f} ms); the {:,.0f} commands no stall overlapped "
+                "had p99 {:.1f} ms (all: {:.1f} ms).".format(
+                    summary["disk_flush"]["stalls"],
+                    diskprobe.STALL_S * 1000,
+                    summary["disk_stall_max_ms"],
+                    clear["samples"],
+                    clear["p99_ms"],
+                    f["p99_ms"],
+                ),
+                "",
+            ]
+            if summary.get("disk_flush", {}).get("stalls")
+            and (clear := summary.get("request_to_accepted_clear_of_disk_stalls"))
+            else []
+        ),
         "## Workload",
         "",
         f"{work['devices']:,} native devices in {work['processes']} paho-mqtt processes "
@@ -822,6 +856,20 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
                 )
             ]
             if (warm := summary.get("warm_up")) and warm.get("request_to_accepted")
+            else []
+        ),
+        *(
+            [
+                "| disk flush probe beside the WAL (8 KiB fdatasync every 20 ms): p50 / p99 / "
+                "max (ms), stalls >= {:.0f} ms | {:.2f} / {:.1f} / {:.1f}, {:.0f} |".format(
+                    diskprobe.STALL_S * 1000,
+                    disk["p50_ms"],
+                    disk["p99_ms"],
+                    disk["max_ms"],
+                    disk["stalls"],
+                )
+            ]
+            if (disk := summary.get("disk_flush")) and disk.get("samples")
             else []
         ),
         f"| machine busy share | {summary['machine_busy_share']:.2f} |",

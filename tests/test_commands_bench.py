@@ -69,6 +69,12 @@ def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
     assert warm["request_to_accepted"]["samples"] >= warm["requests"], warm
     # The services' full collections during the load are read from their /metrics.
     assert set(s["gc_full_collections"]) == {"api", "commander"}, s["gc_full_collections"]
+    # The disk's flushes were probed beside the database through the load and its drain.
+    assert s["disk_flush"]["samples"] >= duration / 0.05, s["disk_flush"]
+    clear = s["request_to_accepted_clear_of_disk_stalls"]
+    assert clear["samples"] <= f["samples"], clear
+    if s["disk_flush"]["stalls"] == 0:  # nothing to leave out
+        assert clear["samples"] == f["samples"], clear
 
 
 def test_profile_summary_shares_leaves_and_our_innermost_frames() -> None:
