@@ -65,6 +65,7 @@ NAME = "ping"
 WARM_NAME = "warm"
 WARM_UP_S = 5.0
 POOL_MAX = 32  # F5G_DATABASE__POOL_MAX of the services (the setting's default is 8)
+HISTORY = 20  # completed commands each device has received before the run
 P99_BOUND_MS = 200.0  # issue 18
 CLI = [sys.executable, "-m", "services.cli"]
 
@@ -200,6 +201,44 @@ def _setup(url: str, devices: list[tuple[str, str]], kinds: list[str]) -> None:
             [(PROJECT, k, name) for k in kinds for name in (NAME, WARM_NAME)],
         )
     conn.close()
+
+
+# A plant that has been running: every device has received `per_device` commands over the
+# last two days, each completed with its four events.
+_HISTORY = """
+WITH c AS (
+    INSERT INTO commands (id, project_id, device_id, kind, name, protocol, params, state,
+                          actor, deadline, created_at, sent_at, updated_at, finished_at, sends)
+    SELECT gen_random_uuid(), d.project_id, d.device_id, d.kind, %(name)s, 'native',
+           '{}'::jsonb, 'completed', 'history', g.t + interval '120 s', g.t, g.t, g.t, g.t, 1
+    FROM devices d CROSS JOIN LATERAL (
+        SELECT now() - interval '2 days' + n * interval '1 minute' AS t
+        FROM generate_series(1, %(per_device)s) n
+    ) g
+    WHERE d.project_id = %(project)s
+    RETURNING id, project_id, device_id, created_at
+)
+INSERT INTO command_events (command_id, project_id, device_id, ts, state, actor, detail)
+SELECT c.id, c.project_id, c.device_id, c.created_at, s.state, 'history', '{}'::jsonb
+FROM c CROSS JOIN unnest(ARRAY['queued', 'sent', 'accepted', 'completed']) AS s(state)
+"""
+
+
+def _history(env: BenchEnv, url: str, per_device: int) -> None:
+    """The plant's past commands, then what autovacuum would have done by now (VACUUM
+    ANALYZE) and the setup's writes flushed (CHECKPOINT, sync), so that neither the plans
+    of an empty table nor the write-back of the setup land in the measured run."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(_HISTORY, {"name": NAME, "per_device": per_device, "project": PROJECT})
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE devices, commands, command_events, command_allow")
+    finally:
+        conn.close()
+    env.pg.psql("CHECKPOINT", url.rsplit("/", 1)[1])
+    os.sync()
 
 
 def _outcomes(url: str) -> dict[str, dict[str, Any]]:
@@ -381,6 +420,7 @@ def run(
     profile: bool = False,
     warm_up_s: float = WARM_UP_S,
     pool_max: int = POOL_MAX,
+    history: int = HISTORY,
 ) -> dict[str, Any]:
     wrk, why = ensure_wrk()
     if wrk is None:
@@ -394,6 +434,7 @@ def run(
         url = env.new_database()
         broker = env.new_broker()
         _setup(url, devices, kinds)
+        _history(env, url, history)
         api_port = free_port()
         common = {
             "F5G_DATABASE__URL": url,
@@ -599,6 +640,7 @@ def run(
         "connections": connections,
         "api_workers": api_workers,
         "pool_max": pool_max,
+        "history_per_device": history,
         "requests_sent": gen["requests"],
         "requests_achieved_per_s": gen["achieved_per_s"],
         "generator_reached_rate": reached,
@@ -707,9 +749,19 @@ def _healthy(base: str) -> bool:
 
 def _all_done(url: str, ids: set[str] | None) -> bool:
     """Whether the commands `ids` (None: all of them) are completed."""
-    states = _outcomes(url)
     if ids is None:
-        return all(o["state"] == "completed" for o in states.values())
+        conn = psycopg2.connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM commands WHERE project_id = %s AND state <> 'completed'",
+                    (PROJECT,),
+                )
+                row = cur.fetchone()
+                return row is not None and row[0] == 0
+        finally:
+            conn.close()
+    states = _outcomes(url)
     return all(states.get(cid, {}).get("state") == "completed" for cid in ids)
 
 
@@ -790,7 +842,10 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         "schedule slipped (a run with 256 connections moves that wait into the API's queue). "
         f"Before it, {summary.get('warm_up', {}).get('seconds', 0):g} s of the same load under "
         "another command name, not counted in the latency (the API's pool opens its "
-        "connections then); lost and sent twice count the warm-up's commands too.",
+        "connections then); lost and sent twice count the warm-up's commands too. The "
+        f"database starts with {summary.get('history_per_device', 0):,} completed commands "
+        "per device (a plant that has been running), vacuumed and analysed as autovacuum "
+        "would have, and the setup's writes flushed before the warm-up.",
         "",
         "## Results",
         "",
@@ -927,6 +982,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--pool-max", type=int, default=POOL_MAX, help="the services' F5G_DATABASE__POOL_MAX"
     )
+    p.add_argument(
+        "--history", type=int, default=HISTORY, help="past commands per device before the run"
+    )
     p.add_argument("--results", type=Path, default=report.RESULTS_DIR)
     p.add_argument("--strict", action="store_true")
     p.add_argument(
@@ -949,6 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
         args.profile,
         args.warm_up,
         args.pool_max,
+        args.history,
     )
     summary["fsync"] = not args.no_fsync
     work = {
