@@ -1,11 +1,12 @@
 """Commands benchmark: request -> accepted latency at 500 commands/s over 1,000 devices.
 
 The API (one uvicorn worker) and the commander run as the services they are, as
-processes of their own; the native devices are a few paho-mqtt processes that each stand in
-for a share of the fleet (one wildcard subscription per process, like the simulator's
-account) and answer every command at once with `accepted` then `completed`, with the
-command's correlation data, on the device's own reply topic. The generator is wrk with
-loadtests/commands_post.lua: `POST /api/v1/projects/bench/devices/{device}/commands`
+processes of their own; the native devices are a few processes that each stand in for a
+share of the fleet (one wildcard subscription per process, like the simulator's account)
+and answer every command at once with `accepted` then `completed`, with the command's
+correlation data, on the device's own reply topic; on the platform's own asyncio MQTT
+client by default (`run_devices_lean`), on paho with `--device-client paho`. The generator
+is wrk with loadtests/commands_post.lua: `POST /api/v1/projects/bench/devices/{device}/commands`
 open-loop at the target rate (round-robin over the devices), each request carrying the
 wall time it was written (`params.t_request`). A Python client needed 7.8 ms of CPU per
 request and measured its own queue (42.5 of 500 requests/s).
@@ -52,7 +53,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from f5gdev.devstack.servers import free_port
-from loadtests import diskprobe, report, stats
+from loadtests import calibrate, diskprobe, report, stats
 from loadtests.bench_api import ensure_wrk
 from loadtests.procs import CpuMeter, Ingestor, run_measured, wait_until
 from loadtests.runner import BenchEnv
@@ -112,6 +113,55 @@ def run_devices(port: int, kind: str, out: Path) -> None:
     client.disconnect()
     with lock:
         out.write_text(json.dumps(received))
+
+
+def run_devices_lean(port: int, kind: str, out: Path) -> None:
+    """The same devices on the platform's own asyncio MQTT client (services/core/mqtt) on
+    uvloop instead of paho: the same packets (the command QoS 1, acknowledged once both
+    replies are handed to the connection; each reply QoS 1 with the command's correlation
+    data on its response topic), for about half the CPU. The devices stand in for a fleet
+    that runs on machines of its own; on this one every core they use is taken from the
+    platform they measure. The functional tests answer with paho devices."""
+    import uvloop
+
+    from services.core.mqtt import Backoff, ConnectOptions, Endpoint, Session
+
+    received: dict[str, int] = {}
+    accepted, completed = b'{"status":"accepted"}', b'{"status":"completed"}'
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        gen = [0]
+
+        def on_publish(_topic: str, _payload: bytes, mid: int, qos: int, _dup: bool) -> None:
+            props = session.publish_properties()
+            corr, to = props.get(0x09), props.get(0x08)  # correlation data, response topic
+            if isinstance(corr, bytes) and isinstance(to, str):
+                cid = corr.decode()
+                received[cid] = received.get(cid, 0) + 1
+                session.publish(to, accepted, 1, False, {0x09: corr})
+                session.publish(to, completed, 1, False, {0x09: corr})
+            if qos:
+                session.ack(gen[0], [mid])
+
+        def on_generation(g: int) -> None:
+            gen[0] = g
+
+        session = Session(
+            Endpoint("127.0.0.1", port),
+            lambda: ConnectOptions(client_id=f"bench-dev-{kind}", clean_start=True),
+            [(f"f5g/v1/{PROJECT}/{kind}/+/cmd/#", 1)],
+            on_publish,
+            Backoff(0.1, 1.0),
+            on_generation=on_generation,
+            keep_properties=True,
+        )
+        heap.settle()
+        await session.run(stop)
+
+    uvloop.run(main())
+    out.write_text(json.dumps(received))
 
 
 # --------------------------------------------------------------------------- generator
@@ -421,6 +471,7 @@ def run(
     warm_up_s: float = WARM_UP_S,
     pool_max: int = POOL_MAX,
     history: int = HISTORY,
+    device_client: str = "lean",
 ) -> dict[str, Any]:
     wrk, why = ensure_wrk()
     if wrk is None:
@@ -485,6 +536,7 @@ def run(
                             "-m",
                             "loadtests.commands_bench",
                             "device",
+                            device_client,
                             str(broker.port),
                             k,
                             str(out),
@@ -538,6 +590,7 @@ def run(
                 "commander": f"http://127.0.0.1:{commander_metrics}/metrics",
             }
             gc_before = {k: gc_full(u) for k, u in gc_urls.items()}
+            speed_before = calibrate.python_speed_ms()
             # The disk's own flush latency beside the WAL, for the whole load and its drain.
             probe = diskprobe.DiskProbe(Path(env.pg.base_dir)).start()
             gen = generate(wrk, base, token, n_devices, rate, duration_s, connections, meter)
@@ -554,6 +607,7 @@ def run(
                     spy.kill()
             wait_until(lambda: _all_done(url, None), 60.0)
             flushes = probe.stop()
+            speed_after = calibrate.python_speed_ms()
             time.sleep(1.5)  # backends report their table counters at most once a second
             db_after = db_counters(url)
         finally:
@@ -641,6 +695,7 @@ def run(
         "api_workers": api_workers,
         "pool_max": pool_max,
         "history_per_device": history,
+        "device_client": device_client,
         "requests_sent": gen["requests"],
         "requests_achieved_per_s": gen["achieved_per_s"],
         "generator_reached_rate": reached,
@@ -668,6 +723,7 @@ def run(
         "profiles": profiles,
         "gc_full_collections": gc_during,
         "disk_flush": diskprobe.summary(flushes),
+        "python_speed_ms": [speed_before, speed_after],
         "disk_stall_max_ms": max((e - b for b, e in disk_stalls), default=0.0) * 1000,
         "request_to_accepted_clear_of_disk_stalls": stats.latency_figures(clear),
         "warm_up": {
@@ -827,8 +883,13 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
         ),
         "## Workload",
         "",
-        f"{work['devices']:,} native devices in {work['processes']} paho-mqtt processes "
-        "(one wildcard subscription each), answering accepted + completed at once; POST "
+        f"{work['devices']:,} native devices in {work['processes']} processes "
+        + (
+            "on the platform's asyncio MQTT client "
+            if summary.get("device_client", "paho") == "lean"
+            else "on paho-mqtt "
+        )
+        + "(one wildcard subscription each), answering accepted + completed at once; POST "
         f"open-loop at {work['rate']:,.0f}/s round-robin over the devices for "
         f"{work['duration_s']:g} s from wrk (one thread, {summary['connections']} keep-alive "
         "connections, each request held until its slot in a fixed schedule by "
@@ -927,6 +988,15 @@ def _report(summary: dict[str, Any], work: dict[str, Any], machine: dict[str, An
             if (disk := summary.get("disk_flush")) and disk.get("samples")
             else []
         ),
+        *(
+            [
+                "| this machine's Python speed: a fixed loop's CPU ms just before / after the "
+                "load (loadtests/calibrate.py; lower is faster, 38 to 78 seen on this machine "
+                "kind) | {:.1f} / {:.1f} |".format(*summary["python_speed_ms"])
+            ]
+            if summary.get("python_speed_ms")
+            else []
+        ),
         f"| machine busy share | {summary['machine_busy_share']:.2f} |",
         f"| generator CPU per request (ms) | {summary['generator_cpu_ms_per_request']:.2f} |",
         "",
@@ -985,6 +1055,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--history", type=int, default=HISTORY, help="past commands per device before the run"
     )
+    p.add_argument(
+        "--device-client",
+        choices=("lean", "paho"),
+        default="lean",
+        help="the devices' MQTT client: the platform's asyncio one, or paho",
+    )
     p.add_argument("--results", type=Path, default=report.RESULTS_DIR)
     p.add_argument("--strict", action="store_true")
     p.add_argument(
@@ -1008,6 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
         args.warm_up,
         args.pool_max,
         args.history,
+        args.device_client,
     )
     summary["fsync"] = not args.no_fsync
     work = {
@@ -1037,7 +1114,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "device":
-        run_devices(int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
+        devices_main = run_devices_lean if sys.argv[2] == "lean" else run_devices
+        devices_main(int(sys.argv[3]), sys.argv[4], Path(sys.argv[5]))
         sys.exit(0)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from loadtests.commands_bench import limit_verdict, parse_wrk_run, profile_summary, run, targets
 
 WRK_OUT = """Running 3s test @ http://127.0.0.1:1
@@ -40,13 +42,15 @@ def test_the_verdict_names_the_generator_then_the_devices_then_a_busy_machine() 
     assert limit_verdict(True, cores, 1, 10.0, 20.0)["limit"] == "none"
 
 
+@pytest.mark.parametrize("device_client", ["lean", "paho"])
 def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
-    tmp_path: Path,
+    tmp_path: Path, device_client: str
 ) -> None:
     rate, duration = 40.0, 3.0
     # Connections enough for the schedule to hold while each answer takes up to 0.8 s (a
     # loaded CI machine): with 8, a run at load average 10 sent 90 of 120 requests on time.
-    s = run(rate, 20, duration, 2, tmp_path, durable=False, connections=32, warm_up_s=1.0)
+    s = run(rate, 20, duration, 2, tmp_path, durable=False, connections=32, warm_up_s=1.0,
+            device_client=device_client)  # fmt: skip
     # wrk's schedule: rate x duration requests, give or take those in flight at the end.
     assert s["requests_sent"] >= 0.9 * rate * duration, s
     assert s["non_2xx"] == s["socket_errors"] == 0, s
@@ -69,6 +73,10 @@ def test_a_small_run_sends_at_the_rate_and_times_every_command_from_its_request(
     assert warm["request_to_accepted"]["samples"] >= warm["requests"], warm
     # The services' full collections during the load are read from their /metrics.
     assert set(s["gc_full_collections"]) == {"api", "commander"}, s["gc_full_collections"]
+    # The devices received every command once, whichever client they ran on.
+    assert s["device_client"] == device_client
+    # The machine's Python speed was timed before and after the load.
+    assert all(ms > 0 for ms in s["python_speed_ms"]), s["python_speed_ms"]
     # The disk's flushes were probed beside the database through the load and its drain.
     assert s["disk_flush"]["samples"] >= duration / 0.05, s["disk_flush"]
     clear = s["request_to_accepted_clear_of_disk_stalls"]
