@@ -104,3 +104,24 @@ def test_local_receivers_run_as_a_child_process(tmp_path: Path) -> None:
     assert "mailbox: smtp://" in output
     assert len(list(mailbox.Maildir(tmp_path / local.MAIL_DIR, create=False))) == 1
     assert len((tmp_path / local.WEBHOOK_LOG).read_text().splitlines()) == 1
+
+
+def _secret_in_child(base: str, start: float) -> str:
+    time.sleep(max(0.0, start - time.time()))
+    return local.webhook_secret(Path(base))
+
+
+def test_the_webhook_secret_is_made_once_when_processes_race_for_it(tmp_path: Path) -> None:
+    """`make run` starts the receivers and the notifier together, and both ask for the
+    secret: each must get the one the file keeps (a reader used to find the file created
+    but still empty, and two makers each kept their own)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(8) as pool:
+        for round_ in range(20):
+            base = tmp_path / f"r{round_}"
+            start = time.time() + 0.3
+            got = list(pool.map(_secret_in_child, [str(base)] * 8, [start] * 8))
+            kept = (base / local.SECRET_FILE).read_text().strip()
+            assert len(kept) >= 16, kept
+            assert got == [kept] * 8, (round_, got, kept)

@@ -20,8 +20,10 @@ import argparse
 import http.server
 import json
 import mailbox
+import os
 import secrets
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,14 +58,27 @@ BODY_MAX: Final = 1 << 20
 
 
 def webhook_secret(base_dir: Path) -> str:
-    """The local webhook secret, made once under the stack directory (mode 0600)."""
+    """The local webhook secret, made once under the stack directory (mode 0600).
+
+    The receivers and the notifier start together and both ask for it: the secret is
+    written whole to a file of its own and then linked into place, which fails if another
+    process got there first (whose secret is then read). A reader never sees the file
+    created but not yet written, and two makers never keep two secrets."""
     path = base_dir / SECRET_FILE
     if path.exists():
         return path.read_text().strip()
     base_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
+    fd, tmp = tempfile.mkstemp(dir=base_dir, prefix=f".{SECRET_FILE}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        os.unlink(tmp)
     return secret
 
 
