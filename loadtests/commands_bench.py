@@ -124,6 +124,7 @@ def run_devices_lean(port: int, kind: str, out: Path) -> None:
     platform they measure. The functional tests answer with paho devices."""
     import uvloop
 
+    from services.commands.service import CORRELATION_DATA, RESPONSE_TOPIC
     from services.core.mqtt import Backoff, ConnectOptions, Endpoint, Session
 
     received: dict[str, int] = {}
@@ -136,12 +137,12 @@ def run_devices_lean(port: int, kind: str, out: Path) -> None:
 
         def on_publish(_topic: str, _payload: bytes, mid: int, qos: int, _dup: bool) -> None:
             props = session.publish_properties()
-            corr, to = props.get(0x09), props.get(0x08)  # correlation data, response topic
+            corr, to = props.get(CORRELATION_DATA), props.get(RESPONSE_TOPIC)
             if isinstance(corr, bytes) and isinstance(to, str):
                 cid = corr.decode()
                 received[cid] = received.get(cid, 0) + 1
-                session.publish(to, accepted, 1, False, {0x09: corr})
-                session.publish(to, completed, 1, False, {0x09: corr})
+                session.publish(to, accepted, 1, False, {CORRELATION_DATA: corr})
+                session.publish(to, completed, 1, False, {CORRELATION_DATA: corr})
             if qos:
                 session.ack(gen[0], [mid])
 
